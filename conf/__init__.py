@@ -1,0 +1,1 @@
+"""The configuration profiles, shipped inside the package as ``insiders_spark.conf``."""

@@ -1,0 +1,302 @@
+"""Job configuration: frozen dataclasses loaded from layered TOML.
+
+Precedence, lowest first: ``conf/base.toml`` < ``conf/<env>.toml`` < environment variables
+``INSIDERS_SPARK__<SECTION>__<KEY>`` < command-line flags. Every layer is checked against the
+dataclasses below: a key that does not exist fails at start-up with a message naming the file and
+the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "INSIDERS_SPARK__"
+BASE_PROFILE = "base"
+
+
+class ConfigError(ValueError):
+    """A configuration file, variable or flag that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    app_name: str = "insiders-spark"
+    seed: int = 42
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    path: str = ""  # file, folder or glob; empty means the embedded synthetic log
+    format: str = "auto"  # auto | csv | parquet
+    timestamp_format: str = "yyyy-MM-dd HH:mm:ss"
+    encoding: str = "UTF-8"
+    csv_delimiter: str = ","
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    lines: int = 300_000
+    seed: int = 42
+    chunk_lines: int = 100_000
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str = "output"
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    min_unit_price: float = 0.04
+    non_product_stock_codes: tuple[str, ...] = ()
+    excluded_countries: tuple[str, ...] = ()
+    excluded_customers: tuple[int, ...] = ()
+    guest_customer_id_start: int = 19000
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    label: str = "log1p"  # what the tree learns: log1p(gross_revenue) or the raw gross_revenue
+    encoding: str = "path"  # path | path_depth | path_gain
+    max_depth: int = 4
+    min_leaf_share: float = 0.01  # every leaf holds at least this share of the customers
+    min_info_gain: float = 0.0
+    max_bins: int = 64
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    k: int = 9
+    solver: str = "local"  # local (scikit-learn on the bounded leaf table) | mllib
+    n_init: int = 20  # KMeans starts; the lowest within-cluster cost wins
+    max_iter: int = 100
+    tol: float = 1e-6
+    init_steps: int = 2
+
+
+@dataclass(frozen=True)
+class SegmentsConfig:
+    insiders_name: str = "Insiders"
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str = "local"
+    job: JobConfig = field(default_factory=JobConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    spark: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def fingerprint(self) -> str:
+        """A short, stable hash of the effective configuration (for run manifests)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in dataclasses.fields(Config)
+    if f.name not in ("env", "spark")
+}
+
+
+def default_conf_dir() -> Path:
+    """The profiles shipped with the package (the repository's ``conf/`` folder)."""
+    return Path(str(resources.files("insiders_spark.conf")))
+
+
+def load_config(
+    conf_dir: str | Path | None = None,
+    env: str = "local",
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the effective configuration.
+
+    ``overrides`` maps dotted keys (``"clustering.k"``) to values, as the command line gives them;
+    ``None`` values are ignored so unset flags do not shadow the files.
+    """
+    folder = Path(conf_dir) if conf_dir else default_conf_dir()
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        (str(folder / f"{BASE_PROFILE}.toml"), _read_toml(folder / f"{BASE_PROFILE}.toml")),
+    ]
+    if env != BASE_PROFILE:
+        layers.append((str(folder / f"{env}.toml"), _read_toml(folder / f"{env}.toml")))
+    layers.append(("environment", _from_environ(os.environ if environ is None else environ)))
+    layers.append(("command line", _from_dotted({k: v for k, v in (overrides or {}).items() if v is not None})))
+
+    merged: dict[str, dict[str, Any]] = {}
+    for origin, layer in layers:
+        for section, values in layer.items():
+            _check_section(origin, section, values)
+            merged.setdefault(section, {}).update(values)
+
+    spark_conf = {str(k): _spark_value(v) for k, v in merged.pop("spark", {}).items()}
+    sections = {name: _build(cls, merged.get(name, {})) for name, cls in SECTIONS.items()}
+    config = Config(env=env, spark=spark_conf, **sections)
+    _validate(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"configuration profile not found: {path} (profiles live in the conf/ folder)")
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    layer: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX):].split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+        section, key = parts[0].lower(), parts[1].lower()
+        if section == "spark":
+            raise ConfigError(f"environment variable {name}: Spark settings go in conf/<env>.toml or --conf")
+        layer.setdefault(section, {})[key] = _parse_scalar(raw)
+    return layer
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _from_dotted(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    layer: dict[str, dict[str, Any]] = {}
+    for dotted, value in values.items():
+        section, _, key = dotted.partition(".")
+        if not key:
+            raise ConfigError(f"override {dotted!r}: expected <section>.<key>")
+        layer.setdefault(section, {})[key] = value
+    return layer
+
+
+def _check_section(origin: str, section: str, values: Any) -> None:
+    if section == "spark":
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [spark] must be a table of spark.* settings")
+        bad = [key for key in values if not str(key).startswith("spark.")]
+        if bad:
+            raise ConfigError(f"{origin}: [spark] keys must start with 'spark.': {', '.join(map(str, bad))}")
+        return
+    if section not in SECTIONS:
+        known = ", ".join(sorted([*SECTIONS, "spark"]))
+        raise ConfigError(f"{origin}: unknown section [{section}] (known sections: {known})")
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{origin}: [{section}] must be a table")
+    names = {f.name for f in dataclasses.fields(SECTIONS[section])}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"{origin}: unknown key {section}.{unknown[0]} (known keys of [{section}]: {', '.join(sorted(names))})"
+        )
+
+
+def _build(cls: type, values: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    section = next(name for name, section_cls in SECTIONS.items() if section_cls is cls)
+    return cls(**{name: _coerce(f"{section}.{name}", hints[name], value) for name, value in values.items()})
+
+
+def _coerce(where: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_type, _) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(where, item_type, item) for item in value)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return None if value is None else _coerce(where, options[0], value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return value
+
+
+def _spark_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "input.format": ("auto", "csv", "parquet"),
+    "clustering.solver": ("local", "mllib"),
+    "embedding.encoding": ("path", "path_depth", "path_gain"),
+    "embedding.label": ("log1p", "gross_revenue"),
+}
+
+
+def _validate(config: Config) -> None:
+    plain = config.to_dict()
+    for dotted, allowed in CHOICES.items():
+        section, key = dotted.split(".")
+        value = plain[section][key]
+        if value not in allowed:
+            raise ConfigError(f"{dotted} = {value!r}: expected one of {', '.join(allowed)}")
+    if config.clustering.k < 2:
+        raise ConfigError(f"clustering.k = {config.clustering.k}: at least 2 clusters are needed")
+    if config.embedding.max_depth < 1:
+        raise ConfigError(f"embedding.max_depth = {config.embedding.max_depth}: must be at least 1")
+    if not 0.0 <= config.embedding.min_leaf_share < 0.5:
+        raise ConfigError(f"embedding.min_leaf_share = {config.embedding.min_leaf_share}: expected 0 <= share < 0.5")
+    if config.clustering.n_init < 1:
+        raise ConfigError(f"clustering.n_init = {config.clustering.n_init}: at least one KMeans run is needed")
+    if config.synthetic.lines < 1:
+        raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
