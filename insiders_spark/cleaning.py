@@ -1,0 +1,236 @@
+"""Parsing and the study's quality rules.
+
+Every line ends with a ``reason``: null when it is kept, otherwise the first rule it fails, in the
+order of :data:`RULE_ORDER`. Parsing problems come first (the line cannot be trusted at all), then
+the as-of window, then the study's business rules. Rules are Column -> Column predicates so each is
+readable and testable on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from insiders_spark.config import CleaningConfig
+from insiders_spark.schemas import (
+    CORRUPT_RECORD,
+    COUNTRY,
+    CUSTOMER_ID,
+    DESCRIPTION,
+    INVOICE_NO,
+    INVOICE_TS,
+    QUANTITY,
+    RAW_TO_COLUMN,
+    REASON,
+    SOURCE_FILE,
+    STOCK_CODE,
+    UNIT_PRICE,
+)
+
+# Reasons a line can be set aside. Parse reasons: the line itself is broken.
+MALFORMED_LINE = "malformed_line"
+MISSING_INVOICE = "missing_invoice"
+MISSING_STOCK_CODE = "missing_stock_code"
+UNPARSABLE_TIMESTAMP = "unparsable_timestamp"
+NON_NUMERIC_QUANTITY = "non_numeric_quantity"
+NON_NUMERIC_PRICE = "non_numeric_price"
+INVALID_CUSTOMER_ID = "invalid_customer_id"
+# Window: a valid line after the as-of date (kept for a later run, not quarantined).
+AFTER_AS_OF = "after_as_of"
+# The study's rules: valid lines the segmentation leaves out.
+PRICE_BELOW_MINIMUM = "price_below_minimum"
+NON_PRODUCT_CODE = "non_product_code"
+EXCLUDED_COUNTRY = "excluded_country"
+EXCLUDED_CUSTOMER = "excluded_customer"
+
+PARSE_REASONS: tuple[str, ...] = (
+    MALFORMED_LINE,
+    MISSING_INVOICE,
+    MISSING_STOCK_CODE,
+    UNPARSABLE_TIMESTAMP,
+    NON_NUMERIC_QUANTITY,
+    NON_NUMERIC_PRICE,
+    INVALID_CUSTOMER_ID,
+)
+STUDY_RULE_REASONS: tuple[str, ...] = (
+    PRICE_BELOW_MINIMUM,
+    NON_PRODUCT_CODE,
+    EXCLUDED_COUNTRY,
+    EXCLUDED_CUSTOMER,
+)
+QUARANTINE_REASONS: tuple[str, ...] = PARSE_REASONS + STUDY_RULE_REASONS
+RULE_ORDER: tuple[str, ...] = PARSE_REASONS + (AFTER_AS_OF,) + STUDY_RULE_REASONS
+
+HAS_CUSTOMER_VALUE = "has_customer_value"  # the raw customer field was not empty
+RAW_PREFIX = "raw_"  # the line's original fields, as read, for quarantine and replay
+RAW_LINE = "raw_line"  # a CSV line that did not split into the header's columns
+
+
+@dataclass(frozen=True)
+class CleaningRules:
+    """The configurable parameters of the study's rules."""
+
+    min_unit_price: float
+    non_product_stock_codes: tuple[str, ...]
+    excluded_countries: tuple[str, ...]
+    excluded_customers: tuple[int, ...]
+
+    @classmethod
+    def from_config(cls, config: CleaningConfig) -> "CleaningRules":
+        return cls(
+            min_unit_price=config.min_unit_price,
+            non_product_stock_codes=config.non_product_stock_codes,
+            excluded_countries=config.excluded_countries,
+            excluded_customers=config.excluded_customers,
+        )
+
+
+# --- parsing: raw value -> typed value (null when it does not parse) --------------------------
+
+
+def blank_to_null(text: Column) -> Column:
+    trimmed = F.trim(text)
+    return F.when(trimmed != "", trimmed)
+
+
+def parse_whole_number(text: Column) -> Column:
+    """'6' -> 6; '6.0' -> 6; '6.5', 'six', '' -> null."""
+    number = blank_to_null(text).try_cast(T.DecimalType(38, 6))
+    return F.when(number == F.floor(number), number.cast(T.LongType()))
+
+
+def parse_number(text: Column) -> Column:
+    """'2.55' -> 2.55; '1,25', 'n/a', '' -> null (a decimal comma is not guessed at)."""
+    return blank_to_null(text).try_cast(T.DoubleType())
+
+
+def parse_timestamp(text: Column, pattern: str) -> Column:
+    return F.try_to_timestamp(blank_to_null(text), F.lit(pattern))
+
+
+def to_customer_id(number: Column) -> Column:
+    """A customer id is a positive whole number (17850 or 17850.0); anything else is not one."""
+    return F.when((number > 0) & (number == F.floor(number)), number.cast(T.LongType()))
+
+
+def parse_customer_id(text: Column) -> Column:
+    return to_customer_id(blank_to_null(text).try_cast(T.DoubleType()))
+
+
+def _is_text(frame: DataFrame, name: str) -> bool:
+    return isinstance(frame.schema[name].dataType, T.StringType)
+
+
+def _typed(frame: DataFrame, name: str, text_parser, numeric_cast: T.DataType) -> Column:
+    """Parse ``name`` from text, or cast it when the source (parquet) already typed it."""
+    column = F.col(name)
+    return text_parser(column) if _is_text(frame, name) else column.cast(numeric_cast)
+
+
+def to_parsed_lines(raw: DataFrame, *, timestamp_format: str) -> DataFrame:
+    """Raw fields (text from CSV, typed from parquet) -> typed lines, keeping the raw fields.
+
+    A value that does not parse becomes null here; :func:`with_reason` says why.
+    """
+    timestamp_text = F.col("invoice_date")
+    if isinstance(raw.schema["invoice_date"].dataType, (T.TimestampType, T.TimestampNTZType, T.DateType)):
+        invoice_ts = timestamp_text.cast(T.TimestampType())
+    else:
+        invoice_ts = parse_timestamp(timestamp_text.cast(T.StringType()), timestamp_format)
+    if _is_text(raw, CUSTOMER_ID):
+        has_customer = blank_to_null(F.col(CUSTOMER_ID)).isNotNull()
+        customer_id = parse_customer_id(F.col(CUSTOMER_ID))
+    else:
+        has_customer = F.col(CUSTOMER_ID).isNotNull()
+        customer_id = to_customer_id(F.col(CUSTOMER_ID).cast(T.DoubleType()))
+    return raw.select(
+        blank_to_null(F.col(INVOICE_NO).cast(T.StringType())).alias(INVOICE_NO),
+        blank_to_null(F.col(STOCK_CODE).cast(T.StringType())).alias(STOCK_CODE),
+        F.col(DESCRIPTION).cast(T.StringType()).alias(DESCRIPTION),
+        _typed(raw, QUANTITY, parse_whole_number, T.LongType()).alias(QUANTITY),
+        invoice_ts.alias(INVOICE_TS),
+        _typed(raw, UNIT_PRICE, parse_number, T.DoubleType()).alias(UNIT_PRICE),
+        customer_id.alias(CUSTOMER_ID),
+        F.trim(F.col(COUNTRY).cast(T.StringType())).alias(COUNTRY),
+        has_customer.alias(HAS_CUSTOMER_VALUE),
+        *[F.col(name).alias(f"{RAW_PREFIX}{name}") for name in RAW_TO_COLUMN.values()],
+        F.col(CORRUPT_RECORD).alias(RAW_LINE),
+        F.col(SOURCE_FILE),
+    )
+
+
+# --- rules: Column -> Column predicates ------------------------------------------------------
+
+
+def is_malformed(raw_line: Column) -> Column:
+    return raw_line.isNotNull()
+
+
+def is_missing(value: Column) -> Column:
+    return value.isNull()
+
+
+def is_invalid_customer_id(customer_id: Column, has_customer_value: Column) -> Column:
+    """A customer field that holds something which is not a positive whole number."""
+    return has_customer_value & customer_id.isNull()
+
+
+def is_after(invoice_ts: Column, as_of: dt.date) -> Column:
+    return invoice_ts >= F.lit(as_of + dt.timedelta(days=1)).cast(T.TimestampType())
+
+
+def is_price_below(unit_price: Column, minimum: float) -> Column:
+    return unit_price < F.lit(minimum)
+
+
+def is_in(value: Column, values: Sequence) -> Column:
+    return value.isin(list(values)) if values else F.lit(False)
+
+
+def is_return(quantity: Column) -> Column:
+    return quantity < 0
+
+
+def is_purchase(quantity: Column) -> Column:
+    return quantity >= 0
+
+
+def reason_for(rules: CleaningRules, as_of: dt.date | None) -> Column:
+    """The first rule a parsed line fails, or null when it is kept."""
+    checks: list[tuple[str, Column]] = [
+        (MALFORMED_LINE, is_malformed(F.col(RAW_LINE))),
+        (MISSING_INVOICE, is_missing(F.col(INVOICE_NO))),
+        (MISSING_STOCK_CODE, is_missing(F.col(STOCK_CODE))),
+        (UNPARSABLE_TIMESTAMP, is_missing(F.col(INVOICE_TS))),
+        (NON_NUMERIC_QUANTITY, is_missing(F.col(QUANTITY))),
+        (NON_NUMERIC_PRICE, is_missing(F.col(UNIT_PRICE))),
+        (INVALID_CUSTOMER_ID, is_invalid_customer_id(F.col(CUSTOMER_ID), F.col(HAS_CUSTOMER_VALUE))),
+        (AFTER_AS_OF, is_after(F.col(INVOICE_TS), as_of) if as_of else F.lit(False)),
+        (PRICE_BELOW_MINIMUM, is_price_below(F.col(UNIT_PRICE), rules.min_unit_price)),
+        (NON_PRODUCT_CODE, is_in(F.col(STOCK_CODE), rules.non_product_stock_codes)),
+        (EXCLUDED_COUNTRY, is_in(F.col(COUNTRY), rules.excluded_countries)),
+        (EXCLUDED_CUSTOMER, is_in(F.col(CUSTOMER_ID), rules.excluded_customers)),
+    ]
+    reason = F.when(checks[0][1], F.lit(checks[0][0]))
+    for name, failed in checks[1:]:
+        reason = reason.when(failed, F.lit(name))
+    return reason
+
+
+def with_reason(lines: DataFrame, *, rules: CleaningRules, as_of: dt.date | None) -> DataFrame:
+    return lines.withColumn(REASON, reason_for(rules, as_of))
+
+
+def to_quarantine(lines: DataFrame) -> DataFrame:
+    """The set-aside lines with their raw text, file and reason (lines after as-of stay out)."""
+    return lines.where(F.col(REASON).isin(list(QUARANTINE_REASONS))).select(
+        *[F.col(f"{RAW_PREFIX}{name}").cast(T.StringType()).alias(name) for name in RAW_TO_COLUMN.values()],
+        F.col(RAW_LINE),
+        F.col(SOURCE_FILE),
+        F.col(REASON),
+    )

@@ -1,0 +1,201 @@
+"""Parsing and the study's rules: each Column -> Column rule on tiny data with a null row."""
+
+import datetime as dt
+
+import pytest
+from chispa import assert_column_equality, assert_df_equality
+from pyspark.sql import functions as F
+
+from insiders_spark import cleaning
+from insiders_spark.cleaning import CleaningRules
+
+RULES = CleaningRules(
+    min_unit_price=0.04,
+    non_product_stock_codes=("POST", "M"),
+    excluded_countries=("Unspecified",),
+    excluded_customers=(16446,),
+)
+
+
+def test_parse_whole_number(spark):
+    df = spark.createDataFrame(
+        [("6", 6), (" 12 ", 12), ("6.0", 6), ("-3", -3), ("6.5", None), ("six", None), ("", None), (None, None)],
+        "text string, expected long",
+    ).withColumn("parsed", cleaning.parse_whole_number(F.col("text")))
+    assert_column_equality(df, "parsed", "expected")
+
+
+def test_parse_number_does_not_guess_a_decimal_comma(spark):
+    df = spark.createDataFrame(
+        [("2.55", 2.55), ("-11062.06", -11062.06), ("1,25", None), ("n/a", None), (" ", None), (None, None)],
+        "text string, expected double",
+    ).withColumn("parsed", cleaning.parse_number(F.col("text")))
+    assert_column_equality(df, "parsed", "expected")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("yyyy-MM-dd HH:mm:ss", "2010-12-01 08:26:00"),
+        ("M/d/yyyy H:mm", "12/1/2010 8:26"),
+        ("d-MMM-yy", "1-Dec-10"),
+    ],
+)
+def test_parse_timestamp_in_each_published_format(spark, pattern, text):
+    expected = dt.datetime(2010, 12, 1, 8, 26) if "H" in pattern else dt.datetime(2010, 12, 1)
+    df = spark.createDataFrame(
+        [(text, expected), ("not a date", None), (None, None)], "text string, expected timestamp"
+    ).withColumn("parsed", cleaning.parse_timestamp(F.col("text"), pattern))
+    assert_column_equality(df, "parsed", "expected")
+
+
+def test_parse_customer_id(spark):
+    df = spark.createDataFrame(
+        [("17850", 17850), ("17850.0", 17850), ("17850.5", None), ("-4", None), ("0", None), ("abc", None), (None, None)],
+        "text string, expected long",
+    ).withColumn("parsed", cleaning.parse_customer_id(F.col("text")))
+    assert_column_equality(df, "parsed", "expected")
+
+
+def test_price_rule_keeps_the_minimum_itself(spark):
+    df = spark.createDataFrame(
+        [(0.04, False), (0.039, True), (0.0, True), (-11062.06, True), (2.55, False), (None, None)],
+        "price double, expected boolean",
+    ).withColumn("below", cleaning.is_price_below(F.col("price"), 0.04))
+    assert_column_equality(df, "below", "expected")
+
+
+def test_membership_rules_are_case_sensitive_and_empty_lists_match_nothing(spark):
+    df = spark.createDataFrame(
+        [("POST", True, False), ("post", False, False), ("85123A", False, False), (None, None, False)],
+        "code string, expected boolean, expected_empty boolean",
+    ).select(
+        "*",
+        cleaning.is_in(F.col("code"), ("POST", "M")).alias("listed"),
+        cleaning.is_in(F.col("code"), ()).alias("listed_empty"),
+    )
+    assert_column_equality(df, "listed", "expected")
+    assert_column_equality(df, "listed_empty", "expected_empty")
+
+
+def test_purchase_and_return_split_at_zero(spark):
+    df = spark.createDataFrame(
+        [(3, True, False), (0, True, False), (-1, False, True), (None, None, None)],
+        "quantity long, purchase boolean, return_ boolean",
+    ).select(
+        "*",
+        cleaning.is_purchase(F.col("quantity")).alias("is_purchase"),
+        cleaning.is_return(F.col("quantity")).alias("is_return"),
+    )
+    assert_column_equality(df, "is_purchase", "purchase")
+    assert_column_equality(df, "is_return", "return_")
+
+
+def test_after_as_of_includes_the_whole_as_of_day(spark):
+    df = spark.createDataFrame(
+        [
+            (dt.datetime(2011, 9, 9, 23, 59, 59), False),
+            (dt.datetime(2011, 9, 10, 0, 0, 0), True),
+            (dt.datetime(2011, 1, 1), False),
+            (None, None),
+        ],
+        "ts timestamp, expected boolean",
+    ).withColumn("after", cleaning.is_after(F.col("ts"), dt.date(2011, 9, 9)))
+    assert_column_equality(df, "after", "expected")
+
+
+RAW_TEXT_DDL = (
+    "invoice_no string, stock_code string, description string, quantity string, invoice_date string, "
+    "unit_price string, customer_id string, country string, _corrupt_record string, source_file string"
+)
+
+
+def _reasons(spark, rows, as_of=None):
+    raw = spark.createDataFrame(rows, RAW_TEXT_DDL)
+    lines = raw.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
+        cleaning.with_reason, rules=RULES, as_of=as_of
+    )
+    return [r.reason for r in lines.orderBy("raw_invoice_no").select("reason").collect()]
+
+
+def test_each_line_gets_the_first_rule_it_fails(spark):
+    ok = ["2010-12-01 08:26:00", "2.55", "17850.0", "United Kingdom", None, "f.csv"]
+    rows = [
+        ("01", "85123A", "d", "6", *ok),
+        ("02", "85123A", "d", "6", "2010-12-01 08:26:00", "2.55", "17850.0", "United Kingdom", "01,x", "f.csv"),
+        ("03", "85123A", "d", "6", "01/12/2010", "2.55", "17850.0", "United Kingdom", None, "f.csv"),
+        ("04", "85123A", "d", "six", *ok),
+        ("05", "85123A", "d", "6", "2010-12-01 08:26:00", "1,25", "17850.0", "United Kingdom", None, "f.csv"),
+        ("06", "85123A", "d", "6", "2010-12-01 08:26:00", "2.55", "A17", "United Kingdom", None, "f.csv"),
+        ("07", "POST", "d", "6", "2010-12-01 08:26:00", "0.0", "17850.0", "United Kingdom", None, "f.csv"),
+        ("08", "POST", "d", "6", *ok),
+        ("09", "85123A", "d", "6", "2010-12-01 08:26:00", "2.55", "17850.0", "Unspecified", None, "f.csv"),
+        ("10", "85123A", "d", "6", "2010-12-01 08:26:00", "2.55", "16446.0", "United Kingdom", None, "f.csv"),
+        ("11", " ", "d", "6", *ok),
+        ("12", "85123A", None, "6", "2010-12-01 08:26:00", "2.55", "", "United Kingdom", None, "f.csv"),
+        ("13", "85123A", "d", "-2", "2011-01-02 10:00:00", "2.55", "17850.0", "United Kingdom", None, "f.csv"),
+        (None, "85123A", "d", "6", *ok),
+    ]
+    assert _reasons(spark, rows, as_of=dt.date(2011, 1, 1)) == [
+        cleaning.MISSING_INVOICE,  # null invoice sorts first
+        None,
+        cleaning.MALFORMED_LINE,
+        cleaning.UNPARSABLE_TIMESTAMP,
+        cleaning.NON_NUMERIC_QUANTITY,
+        cleaning.NON_NUMERIC_PRICE,
+        cleaning.INVALID_CUSTOMER_ID,
+        cleaning.PRICE_BELOW_MINIMUM,  # price comes before the stock code rule
+        cleaning.NON_PRODUCT_CODE,
+        cleaning.EXCLUDED_COUNTRY,
+        cleaning.EXCLUDED_CUSTOMER,
+        cleaning.MISSING_STOCK_CODE,
+        None,  # a guest line (empty customer) with no description is fine
+        cleaning.AFTER_AS_OF,
+    ]
+
+
+def test_parquet_typed_fields_are_cast_not_parsed(spark):
+    raw = spark.createDataFrame(
+        [
+            ("536365", "85123A", "d", 6, "2010-12-01 08:26:00", 2.55, 17850.0, "United Kingdom", None, "p"),
+            ("536366", "85123A", "d", 6, "2010-12-01 08:28:00", 2.55, None, "United Kingdom", None, "p"),
+            ("536367", "85123A", "d", 6, "2010-12-01 08:28:00", 2.55, 17850.5, "United Kingdom", None, "p"),
+        ],
+        "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
+        "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
+    )
+    lines = raw.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
+        cleaning.with_reason, rules=RULES, as_of=None
+    )
+    got = lines.select("invoice_no", "quantity", "unit_price", "customer_id", "reason")
+    expected = spark.createDataFrame(
+        [
+            ("536365", 6, 2.55, 17850, None),
+            ("536366", 6, 2.55, None, None),
+            ("536367", 6, 2.55, None, cleaning.INVALID_CUSTOMER_ID),
+        ],
+        "invoice_no string, quantity long, unit_price double, customer_id long, reason string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_quarantine_keeps_raw_text_file_and_reason_but_not_later_lines(spark):
+    raw = spark.createDataFrame(
+        [
+            ("1", "X", "d", "6", "2010-12-01 08:26:00", "1,25", "17850.0", "UK", None, "a.csv"),
+            ("2", "X", "d", "6", "2011-12-01 08:26:00", "2.5", "17850.0", "UK", None, "b.csv"),
+            ("3", "X", "d", "6", "2010-12-01 08:26:00", "2.5", "17850.0", "UK", None, "c.csv"),
+        ],
+        RAW_TEXT_DDL,
+    )
+    quarantine = (
+        raw.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(cleaning.with_reason, rules=RULES, as_of=dt.date(2011, 1, 1))
+        .transform(cleaning.to_quarantine)
+    )
+    expected = spark.createDataFrame(
+        [("1", "X", "d", "6", "2010-12-01 08:26:00", "1,25", "17850.0", "UK", None, "a.csv", "non_numeric_price")],
+        "invoice_no string, stock_code string, description string, quantity string, invoice_date string, "
+        "unit_price string, customer_id string, country string, raw_line string, source_file string, reason string",
+    )
+    assert_df_equality(quarantine, expected, ignore_nullable=True)

@@ -1,0 +1,114 @@
+"""Customer features and guest numbering on tiny hand-computed logs."""
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+
+from insiders_spark import cleaning, features
+from insiders_spark.cleaning import CleaningRules
+from insiders_spark.schemas import CUSTOMER_FEATURES_SCHEMA
+
+RULES = CleaningRules(
+    min_unit_price=0.04, non_product_stock_codes=("POST",), excluded_countries=(), excluded_customers=(16446,)
+)
+RAW_DDL = (
+    "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
+    "unit_price double, customer_id double, country string, _corrupt_record string, source_file string"
+)
+
+
+def _line(invoice, code, qty, when, price, customer):
+    return (invoice, code, "d", qty, when, price, customer, "United Kingdom", None, "test")
+
+
+def _customers(spark, rows, *, start=19000, as_of=None):
+    lines = (
+        spark.createDataFrame(rows, RAW_DDL)
+        .transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(cleaning.with_reason, rules=RULES, as_of=as_of)
+    )
+    return lines.transform(features.to_customer_activity).transform(features.with_guest_customer_ids, start=start)
+
+
+LOG = [
+    # customer 100: two purchase invoices on 2011-01-01 and 2011-01-10, one return, one POST line
+    _line("A1", "P1", 2, "2011-01-01 10:00:00", 1.5, 100.0),
+    _line("A1", "P2", 1, "2011-01-01 10:00:00", 4.0, 100.0),
+    _line("A1", "POST", 1, "2011-01-01 10:00:00", 18.0, 100.0),
+    _line("A2", "P1", 10, "2011-01-10 09:00:00", 1.0, 100.0),
+    _line("C3", "P1", -3, "2011-01-12 09:00:00", 1.0, 100.0),
+    # customer 200: returns only
+    _line("C4", "P9", -1, "2011-01-05 09:00:00", 2.0, 200.0),
+    # guest invoices: G2 is earlier than G1; G0 has only a POST line (numbered, then empty)
+    _line("G1", "P3", 1, "2011-01-03 12:00:00", 3.0, None),
+    _line("G2", "P4", 5, "2011-01-02 08:00:00", 0.5, None),
+    _line("G2", "P5", 1, "2011-01-02 08:00:00", 1.0, None),
+    _line("G0", "POST", 1, "2011-01-01 07:00:00", 18.0, None),
+    # a line with an unparsable timestamp belongs to nobody
+    _line("G9", "P6", 1, "yesterday", 1.0, None),
+    # the known bad account
+    _line("B1", "P1", 100, "2011-01-04 10:00:00", 1.0, 16446.0),
+]
+
+
+def test_features_by_hand(spark):
+    customers = _customers(spark, LOG)
+    got = customers.transform(features.to_customer_features, as_of=dt.date(2011, 1, 12))
+    expected = spark.createDataFrame(
+        [
+            # 100: revenue 2*1.5 + 4 + 10 = 17; invoices A1, A2; items 13; products P1, P2;
+            # frequency 2 / (9 + 1); returns 3; avg ticket 17 / 3 lines; recency 12 - 10 = 2
+            (100, False, 17.0, 2, 2, 13, 2, 0.2, 3, 17.0 / 3, dt.date(2011, 1, 1), dt.date(2011, 1, 10)),
+            # G2 is the second guest invoice in time (after G0): 19001
+            (19001, True, 3.5, 10, 1, 6, 2, 1.0, 0, 1.75, dt.date(2011, 1, 2), dt.date(2011, 1, 2)),
+            (19002, True, 3.0, 9, 1, 1, 1, 1.0, 0, 3.0, dt.date(2011, 1, 3), dt.date(2011, 1, 3)),
+        ],
+        CUSTOMER_FEATURES_SCHEMA,
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_summary_counts_returns_only_customers_and_guests(spark):
+    summary = features.summarise_customers(_customers(spark, LOG).cache())
+    assert summary == features.CustomerSummary(
+        customers=4,  # 100, 200, 19001, 19002 (16446 is excluded, G0 has no kept line)
+        with_purchases=3,
+        returns_only=1,
+        guests=2,
+        distinct_ids=4,
+        last_kept_date=dt.date(2011, 1, 12),
+    )
+
+
+def test_guest_numbers_do_not_depend_on_partitioning(spark):
+    rows = [_line(f"G{i:03d}", "P1", 1, f"2011-01-{1 + i % 28:02d} 0{i % 9}:00:00", 1.0, None) for i in range(60)]
+    one = _customers(spark, rows).select("guest_invoice_no", "customer_id")
+    spread = (
+        spark.createDataFrame(rows, RAW_DDL)
+        .repartition(7)
+        .transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(cleaning.with_reason, rules=RULES, as_of=None)
+        .transform(features.to_customer_activity)
+        .transform(features.with_guest_customer_ids, start=19000)
+        .select("guest_invoice_no", "customer_id")
+    )
+    assert_df_equality(one, spread, ignore_row_order=True)
+    ids = sorted(r.customer_id for r in one.collect())
+    assert ids == list(range(19000, 19060))
+
+
+def test_guest_numbers_of_earlier_invoices_survive_later_days(spark):
+    early = [_line("G1", "P1", 1, "2011-01-02 10:00:00", 1.0, None), _line("G2", "P1", 1, "2011-01-03 10:00:00", 1.0, None)]
+    later = [_line("G0", "P1", 1, "2011-02-01 10:00:00", 1.0, None)]
+    before = {r.guest_invoice_no: r.customer_id for r in _customers(spark, early).collect()}
+    after = {r.guest_invoice_no: r.customer_id for r in _customers(spark, early + later).collect()}
+    assert before == {"G1": 19000, "G2": 19001}
+    assert after == {"G1": 19000, "G2": 19001, "G0": 19002}
+
+
+def test_as_of_drops_later_lines_from_features(spark):
+    customers = _customers(spark, LOG, as_of=dt.date(2011, 1, 5))
+    got = {r.customer_id: r for r in customers.transform(features.to_customer_features, as_of=dt.date(2011, 1, 5)).collect()}
+    assert got[100].qty_invoices == 1 and got[100].gross_revenue == pytest.approx(7.0)
+    assert got[100].qty_returns == 0 and got[100].recency_days == 4
