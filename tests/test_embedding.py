@@ -1,0 +1,117 @@
+"""The revenue tree as plain data, and the geometry of its leaf-path embedding."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from insiders_spark.config import EmbeddingConfig
+from insiders_spark.embedding import (
+    EMBEDDING,
+    PREDICTED_LABEL,
+    fit_embedding,
+    leaf_path_vectors,
+    min_instances_per_leaf,
+    node_weights,
+)
+from insiders_spark.schemas import LEAF, MODEL_INPUT_COLUMNS
+from insiders_spark.tree import Tree, TreeNode
+
+
+def _features(spark, n=400):
+    """Revenue driven mostly by items, a little by invoices; every model input present."""
+    rows = []
+    for i in range(n):
+        items = 1 + (i * 37) % 997
+        invoices = 1 + i % 9
+        revenue = 2.0 * items + 15.0 * invoices
+        rows.append((i, revenue, i % 300, invoices, items, 1 + i % 50, 0.1 + (i % 7) / 10, i % 5, revenue / (1 + i % 20)))
+    columns = ["customer_id", "gross_revenue", *MODEL_INPUT_COLUMNS]
+    return spark.createDataFrame(rows, columns)
+
+
+@pytest.fixture(scope="module")
+def fitted(spark):
+    features = _features(spark).cache()
+    config = EmbeddingConfig(max_depth=3, min_leaf_share=0.02, max_bins=32)
+    embedding = fit_embedding(features, config=config, seed=7, customers=features.count())
+    return features, embedding
+
+
+def test_leaf_indices_from_mllib_match_the_walked_tree(fitted):
+    features, embedding = fitted
+    leaves = {leaf.leaf_index: leaf for leaf in embedding.tree.leaves}
+    rows = embedding.transform(features).select(LEAF, PREDICTED_LABEL, *MODEL_INPUT_COLUMNS).collect()
+    paths = embedding.tree.paths()
+    for row in rows:
+        leaf = leaves[row[LEAF]]
+        assert row[PREDICTED_LABEL] == pytest.approx(leaf.prediction)
+        # the row really satisfies every decision on its leaf's path
+        for step in paths[row[LEAF]]:
+            value = row[MODEL_INPUT_COLUMNS[step.feature]]
+            assert (value > step.threshold) == step.went_right
+
+
+def test_every_leaf_holds_at_least_the_minimum_share(fitted):
+    features, embedding = fitted
+    counts = [r["count"] for r in embedding.transform(features).groupBy(LEAF).count().collect()]
+    assert min(counts) >= min_instances_per_leaf(features.count(), 0.02) == 8
+
+
+def test_same_seed_same_tree(spark, fitted):
+    features, embedding = fitted
+    again = fit_embedding(features, config=EmbeddingConfig(max_depth=3, min_leaf_share=0.02, max_bins=32), seed=7, customers=400)
+    assert again.tree == embedding.tree
+
+
+def _toy_tree():
+    """root(x0<=5) -> left leaf 0 | right node(x1<=2) -> leaves 1, 2."""
+    return Tree(
+        nodes=(
+            TreeNode(0, 0, 5.0, 4.0, 100, feature=0, threshold=5.0, gain=3.0, left=1, right=2),
+            TreeNode(1, 1, 1.0, 0.0, 60, leaf_index=0),
+            TreeNode(2, 1, 9.0, 1.0, 40, feature=1, threshold=2.0, gain=0.5, left=3, right=4),
+            TreeNode(3, 2, 8.0, 0.0, 30, leaf_index=1),
+            TreeNode(4, 2, 12.0, 0.0, 10, leaf_index=2),
+        )
+    )
+
+
+def test_path_vectors_follow_the_tree():
+    vectors = {leaf: v.toArray() for leaf, v in leaf_path_vectors(_toy_tree(), "path").items()}
+    np.testing.assert_array_equal(vectors[0], [-1.0, 0.0])
+    np.testing.assert_array_equal(vectors[1], [1.0, -1.0])
+    np.testing.assert_array_equal(vectors[2], [1.0, 1.0])
+
+    def sq(a, b):
+        return float(((vectors[a] - vectors[b]) ** 2).sum())
+
+    # siblings (parted one level down) are closer than leaves parted at the root
+    assert sq(1, 2) == 4.0
+    assert sq(0, 1) == sq(0, 2) == 5.0
+
+
+def test_node_weights():
+    tree = _toy_tree()
+    assert node_weights(tree, "path") == {0: 1.0, 2: 1.0}
+    assert node_weights(tree, "path_depth") == {0: 1.0, 2: pytest.approx(math.sqrt(0.5))}
+    gain = node_weights(tree, "path_gain")
+    # explained variance: 3.0 * 100 at the root, 0.5 * 40 below; shares 300/320 and 20/320
+    assert gain[0] == pytest.approx(math.sqrt(300 / 320)) and gain[2] == pytest.approx(math.sqrt(20 / 320))
+
+
+def test_embedding_is_one_vector_per_leaf(fitted):
+    features, embedding = fitted
+    per_leaf = (
+        embedding.transform(features).groupBy(LEAF).agg(F.count_distinct(F.col(EMBEDDING).cast("string")).alias("n"))
+    )
+    assert {r.n for r in per_leaf.collect()} == {1}
+    vectors = embedding.leaf_vectors()
+    assert len(vectors) == len(embedding.tree.leaves)
+    assert all(len(v) == len(embedding.tree.internal_nodes) for v in vectors.values())
+    distinct = {tuple(v.toArray()) for v in vectors.values()}
+    assert len(distinct) == len(vectors)
+    for a, b in itertools.combinations(vectors.values(), 2):
+        assert float(((a.toArray() - b.toArray()) ** 2).sum()) >= 4.0
