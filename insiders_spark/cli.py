@@ -1,0 +1,133 @@
+"""The command line: ``insiders-spark run ...`` (and ``spark-submit jobs/segment_customers.py ...``).
+
+Thin on purpose: arguments -> configuration -> logging -> session -> pipeline.run -> stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from insiders_spark.config import ConfigError, load_config
+
+log = logging.getLogger("insiders_spark")
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run failed: bad input, a check that did not pass, a Spark error
+EXIT_USAGE = 2  # the command line or the configuration is wrong
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("input and output")
+    source.add_argument("--input", help="CSV or parquet file, folder or glob (default: the embedded synthetic log)")
+    source.add_argument("--format", choices=("auto", "csv", "parquet"), help="input format (default: from file names)")
+    source.add_argument("--timestamp-format", help="Spark datetime pattern of InvoiceDate (default: yyyy-MM-dd HH:mm:ss)")
+    source.add_argument("--encoding", help="CSV text encoding (default: UTF-8)")
+    source.add_argument("--output", help="output folder or URI (default: ./output)")
+    dates = parser.add_argument_group("dates")
+    dates.add_argument("--as-of", type=_date, help="compute features from lines up to this date (default: the last invoice date)")
+    dates.add_argument("--run-date", type=_date, help="partition the outputs by this date (default: the as-of date)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--k", type=int, help="number of clusters (default: 9, as in the study)")
+    model.add_argument("--seed", type=int, help="seed of the tree and KMeans (default: 42)")
+    model.add_argument("--synthetic-lines", type=int, help="size of the generated log when no --input is given")
+    settings = parser.add_argument_group("configuration")
+    settings.add_argument("--env", default="local", help="configuration profile in conf/ (default: local)")
+    settings.add_argument("--conf-dir", help="folder of configuration profiles (default: the packaged conf/)")
+    settings.add_argument("--log-level", help="driver log level (default: INFO)")
+    settings.add_argument("--verbose", action="store_true", help="print full tracebacks on failure")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="insiders-spark",
+        description="Find the Insiders: segment customers from a raw transaction log with Spark.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="run the segmentation job",
+        description="Read a transaction log, build customer features, cluster them and write "
+        "segments, profiles, metrics and a report under --output.",
+    )
+    _add_run_arguments(run)
+    show = commands.add_parser("config", help="print the effective configuration as JSON")
+    show.add_argument("--env", default="local")
+    show.add_argument("--conf-dir")
+    return parser
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, object]:
+    """The command-line flags as dotted configuration keys (unset flags are None and ignored)."""
+    return {
+        "input.path": args.input,
+        "input.format": args.format,
+        "input.timestamp_format": args.timestamp_format,
+        "input.encoding": args.encoding,
+        "output.path": args.output,
+        "clustering.k": args.k,
+        "job.seed": args.seed,
+        "job.log_level": args.log_level,
+        "synthetic.lines": args.synthetic_lines,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            config = load_config(args.conf_dir, args.env)
+            print(json.dumps(config.to_dict(), indent=2))
+            return EXIT_OK
+        config = load_config(args.conf_dir, args.env, overrides=overrides_from(args))
+    except ConfigError as error:
+        print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_job(config, run_date=args.run_date, as_of=args.as_of, verbose=args.verbose)
+
+
+def run_job(config, *, run_date: dt.date | None, as_of: dt.date | None, verbose: bool = False) -> int:
+    from insiders_spark import pipeline
+    from insiders_spark.errors import explain
+    from insiders_spark.progress import configure_logging
+    from insiders_spark.session import build_spark_session
+
+    configure_logging(config.job.log_level)
+    spark = None
+    try:
+        spark = build_spark_session(config.job.app_name, config.spark)
+        result = pipeline.run(spark, config, run_date=run_date, as_of=as_of)
+    except Exception as error:  # every failure ends as one clear message and a non-zero status
+        message = explain(error)
+        if verbose:
+            log.exception("run failed")
+        print(f"insiders-spark: error: {message}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if spark is not None:
+            spark.stop()
+    insiders = result.metrics["insiders"]
+    log.info(
+        "done: %s Insiders (%.1f%% of customers, %.1f%% of revenue), silhouette %.3f; outputs under %s",
+        f"{insiders['customers']:,}",
+        100 * insiders["customer_share"],
+        100 * insiders["revenue_share"],
+        result.metrics["clustering"]["silhouette"],
+        config.output.path,
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

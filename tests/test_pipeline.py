@@ -1,0 +1,99 @@
+"""The whole job on a small synthetic log: outputs, contracts, invariants, partition overwrite."""
+
+import datetime as dt
+import json
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from insiders_spark import pipeline
+from insiders_spark.config import load_config
+from insiders_spark.profiles import PROFILE_SCHEMA
+from insiders_spark.schemas import SEGMENTS_SCHEMA
+
+LINES = 40_000
+
+
+def _config(output, **overrides):
+    values = {"output.path": str(output), "synthetic.lines": LINES, "synthetic.chunk_lines": 10_000}
+    values.update(overrides)
+    return load_config(env="test", overrides=values, environ={})
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, tmp_path_factory):
+    output = tmp_path_factory.mktemp("job")
+    result = pipeline.run(spark, _config(output))
+    return output, result
+
+
+def _segments(spark, output, run_date):
+    return spark.read.parquet(str(output / "segments")).where(F.col("run_date") == run_date).drop("run_date")
+
+
+def test_outputs_and_their_contracts(spark, first_run):
+    output, result = first_run
+    run_date = result.run_date.isoformat()
+    assert (output / "segments" / f"run_date={run_date}").is_dir()
+    assert (output / "profiles" / f"run_date={run_date}").is_dir()
+    assert (output / "quarantine" / f"run_date={run_date}").is_dir()
+    for name in ("report.md", "revenue_by_cluster.png", "profiles.csv"):
+        assert (output / "report" / f"run_date={run_date}" / name).stat().st_size > 0
+    segments = _segments(spark, output, run_date)
+    assert [(f.name, f.dataType) for f in segments.schema.fields] == [(f.name, f.dataType) for f in SEGMENTS_SCHEMA.fields]
+    profiles = spark.read.parquet(str(output / "profiles")).drop("run_date")
+    assert [f.name for f in profiles.schema.fields] == [f.name for f in PROFILE_SCHEMA.fields]
+    assert profiles.count() == 9
+
+
+def test_metrics_account_for_every_row_and_customer(spark, first_run):
+    output, result = first_run
+    metrics = json.loads((output / "runs" / f"run_date={result.run_date}" / "metrics.json").read_text())
+    rows = metrics["rows"]
+    assert rows["input"] == LINES
+    assert rows["kept"] + rows["after_as_of"] + sum(rows["quarantined"].values()) == LINES
+    segments = _segments(spark, output, result.run_date.isoformat())
+    assert segments.count() == metrics["customers"]["segmented"] == sum(c["customers"] for c in metrics["clusters"])
+    assert metrics["customers"]["with_kept_lines"] == metrics["customers"]["segmented"] + metrics["customers"]["returns_only"]
+    total = segments.agg(F.sum("gross_revenue")).first()[0]
+    assert metrics["features"]["gross_revenue_total"] == pytest.approx(total, abs=0.01)
+    assert -1.0 <= metrics["clustering"]["silhouette"] <= 1.0
+    assert metrics["clustering"]["silhouette_distance"] == "squaredEuclidean"
+    assert set(metrics["durations_s"]) >= {"read and aggregate", "embedding", "clustering", "write"}
+    assert metrics["versions"]["spark"] == spark.version
+
+
+def test_insiders_are_cluster_one_with_the_highest_mean_revenue(spark, first_run):
+    output, result = first_run
+    segments = _segments(spark, output, result.run_date.isoformat())
+    means = {r.cluster: r.mean for r in segments.groupBy("cluster").agg(F.avg("gross_revenue").alias("mean")).collect()}
+    assert sorted(means) == list(range(1, 10))
+    assert [means[c] for c in sorted(means)] == sorted(means.values(), reverse=True)
+    flags = segments.groupBy("cluster", "is_insider").count().collect()
+    assert {(r.cluster == 1) == r.is_insider for r in flags} == {True}
+    assert segments.select("customer_id").distinct().count() == segments.count()
+
+
+def test_same_seed_same_segments(spark, first_run, tmp_path):
+    output, result = first_run
+    again = pipeline.run(spark, _config(tmp_path))
+    assert again.run_date == result.run_date
+    key = ["customer_id", "cluster", "segment", "is_insider", "gross_revenue"]
+    assert_df_equality(
+        _segments(spark, output, result.run_date.isoformat()).select(*key),
+        _segments(spark, tmp_path, result.run_date.isoformat()).select(*key),
+        ignore_row_order=True,
+    )
+
+
+def test_a_run_date_replaces_only_its_own_partition(spark, tmp_path):
+    pipeline.run(spark, _config(tmp_path), run_date=dt.date(2020, 1, 1))
+    pipeline.run(spark, _config(tmp_path), run_date=dt.date(2020, 1, 2))
+    before = _segments(spark, tmp_path, "2020-01-02").collect()
+    pipeline.run(spark, _config(tmp_path, **{"clustering.k": 4}), run_date=dt.date(2020, 1, 1))
+    after_other = _segments(spark, tmp_path, "2020-01-02").collect()
+    assert sorted(before) == sorted(after_other)
+    assert _segments(spark, tmp_path, "2020-01-01").select("cluster").distinct().count() == 4
+    dates = {r.run_date for r in spark.read.parquet(str(tmp_path / "segments")).select("run_date").distinct().collect()}
+    assert {str(d) for d in dates} == {"2020-01-01", "2020-01-02"}
