@@ -63,25 +63,17 @@ def test_metrics_file_matches_the_result(real_run):
     assert on_disk["insiders"]["customers"] == result.profiles[0].customers
 
 
-def test_daily_csv_drops_give_the_same_features_as_the_parquet(spark, real_run, real_log_by_day, tmp_path):
+def test_daily_csv_drops_give_the_same_features_as_the_parquet(spark, real_run, real_log_by_day):
     _, segments, _ = real_run
-    from insiders_spark import cleaning, features, io
-    from insiders_spark.cleaning import CleaningRules
-
     config = load_config(env="test", overrides={"input.path": str(real_log_by_day)}, environ={})
-    source = io.read_transactions(spark, config.input, config.synthetic)
-    assert source.format == "csv" and len(source.files) == 305
-    csv_features = (
-        source.lines.transform(cleaning.to_parsed_lines, timestamp_format=config.input.timestamp_format)
-        .transform(cleaning.with_reason, rules=CleaningRules.from_config(config.cleaning), as_of=None)
-        .transform(features.to_customer_activity)
-        .transform(features.with_guest_customer_ids, start=config.cleaning.guest_customer_id_start)
-        .transform(features.to_customer_features, as_of=real_run[0].as_of)
-    )
+    table = pipeline.prepare_customers(spark, config)
+    assert table.source.format == "csv" and len(table.source.files) == 305
+    assert table.accounting.input == 541_909 and table.accounting.kept == 536_139
     columns = ["customer_id", "recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns"]
     assert_df_equality(
-        csv_features.select(*columns, F.round("gross_revenue", 2).alias("revenue")),
+        table.features().select(*columns, F.round("gross_revenue", 2).alias("revenue")),
         segments.select(*columns, F.round("gross_revenue", 2).alias("revenue")),
         ignore_row_order=True,
         ignore_nullable=True,
     )
+    table.unpersist()
