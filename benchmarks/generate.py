@@ -24,7 +24,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = BENCHMARKS / "data"
 CHUNK_LINES = 1_000_000  # one part file per chunk; invoice numbers depend on it
 SEED = 42
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"  # "_" files are skipped by Spark, pyarrow and DuckDB globs alike
 _UNITS = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
 
