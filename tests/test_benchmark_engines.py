@@ -1,0 +1,209 @@
+"""The benchmark's engines compute the job's features exactly: pandas, DuckDB and Spark agree.
+
+On a small synthetic log (three part files, guest invoices, returns, every study rule at work), the
+pandas + scikit-learn reference and the DuckDB aggregation give the Spark job's customers and
+features: the same ids (guest numbering included), every integer feature equal, revenue to the
+cent, the ratios to 1e-9. No timing here: speed is measured by benchmarks/run.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insiders_spark import cleaning, pipeline
+from insiders_spark.config import load_config
+from insiders_spark.schemas import CUSTOMER_FEATURES_SCHEMA
+from insiders_spark.synthetic import SyntheticLogSpec, write_parquet
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+LINES = 30_000
+CHUNK_LINES = 10_000  # three files: invoices numbered per chunk, guests ordered across files
+FEATURES = [f.name for f in CUSTOMER_FEATURES_SCHEMA.fields]
+INTEGER_FEATURES = ("recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The scripts of benchmarks/ (a folder of scripts, not a package), imported by name."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+        modules = {name: importlib.import_module(name) for name in ("generate", "reference_pandas", "run")}
+        yield modules
+        for name in modules:
+            sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def small_log(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bench_log")
+    write_parquet(SyntheticLogSpec(lines=LINES, seed=7), folder, chunk_lines=CHUNK_LINES)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def spark_features(spark, small_log) -> pd.DataFrame:
+    config = load_config(env="test", overrides={"input.path": str(small_log)}, environ={})
+    table = pipeline.prepare_customers(spark, config)
+    features = table.features().toPandas()
+    table.unpersist()
+    return _sorted(features)
+
+
+@pytest.fixture(scope="module")
+def pandas_features(bench, small_log) -> pd.DataFrame:
+    features, _ = bench["reference_pandas"].compute_features(small_log, load_config(env="base", environ={}))
+    return _sorted(features)
+
+
+def _sorted(features: pd.DataFrame) -> pd.DataFrame:
+    return features[FEATURES].sort_values("customer_id").reset_index(drop=True)
+
+
+def assert_same_features(expected: pd.DataFrame, got: pd.DataFrame) -> None:
+    assert len(got) == len(expected)
+    assert got["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert got["is_guest"].tolist() == expected["is_guest"].tolist()
+    for name in INTEGER_FEATURES:
+        assert got[name].astype(np.int64).tolist() == expected[name].astype(np.int64).tolist(), name
+    np.testing.assert_allclose(got["gross_revenue"], expected["gross_revenue"], rtol=0, atol=0.005)
+    np.testing.assert_allclose(got["frequency"], expected["frequency"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["avg_ticket"], expected["avg_ticket"], rtol=1e-9)
+    for name in ("first_purchase_date", "last_purchase_date"):
+        assert pd.to_datetime(got[name]).tolist() == pd.to_datetime(expected[name]).tolist(), name
+
+
+def test_the_small_log_exercises_guests_returns_and_the_rules(spark_features, bench, small_log):
+    _, summary = bench["reference_pandas"].compute_features(small_log, load_config(env="base", environ={}))
+    assert spark_features["is_guest"].any() and (~spark_features["is_guest"]).any()
+    assert (spark_features["qty_returns"] > 0).any()
+    assert summary["customers"]["returns_only"] > 0
+    assert {"price_below_minimum", "non_product_code", "excluded_country"} <= set(summary["rows"])
+
+
+def test_pandas_reference_has_the_jobs_rule_order(bench):
+    assert bench["reference_pandas"].RULE_ORDER == cleaning.RULE_ORDER
+    assert bench["reference_pandas"].STUDY_RULE_REASONS == cleaning.STUDY_RULE_REASONS
+
+
+def test_pandas_reference_features_equal_spark(spark_features, pandas_features):
+    assert_same_features(spark_features, pandas_features)
+
+
+def test_duckdb_features_equal_spark(spark_features, small_log, tmp_path):
+    pytest.importorskip("duckdb", reason="DuckDB is a benchmark dependency (pip install -e '.[bench]')")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+        aggregate_duckdb = importlib.import_module("aggregate_duckdb")
+    aggregate_duckdb.aggregate(str(small_log), str(tmp_path), threads=2)
+    got = _sorted(pd.read_parquet(tmp_path / aggregate_duckdb.FEATURES_FILE))
+    assert_same_features(spark_features, got)
+
+
+def test_pandas_reference_whole_job_on_the_small_log(bench, small_log, pandas_features, tmp_path):
+    metrics = bench["reference_pandas"].run(str(small_log), str(tmp_path), load_config(env="base", environ={}))
+    segments = pd.read_parquet(tmp_path / "segments.parquet")
+    assert_same_features(pandas_features, _sorted(segments))
+    assert sorted(segments["cluster"].unique()) == list(range(1, 10))
+    means = segments.groupby("cluster")["gross_revenue"].mean()
+    assert means.idxmax() == 1 and segments["is_insider"].eq(segments["cluster"] == 1).all()
+    assert metrics["rows"]["input"] == LINES
+    assert metrics["rows"]["kept"] + metrics["quarantined"] + metrics["rows"].get("after_as_of", 0) == LINES
+    assert pd.read_parquet(tmp_path / "quarantine.parquet").shape[0] == metrics["quarantined"]
+    assert 0.0 < metrics["silhouette"] <= 1.0
+
+
+def test_leaf_paths_encode_the_root_to_leaf_decisions(bench):
+    from sklearn.tree import DecisionTreeRegressor
+
+    x = np.arange(40, dtype=float).reshape(-1, 1)
+    tree = DecisionTreeRegressor(max_depth=2, random_state=0).fit(x, (x[:, 0] // 10))
+    leaf_of_node, vectors = bench["reference_pandas"].leaf_paths(tree)
+    assert vectors.shape == (4, 3)
+    # leaves in preorder: left-left, left-right, right-left, right-right (root is dimension 0)
+    assert vectors[:, 0].tolist() == [-1, -1, 1, 1]
+    assert sorted(leaf_of_node.values()) == [0, 1, 2, 3]
+    squared = ((vectors[:, None, :] - vectors[None, :, :]) ** 2).sum(axis=2)
+    # 4 where the paths part, plus 1 for each further split on either path: siblings are closest
+    assert squared[0, 1] == 4 and squared[0, 2] == 6
+
+
+@pytest.mark.real_data
+def test_pandas_reference_reproduces_the_study_on_the_real_log(bench, real_log_parquet, reference_features):
+    features, summary = bench["reference_pandas"].compute_features(real_log_parquet, load_config(env="base", environ={}))
+    assert summary["rows"]["kept"] == 536_139
+    assert summary["customers"] == {"with_kept_lines": 5_786, "segmented": 5_695, "returns_only": 91,
+                                    "guests": summary["customers"]["guests"]}
+    assert features["gross_revenue"].sum() == pytest.approx(10_104_658.35, abs=0.005)
+    by_id = features.set_index("customer_id")
+    with open(reference_features, newline="") as handle:
+        for reference in csv.DictReader(handle):
+            row = by_id.loc[int(reference["customer_id"])]
+            assert round(row["gross_revenue"], 2) == pytest.approx(float(reference["gross_revenue"]))
+            assert round(row["frequency"], 4) == pytest.approx(float(reference["frequency"]))
+            for name in INTEGER_FEATURES:
+                assert int(row[name]) == int(reference[name]), (reference["customer_id"], name)
+
+
+# --- the runner's measurement (no timing asserted) ------------------------------------------------
+
+ALLOCATE = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; b = b\"x\" * ({child} << 20); time.sleep({sleep})'])\n"
+    "buffer = b'x' * ({parent} << 20)\n"
+    "child.wait()\n"
+)
+
+
+def test_runner_measures_the_memory_of_the_whole_process_tree(bench, tmp_path):
+    run = bench["run"]
+    command = [sys.executable, "-c", ALLOCATE.format(child=300, parent=100, sleep=1.5)]
+    measured = run.measure(command, log_path=tmp_path / "tree.log", env=run.child_env(), timeout_s=120,
+                           cap_bytes=8 * run.GIB)
+    assert measured.status == "ok"
+    assert measured.peak_bytes > 400 * 2**20  # the child's 300 MiB and the parent's 100 MiB
+    assert measured.peak_rss_bytes >= measured.peak_bytes
+
+
+def test_runner_kills_a_tree_over_the_memory_cap_and_records_it(bench, tmp_path):
+    run = bench["run"]
+    command = [sys.executable, "-c", ALLOCATE.format(child=600, parent=10, sleep=600)]
+    measured = run.measure(command, log_path=tmp_path / "oom.log", env=run.child_env(), timeout_s=300,
+                           cap_bytes=300 * 2**20)
+    assert measured.status == "out_of_memory" and "cap" in measured.detail
+    time.sleep(0.2)
+    leftovers = subprocess.run(["pgrep", "-f", "time.sleep(600)"], capture_output=True, text=True).stdout.split()
+    assert leftovers == []
+
+
+def test_runner_targets_from_recorded_runs(bench):
+    run = bench["run"]
+
+    def record(dataset, engine, wall, read_aggregate=None, status="ok", peak_gib=1.0):
+        return {"dataset": dataset, "engine": engine, "status": status, "wall_s": wall, "detail": "",
+                "read_aggregate_s": read_aggregate, "peak_bytes": int(peak_gib * run.GIB)}
+
+    runs = [
+        record("50M", "spark_aggregate", 50.0, 40.0), record("50M", "duckdb", 12.0, 11.0),
+        record("100M", "spark", 70.0), record("100M", "pandas", 65.0),
+        record("200M", "spark", 150.0, peak_gib=5.5), record("200M", "pandas", 80.0, status="out_of_memory", peak_gib=20.1),
+        record("real log", "spark", 14.0),
+    ]
+    targets = run.evaluate_targets(runs)
+    assert targets["P1"]["met"] is False and targets["P1"]["ratio"] == pytest.approx(40 / 11, abs=1e-3)
+    assert targets["P2"]["met"] is False
+    assert targets["P3"]["met"] is True and targets["P3"]["pandas"]["status"] == "out_of_memory"
+    assert targets["P4"]["met"] is True
+    assert run.evaluate_targets([])["P1"]["met"] is None
+    assert "P1" in run.render_markdown({
+        "run_id": "x", "command": "c", "machine": {"cpus": 2, "memory_gib": 24}, "runs": runs,
+        "settings": {"memory_cap_gib": 20, "timeout_s": 60}, "targets": targets, "consistency": {},
+    })
