@@ -8,18 +8,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, Observation
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-from insiders_spark.cleaning import AFTER_AS_OF, QUARANTINE_REASONS
-from insiders_spark.schemas import REASON
+from insiders_spark.cleaning import AFTER_AS_OF, QUARANTINE_REASONS, RAW_PREFIX
+from insiders_spark.config import ConfigError, QuarantineConfig
+from insiders_spark.schemas import COUNTRY, DESCRIPTION, INVOICE_NO, REASON, STOCK_CODE
 
 INPUT = "input"
 KEPT = "kept"
+UNDECODABLE = "undecodable"  # lines whose text holds U+FFFD: read with the wrong encoding?
+REPLACEMENT_CHARACTER = "\ufffd"
+TEXT_FIELDS = (INVOICE_NO, STOCK_CODE, DESCRIPTION, COUNTRY)
 
 
 class AccountingError(RuntimeError):
     """The outcome counts do not add up to the input: a line went missing or was counted twice."""
+
+
+class QuarantineThresholdError(RuntimeError):
+    """Too much of the input was set aside: the segments would silently shrink, so the run stops."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,7 @@ class RowAccounting:
     kept: int
     after_as_of: int
     quarantined: dict[str, int] = field(default_factory=dict)
+    undecodable: int = 0
 
     @property
     def quarantined_total(self) -> int:
@@ -48,28 +59,73 @@ class RowAccounting:
             "after_as_of": self.after_as_of,
             "quarantined": dict(self.quarantined),
             "quarantined_total": self.quarantined_total,
+            "undecodable_text_lines": self.undecodable,
         }
+
+    def share(self, count: int) -> float:
+        return count / self.input if self.input else 0.0
+
+    def check_thresholds(self, limits: QuarantineConfig) -> None:
+        """Fail when the quarantined share, overall or for one reason, is above its limit."""
+        breaches = []
+        if self.share(self.quarantined_total) > limits.max_share:
+            breaches.append(
+                f"all reasons: {self.quarantined_total:,} lines ({self.share(self.quarantined_total):.2%}) "
+                f"> {limits.max_share:.2%}"
+            )
+        for reason, count in sorted(self.quarantined.items(), key=lambda item: -item[1]):
+            limit = limits.max_share_by_reason.get(reason)
+            if limit is not None and self.share(count) > limit:
+                breaches.append(f"{reason}: {count:,} lines ({self.share(count):.2%}) > {limit:.2%}")
+        if breaches:
+            raise QuarantineThresholdError(
+                f"too much of the input was set aside ({self.input:,} lines read): "
+                + "; ".join(breaches)
+                + ". Nothing was published; the set-aside lines and the run's metrics are kept under "
+                "{failed}. Fix the export (or the cleaning settings), or raise quarantine.max_share / "
+                "quarantine.max_share_by_reason if this is expected, then run again"
+            )
+
+
+def _outcome_counters() -> list[Column]:
+    reason = F.col(REASON)
+    text = F.concat_ws("", *[F.col(f"{RAW_PREFIX}{name}").cast("string") for name in TEXT_FIELDS])
+    return [
+        F.count(F.lit(1)).alias(INPUT),
+        F.count_if(text.contains(REPLACEMENT_CHARACTER)).alias(UNDECODABLE),
+        F.count_if(reason.isNull()).alias(KEPT),
+        F.count_if(reason == AFTER_AS_OF).alias(AFTER_AS_OF),
+        *[F.count_if(reason == name).alias(name) for name in QUARANTINE_REASONS],
+    ]
 
 
 def observe_outcomes(lines: DataFrame) -> tuple[DataFrame, Observation]:
     """Attach outcome counters to ``lines``; they fill in when the first action runs over them."""
     observation = Observation("row_accounting")
-    reason = F.col(REASON)
-    observed = lines.observe(
-        observation,
-        F.count(F.lit(1)).alias(INPUT),
-        F.count_if(reason.isNull()).alias(KEPT),
-        F.count_if(reason == AFTER_AS_OF).alias(AFTER_AS_OF),
-        *[F.count_if(reason == name).alias(name) for name in QUARANTINE_REASONS],
-    )
-    return observed, observation
+    return lines.observe(observation, *_outcome_counters()), observation
 
 
-def accounting_from(observation: Observation) -> RowAccounting:
-    counts = observation.get
+def accounting_from(observation: Observation, lines: DataFrame) -> RowAccounting:
+    """The observed counts; when Spark observed nothing (an input with no rows at all), count
+    ``lines`` directly (one pass over an empty or tiny input)."""
+    try:
+        counts = observation.get
+    except (Py4JJavaError, PySparkException):
+        counts = lines.agg(*_outcome_counters()).first().asDict()
     return RowAccounting(
         input=int(counts[INPUT]),
         kept=int(counts[KEPT]),
         after_as_of=int(counts[AFTER_AS_OF]),
         quarantined={name: int(counts[name]) for name in QUARANTINE_REASONS if counts[name]},
+        undecodable=int(counts[UNDECODABLE]),
     )
+
+
+def validate_limits(limits: QuarantineConfig) -> None:
+    """Refuse thresholds for reasons that do not exist (a typo would silently disable a check)."""
+    unknown = sorted(set(limits.max_share_by_reason) - set(QUARANTINE_REASONS))
+    if unknown:
+        raise ConfigError(
+            f"quarantine.max_share_by_reason: unknown reason(s) {', '.join(unknown)} "
+            f"(reasons: {', '.join(QUARANTINE_REASONS)})"
+        )

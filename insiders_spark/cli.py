@@ -98,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_job(config, *, run_date: dt.date | None, as_of: dt.date | None, verbose: bool = False) -> int:
+    from pyspark.sql import SparkSession
+
     from insiders_spark import pipeline
     from insiders_spark.errors import explain
     from insiders_spark.progress import configure_logging
@@ -105,6 +107,7 @@ def run_job(config, *, run_date: dt.date | None, as_of: dt.date | None, verbose:
 
     configure_logging(config.job.log_level)
     spark = None
+    already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
     try:
         spark = build_spark_session(config.job.app_name, config.spark)
         result = pipeline.run(spark, config, run_date=run_date, as_of=as_of)
@@ -115,7 +118,7 @@ def run_job(config, *, run_date: dt.date | None, as_of: dt.date | None, verbose:
         print(f"insiders-spark: error: {message}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        if spark is not None:
+        if spark is not None and not already_running:
             spark.stop()
     insiders = result.metrics["insiders"]
     log.info(

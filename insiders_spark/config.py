@@ -8,6 +8,7 @@ the key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import hashlib
 import json
@@ -67,6 +68,14 @@ class CleaningConfig:
 
 
 @dataclass(frozen=True)
+class QuarantineConfig:
+    """How much of the input may be set aside before the run refuses to publish segments."""
+
+    max_share: float = 0.05  # all reasons together, as a share of the input lines
+    max_share_by_reason: Mapping[str, float] = field(default_factory=dict)  # reason -> share
+
+
+@dataclass(frozen=True)
 class EmbeddingConfig:
     label: str = "log1p"  # what the tree learns: log1p(gross_revenue) or the raw gross_revenue
     encoding: str = "path"  # path | path_depth | path_gain
@@ -99,6 +108,7 @@ class Config:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
@@ -229,6 +239,13 @@ def _build(cls: type, values: Mapping[str, Any]) -> Any:
 
 def _coerce(where: str, hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
+    if origin in (Mapping, dict, collections.abc.Mapping):
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a table of {key_type.__name__} = {value_type.__name__}, got {value!r}")
+        return {
+            _coerce(where, key_type, key): _coerce(f"{where}.{key}", value_type, item) for key, item in value.items()
+        }
     if origin is tuple:
         (item_type, _) = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
@@ -290,6 +307,13 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"embedding.min_leaf_share = {config.embedding.min_leaf_share}: expected 0 <= share < 0.5")
     if config.clustering.n_init < 1:
         raise ConfigError(f"clustering.n_init = {config.clustering.n_init}: at least one KMeans run is needed")
+    shares = {"quarantine.max_share": config.quarantine.max_share} | {
+        f"quarantine.max_share_by_reason.{reason}": share
+        for reason, share in config.quarantine.max_share_by_reason.items()
+    }
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"{name} = {share}: expected a share between 0 and 1")
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")
 

@@ -6,6 +6,7 @@ local folders, HDFS and object stores alike.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class RawInput:
     format: str
     files: tuple[str, ...]
     extra_columns: tuple[str, ...] = ()
+    empty_files: tuple[str, ...] = ()
 
 
 # --- paths ----------------------------------------------------------------------------------
@@ -54,13 +56,19 @@ def _is_data_file(name: str) -> bool:
     return not (name.startswith("_") or name.startswith("."))
 
 
-def list_input_files(spark: SparkSession, path: str) -> list[str]:
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    size: int
+
+
+def list_input_files(spark: SparkSession, path: str) -> list[InputFile]:
     """Expand a file, folder (recursively) or glob into its data files, sorted by path."""
     fs, pattern = _jvm_path(spark, path)
     statuses = fs.globStatus(pattern)
     if statuses is None or len(statuses) == 0:
         raise InputError(f"input {path!r} does not exist (no file or folder matches it)")
-    files: list[str] = []
+    files: list[InputFile] = []
     for status in statuses:
         if status.isDirectory():
             iterator = fs.listFiles(status.getPath(), True)
@@ -68,12 +76,12 @@ def list_input_files(spark: SparkSession, path: str) -> list[str]:
                 found = iterator.next()
                 relative = found.getPath().toString()[len(status.getPath().toString()):]
                 if all(_is_data_file(part) for part in relative.split("/") if part):
-                    files.append(found.getPath().toString())
+                    files.append(InputFile(found.getPath().toString(), int(found.getLen())))
         elif _is_data_file(status.getPath().getName()):
-            files.append(status.getPath().toString())
+            files.append(InputFile(status.getPath().toString(), int(status.getLen())))
     if not files:
         raise InputError(f"input {path!r} holds no data files (an empty folder, or only hidden files)")
-    return sorted(files)
+    return sorted(files, key=lambda f: f.path)
 
 
 def detect_format(files: Sequence[str], configured: str) -> str:
@@ -110,21 +118,34 @@ def read_transactions(
             lines=_to_raw_columns(frame, F.lit(name)), description=name, format="synthetic", files=()
         )
 
-    files = list_input_files(spark, input_config.path)
-    fmt = detect_format(files, input_config.format)
+    listed = list_input_files(spark, input_config.path)
+    paths = [f.path for f in listed]
+    empty = tuple(f.path for f in listed if f.size == 0)
+    fmt = detect_format(paths, input_config.format)
+    if len(empty) == len(listed):
+        raise InputError(f"input {input_config.path!r}: every file is empty (0 bytes): {_sample(empty)}")
+    if empty:
+        log.warning("%d empty input file(s) hold no lines: %s", len(empty), _sample(empty))
+    readable = [f.path for f in listed if f.size > 0]
     if fmt == "csv":
-        frame, extra = _read_csv(spark, files, input_config)
+        frame, extra = _read_csv(spark, readable, input_config)
     else:
-        frame, extra = _read_parquet(spark, files)
+        frame, extra = _read_parquet(spark, readable)
     if extra:
         log.warning("input has columns the job does not use (ignored): %s", ", ".join(extra))
     return RawInput(
         lines=_to_raw_columns(frame, F.col("_metadata.file_path")),
         description=input_config.path,
         format=fmt,
-        files=tuple(files),
+        files=tuple(paths),
         extra_columns=tuple(extra),
+        empty_files=empty,
     )
+
+
+def _sample(paths: Sequence[str], count: int = 3) -> str:
+    shown = ", ".join(paths[:count])
+    return shown + (f" and {len(paths) - count} more" if len(paths) > count else "")
 
 
 def _to_raw_columns(frame: DataFrame, source_file: Column) -> DataFrame:
@@ -146,12 +167,20 @@ def _check_columns(found: Sequence[str], where: str) -> list[str]:
     return [name for name in found if name not in RAW_COLUMNS]
 
 
+CSV_COLUMN_PRUNING = "spark.sql.csv.parser.columnPruning.enabled"
+
+
 def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) -> tuple[DataFrame, list[str]]:
-    reader = (
-        spark.read.option("header", True)
-        .option("encoding", input_config.encoding)
-        .option("sep", input_config.csv_delimiter)
-    )
+    """Every field as text, under the first file's header; every other file's header must match.
+
+    A line that does not split into the header's columns lands whole in ``_corrupt_record``. Spark
+    only notices that when it parses every column, so CSV column pruning must be off (conf/base.toml).
+    """
+    if spark.conf.get(CSV_COLUMN_PRUNING, "true").lower() != "false":
+        raise InputError(
+            f"{CSV_COLUMN_PRUNING} must be false (conf/base.toml sets it): with pruning on, Spark "
+            "does not notice CSV lines with too few or too many fields, and they would be lost silently"
+        )
     header = _csv_header(spark, files[0], input_config)
     extra = _check_columns(header, files[0])
     schema = T.StructType(
@@ -159,28 +188,43 @@ def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) 
         + [T.StructField(CORRUPT_RECORD, T.StringType(), True)]
     )
     frame = (
-        reader.schema(schema)
+        spark.read.schema(schema)
+        .option("header", True)
         .option("enforceSchema", False)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
+        .option("encoding", input_config.encoding)
+        .option("sep", input_config.csv_delimiter)
         .csv(files)
     )
     return frame, extra
 
 
 def _csv_header(spark: SparkSession, path: str, input_config: InputConfig) -> list[str]:
-    """Column names from the first line of ``path`` (one line read, nothing inferred)."""
-    first = (
-        spark.read.option("encoding", input_config.encoding)
-        .option("sep", input_config.csv_delimiter)
-        .option("header", False)
-        .csv(path)
-        .limit(1)
-        .collect()
-    )
-    if not first:
-        raise InputError(f"{path}: the file is empty (no header line)")
-    return [value.strip() if value is not None else "" for value in first[0]]
+    """Column names from the first line of ``path``, read directly (no Spark job, nothing inferred)."""
+    line = _first_line(spark, path, input_config.encoding)
+    if not line.strip():
+        raise InputError(f"{path}: the first line is empty; expected a header naming {', '.join(RAW_COLUMNS)}")
+    return [name.strip().strip('"') for name in line.split(input_config.csv_delimiter)]
+
+
+def _first_line(spark: SparkSession, path: str, encoding: str) -> str:
+    """The first line of a (possibly compressed) text file, decoded in the JVM."""
+    jvm = spark.sparkContext._jvm
+    if not jvm.java.nio.charset.Charset.isSupported(encoding):
+        raise InputError(f"unknown text encoding {encoding!r} (input.encoding / --encoding)")
+    fs, hadoop_path = _jvm_path(spark, path)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()
+    ).getCodec(hadoop_path)
+    stream = fs.open(hadoop_path)
+    try:
+        source = codec.createInputStream(stream) if codec is not None else stream
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(source, encoding))
+        line = reader.readLine()
+    finally:
+        stream.close()
+    return (line or "").lstrip("\ufeff")
 
 
 def _read_parquet(spark: SparkSession, files: list[str]) -> tuple[DataFrame, list[str]]:
@@ -190,19 +234,6 @@ def _read_parquet(spark: SparkSession, files: list[str]) -> tuple[DataFrame, lis
 
 
 # --- writing --------------------------------------------------------------------------------
-
-
-def write_partition(frame: DataFrame, output: str, table: str, run_date: str) -> str:
-    """Replace ``<output>/<table>/run_date=<run_date>/`` and no other partition."""
-    target = f"{output.rstrip('/')}/{table}"
-    (
-        frame.withColumn(PARTITION_COLUMN, F.lit(run_date))
-        .write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy(PARTITION_COLUMN)
-        .parquet(target)
-    )
-    return f"{target}/{PARTITION_COLUMN}={run_date}"
 
 
 def partition_path(output: str, table: str, run_date: str) -> str:
@@ -238,3 +269,151 @@ def read_text(spark: SparkSession, path: str) -> str:
         return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
     finally:
         stream.close()
+
+
+# --- staged, atomic run outputs -------------------------------------------------------------
+
+STAGING = "_staging"
+FAILED_RUNS = "failed_runs"
+JOURNAL = "_COMMITTING.json"
+SUCCESS = "_SUCCESS"
+
+
+def _exists(spark: SparkSession, path: str) -> bool:
+    fs, hadoop_path = _jvm_path(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def _rename(spark: SparkSession, source: str, target: str) -> None:
+    fs, source_path = _jvm_path(spark, source)
+    _, target_path = _jvm_path(spark, target)
+    fs.mkdirs(target_path.getParent())
+    if not fs.rename(source_path, target_path):
+        raise OSError(f"could not move {source} to {target}")
+
+
+def _list_dirs(spark: SparkSession, path: str) -> list[str]:
+    fs, hadoop_path = _jvm_path(spark, path)
+    if not fs.exists(hadoop_path):
+        return []
+    return sorted(s.getPath().toString() for s in fs.listStatus(hadoop_path) if s.isDirectory())
+
+
+class RunOutputs:
+    """A run's outputs, staged under ``<output>/_staging/<run_id>/`` and made visible together.
+
+    Every table partition and file is written to the staging folder first. ``commit`` then moves
+    each staged ``<table>/run_date=<date>`` folder over the live one (the live one is kept aside
+    until the end), the ``runs`` partition with metrics and ``_SUCCESS`` last, following a journal
+    so an interrupted commit is rolled back by the next run (:func:`recover_interrupted_commits`).
+    A run that fails before its commit leaves every live partition exactly as it was; ``fail``
+    moves what it staged to ``<output>/failed_runs/run_date=<date>/<run_id>/`` for inspection.
+    """
+
+    def __init__(self, spark: SparkSession, output: str, run_date: str, run_id: str) -> None:
+        self.spark = spark
+        self.output = output.rstrip("/")
+        self.run_date = run_date
+        self.run_id = run_id
+        self.staging = f"{self.output}/{STAGING}/{run_id}"
+        self._tables: list[str] = []
+
+    def staged_partition(self, table: str) -> str:
+        return f"{self.staging}/{table}/{PARTITION_COLUMN}={self.run_date}"
+
+    def live_partition(self, table: str) -> str:
+        return partition_path(self.output, table, self.run_date)
+
+    def _register(self, table: str) -> None:
+        if table not in self._tables:
+            self._tables.append(table)
+
+    def write_table(self, frame: DataFrame, table: str) -> str:
+        """Stage ``frame`` as ``table``'s partition for this run date (dynamic partition overwrite)."""
+        (
+            frame.withColumn(PARTITION_COLUMN, F.lit(self.run_date))
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy(PARTITION_COLUMN)
+            .parquet(f"{self.staging}/{table}")
+        )
+        self._register(table)
+        return self.live_partition(table)
+
+    def clear_table(self, table: str) -> str:
+        """This run has no rows for ``table``: its live partition goes away at commit."""
+        self._register(table)
+        return self.live_partition(table)
+
+    def write_file(self, table: str, name: str, data: bytes | str) -> str:
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        write_bytes(self.spark, f"{self.staged_partition(table)}/{name}", payload)
+        self._register(table)
+        return f"{self.live_partition(table)}/{name}"
+
+    def commit(self, last: str) -> None:
+        """Make every staged partition live; ``last`` (the runs table) moves after all others."""
+        order = [t for t in self._tables if t != last] + [last]
+        moves = [
+            {
+                "staged": self.staged_partition(t) if _exists(self.spark, self.staged_partition(t)) else None,
+                "live": self.live_partition(t),
+                "previous": f"{self.staging}/_previous/{t}",
+            }
+            for t in order
+        ]
+        write_text(self.spark, f"{self.staging}/{JOURNAL}", json.dumps({"run_id": self.run_id, "moves": moves}))
+        for move in moves:
+            if _exists(self.spark, move["live"]):
+                _rename(self.spark, move["live"], move["previous"])
+            if move["staged"]:
+                _rename(self.spark, move["staged"], move["live"])
+        write_text(self.spark, f"{self.live_partition(last)}/{SUCCESS}", "")
+        delete_path(self.spark, f"{self.staging}/{JOURNAL}")
+        delete_path(self.spark, self.staging)
+
+    def fail(self) -> str | None:
+        """Keep what this run staged aside for inspection; live partitions are untouched."""
+        if not _exists(self.spark, self.staging):
+            return None
+        target = f"{self.output}/{FAILED_RUNS}/{PARTITION_COLUMN}={self.run_date}/{self.run_id}"
+        _rename(self.spark, self.staging, target)
+        return target
+
+
+def recover_interrupted_commits(spark: SparkSession, output: str) -> list[str]:
+    """Roll back commits a killed run left half-done, and drop staging folders of dead runs.
+
+    Returns the run ids it cleaned up. Called at the start of every run, before anything is read.
+    """
+    cleaned = []
+    for staging in _list_dirs(spark, f"{output.rstrip('/')}/{STAGING}"):
+        journal_path = f"{staging}/{JOURNAL}"
+        if _exists(spark, journal_path):
+            journal = json.loads(read_text(spark, journal_path))
+            if _commit_completed(spark, journal["moves"]):
+                log.warning("run %s had finished its commit; cleaning up after it", journal["run_id"])
+                delete_path(spark, staging)
+                cleaned.append(staging.rsplit("/", 1)[-1])
+                continue
+            for move in reversed(journal["moves"]):
+                moved = move["staged"] is not None and not _exists(spark, move["staged"])
+                if moved:
+                    delete_path(spark, move["live"])
+                if _exists(spark, move["previous"]):
+                    delete_path(spark, move["live"])
+                    _rename(spark, move["previous"], move["live"])
+            log.warning("rolled back the interrupted commit of run %s", journal["run_id"])
+        delete_path(spark, staging)
+        cleaned.append(staging.rsplit("/", 1)[-1])
+    return cleaned
+
+
+def _commit_completed(spark: SparkSession, moves: list[dict]) -> bool:
+    """The last move (the runs partition) is done and its ``_SUCCESS`` marker was written."""
+    last = moves[-1]
+    return (
+        last["staged"] is not None
+        and not _exists(spark, last["staged"])
+        and _exists(spark, f"{last['live']}/{SUCCESS}")
+    )

@@ -7,16 +7,18 @@ import json
 import logging
 import platform
 import time
+import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 
 from pyspark.sql import DataFrame, SparkSession
 
 from insiders_spark import io, report
-from insiders_spark.accounting import RowAccounting, accounting_from, observe_outcomes
+from insiders_spark.accounting import RowAccounting, accounting_from, observe_outcomes, validate_limits
 from insiders_spark.cleaning import CleaningRules, to_parsed_lines, to_quarantine, with_reason
 from insiders_spark.clustering import SILHOUETTE_DISTANCE
 from insiders_spark.config import Config
+from insiders_spark.errors import explain
 from insiders_spark.features import (
     CustomerSummary,
     NoCustomersError,
@@ -87,7 +89,7 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
     customers = activity.transform(with_guest_customer_ids, start=config.cleaning.guest_customer_id_start).cache()
     summary = summarise_customers(customers)
     activity.unpersist()
-    accounting = accounting_from(observation)
+    accounting = accounting_from(observation, lines)
     accounting.check()
     log.info(
         "rows: %s read, %s kept, %s quarantined, %s after as-of; customers: %s (%s with purchases)",
@@ -106,6 +108,15 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
     )
 
 
+class RunFailedError(RuntimeError):
+    """A run that stopped before publishing; live outputs are untouched."""
+
+    def __init__(self, message: str, failed_outputs: str | None) -> None:
+        where = f" The failed run's staged outputs are kept under {failed_outputs}." if failed_outputs else ""
+        super().__init__(message + where)
+        self.failed_outputs = failed_outputs
+
+
 def run(
     spark: SparkSession,
     config: Config,
@@ -113,22 +124,56 @@ def run(
     run_date: dt.date | None = None,
     as_of: dt.date | None = None,
 ) -> RunResult:
-    """Segment the customers of the configured log and write segments, profiles, metrics, report."""
+    """Segment the customers of the configured log; publish segments, profiles, metrics, report.
+
+    Every output is staged and published together at the end (``io.RunOutputs``): a run that fails,
+    or is killed, leaves the previously published partitions exactly as they were.
+    """
     started = time.perf_counter()
     timer = StageTimer(log)
     output = config.output.path
+    validate_limits(config.quarantine)
+    for run_id in io.recover_interrupted_commits(spark, output):
+        log.warning("cleaned up after an earlier run that did not finish: %s", run_id)
 
     with timer.stage("read and aggregate"):
         table = prepare_customers(spark, config, as_of=as_of)
     run_date = run_date or table.as_of
     run_label = run_date.isoformat()
-    outputs: dict[str, str] = {}
+    run_id = f"{run_label}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
+    outputs = io.RunOutputs(spark, output, run_label, run_id)
+    try:
+        return _segment_and_publish(spark, config, table, outputs, timer, started)
+    except Exception as error:
+        failed = outputs.fail()
+        if failed:
+            io.write_text(spark, f"{failed}/failure.json", json.dumps(_failure(error, table), indent=2) + "\n")
+        raise RunFailedError(explain(error), failed) from error
+    finally:
+        table.unpersist()
 
+
+def _segment_and_publish(
+    spark: SparkSession,
+    config: Config,
+    table: CustomerTable,
+    outputs: io.RunOutputs,
+    timer: StageTimer,
+    started: float,
+) -> RunResult:
+    published: dict[str, str] = {}
     with timer.stage("quarantine"):
         if table.accounting.quarantined_total:
-            outputs[QUARANTINE] = io.write_partition(to_quarantine(table.lines), output, QUARANTINE, run_label)
+            published[QUARANTINE] = outputs.write_table(to_quarantine(table.lines), QUARANTINE)
         else:
-            io.delete_path(spark, io.partition_path(output, QUARANTINE, run_label))
+            outputs.clear_table(QUARANTINE)
+        if table.accounting.undecodable:
+            log.warning(
+                "%s lines hold text that is not valid %s (shown as U+FFFD): is the input in another "
+                "encoding (e.g. --encoding ISO-8859-1)?",
+                f"{table.accounting.undecodable:,}", config.input.encoding,
+            )
+        table.accounting.check_thresholds(config.quarantine)
 
     with timer.stage("segmentation"):
         features = table.features().cache()
@@ -146,40 +191,47 @@ def run(
         log.info("KMeans k=%d: silhouette %.3f (%s)", model.k, silhouette_score, SILHOUETTE_DISTANCE)
 
     with timer.stage("write"):
-        segments = to_segments(clustered, model.profiles)
-        outputs[SEGMENTS] = io.write_partition(segments, output, SEGMENTS, run_label)
-        outputs[PROFILES] = io.write_partition(
-            to_profiles_frame(spark, model.profiles), output, PROFILES, run_label
-        )
+        published[SEGMENTS] = outputs.write_table(to_segments(clustered, model.profiles), SEGMENTS)
+        published[PROFILES] = outputs.write_table(to_profiles_frame(spark, model.profiles), PROFILES)
 
     metrics = _metrics(
-        spark,
-        config,
-        run_date=run_date,
-        table=table,
-        model=model,
+        spark, config, run_date=dt.date.fromisoformat(outputs.run_date), table=table, model=model,
         silhouette_score=silhouette_score,
     )
     with timer.stage("report"):
-        report_dir = io.partition_path(output, REPORT, run_label)
         title = f"Mean gross revenue per cluster, as of {table.as_of.isoformat()}"
-        io.write_bytes(spark, f"{report_dir}/{report.CHART_FILE}", report.revenue_chart_png(model.profiles, title=title))
-        io.write_text(spark, f"{report_dir}/{report.PROFILES_FILE}", report.profiles_csv(model.profiles))
-        io.write_text(spark, f"{report_dir}/{report.PAGE_FILE}", report.render_page(model.profiles, metrics))
-        outputs[REPORT] = report_dir
+        outputs.write_file(REPORT, report.CHART_FILE, report.revenue_chart_png(model.profiles, title=title))
+        outputs.write_file(REPORT, report.PROFILES_FILE, report.profiles_csv(model.profiles))
+        outputs.write_file(REPORT, report.PAGE_FILE, report.render_page(model.profiles, metrics))
+        published[REPORT] = outputs.live_partition(REPORT)
 
-    metrics_path = f"{io.partition_path(output, RUNS, run_label)}/{METRICS_FILE}"
-    outputs[RUNS] = metrics_path
+    published[RUNS] = f"{outputs.live_partition(RUNS)}/{METRICS_FILE}"
+    metrics["run_id"] = outputs.run_id
     metrics["durations_s"] = dict(timer.durations)
     metrics["total_s"] = round(time.perf_counter() - started, 3)
-    metrics["outputs"] = dict(outputs)
-    io.write_text(spark, metrics_path, json.dumps(metrics, indent=2) + "\n")
-    for name, path in outputs.items():
-        log.info("wrote %s: %s", name, path)
+    metrics["outputs"] = dict(published)
+    outputs.write_file(RUNS, METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    outputs.commit(last=RUNS)
+    for name, path in published.items():
+        log.info("published %s: %s", name, path)
     for frame in (clustered, features):
         frame.unpersist()
-    table.unpersist()
-    return RunResult(run_date=run_date, as_of=table.as_of, profiles=model.profiles, metrics=metrics, outputs=outputs)
+    return RunResult(
+        run_date=dt.date.fromisoformat(outputs.run_date),
+        as_of=table.as_of,
+        profiles=model.profiles,
+        metrics=metrics,
+        outputs=published,
+    )
+
+
+def _failure(error: BaseException, table: CustomerTable) -> dict:
+    return {
+        "error": explain(error),
+        "error_type": type(error).__name__,
+        "as_of": table.as_of.isoformat(),
+        "rows": table.accounting.to_dict(),
+    }
 
 
 def _file_count(files: tuple[str, ...]) -> str:
@@ -223,12 +275,32 @@ def _versions(spark: SparkSession) -> dict[str, str]:
 
 
 def _spark_info(spark: SparkSession) -> dict:
-    """Where the run ran: master, application id and the executors that did the work."""
+    """Where the run ran: master, application id and the executors that did the work.
+
+    ``executors`` lists the live block managers (the driver included). ``executor_ids`` names every
+    executor that joined the run, the driver excluded (so it is empty in local mode), with the tasks
+    each completed; ``lost_executors`` those removed before the end (a lost worker) and why. They
+    come from Spark's status store, the data behind the UI, which remembers removed executors.
+    """
     context = spark.sparkContext
     executors = sorted(
         {f"{info.host()}:{info.port()}" for info in context._jsc.sc().statusTracker().getExecutorInfos()}
     )
-    return {"master": context.master, "app_id": context.applicationId, "executors": executors}
+    summaries = context._jsc.sc().statusStore().executorList(False)
+    joined = [summaries.apply(index) for index in range(summaries.size())]
+    joined = sorted((s for s in joined if s.id() != "driver"), key=lambda s: (len(s.id()), s.id()))  # "2" < "10"
+    return {
+        "master": context.master,
+        "app_id": context.applicationId,
+        "executors": executors,
+        "executor_ids": [s.id() for s in joined],
+        "tasks_by_executor": {s.id(): s.completedTasks() for s in joined},
+        "lost_executors": [
+            {"id": s.id(), "host_port": s.hostPort(), "reason": s.removeReason().get() if s.removeReason().isDefined() else None}
+            for s in joined
+            if not s.isActive()
+        ],
+    }
 
 
 def _metrics(
@@ -251,6 +323,7 @@ def _metrics(
             "format": table.source.format,
             "files": len(table.source.files),
             "extra_columns": list(table.source.extra_columns),
+            "empty_files": list(table.source.empty_files),
         },
         "rows": table.accounting.to_dict(),
         "customers": {

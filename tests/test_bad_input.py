@@ -1,0 +1,268 @@
+"""Dirty input: every line accounted for, bad lines quarantined with the right reason, fatal
+problems stopped with a message naming the file and the problem, and nothing published lost."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from insiders_spark import cli, pipeline
+from insiders_spark.config import load_config
+from insiders_spark.schemas import RAW_COLUMNS
+from insiders_spark.synthetic import SyntheticLogSpec, generate_chunk
+
+HEADER = ",".join(RAW_COLUMNS)
+GOOD = SyntheticLogSpec(lines=3_000, seed=11)
+
+
+def _good_lines() -> pd.DataFrame:
+    table = generate_chunk(GOOD, 0, chunk_lines=GOOD.lines).to_pandas()
+    table["CustomerID"] = table["CustomerID"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    return table
+
+
+def _to_csv(frame: pd.DataFrame) -> str:
+    buffer = _io.StringIO()
+    frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def _line(invoice, code="85123A", description="WHITE HANGING HEART", quantity="6",
+          when="2011-03-01 10:00:00", price="2.55", customer="17850.0", country="United Kingdom") -> str:
+    return ",".join([invoice, code, description, quantity, when, price, customer, country])
+
+
+# (marker, raw CSV line, expected reason): every kind of bad line the job must recognise.
+BAD_LINES = [
+    ("BAD01", "BAD01,85123A,SHORT LINE,6", "malformed_line"),
+    ("BAD02", _line("BAD02") + ",extra,fields", "malformed_line"),
+    ("BAD03", 'BAD03,85123A,"UNTERMINATED QUOTE,6,2011-03-01 10:00:00,2.55,17850.0,United Kingdom', "malformed_line"),
+    ("BAD04", _line("BAD04", price='"1,25"'), "non_numeric_price"),
+    ("BAD05", _line("BAD05", price="n/a"), "non_numeric_price"),
+    ("BAD06", _line("BAD06", when="3/1/2011 10:00"), "unparsable_timestamp"),
+    ("BAD07", _line("BAD07", when=""), "unparsable_timestamp"),
+    ("BAD08", _line("BAD08", quantity="6.5"), "non_numeric_quantity"),
+    ("BAD09", _line("BAD09", quantity="six"), "non_numeric_quantity"),
+    ("BAD10", _line("BAD10", customer="A17850"), "invalid_customer_id"),
+    ("BAD11", _line("BAD11", customer="-5"), "invalid_customer_id"),
+    ("BAD12", _line("", description="BAD12 NO INVOICE"), "missing_invoice"),
+    ("BAD13", _line("BAD13", code=""), "missing_stock_code"),
+    ("BAD14", _line("BAD14", price="0.0"), "price_below_minimum"),
+    ("BAD15", _line("BAD15", code="POST"), "non_product_code"),
+    ("BAD16", _line("BAD16", country="Unspecified"), "excluded_country"),
+    ("BAD17", _line("BAD17", customer="16446.0"), "excluded_customer"),
+]
+
+
+def _config(tmp_path: Path, input_path: Path | str, **overrides):
+    values = {"input.path": str(input_path), "output.path": str(tmp_path / "out")}
+    values.update(overrides)
+    return load_config(env="test", overrides=values, environ={})
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("logs")
+    good = _to_csv(_good_lines())
+    (folder / "clean").mkdir()
+    (folder / "clean" / "day1.csv").write_text(good)
+    (folder / "dirty").mkdir()
+    body = good.splitlines()
+    mixed = [body[0]]
+    for i, line in enumerate(body[1:]):
+        mixed.append(line)
+        if i % 150 == 0 and i // 150 < len(BAD_LINES):
+            mixed.append(BAD_LINES[i // 150][1])
+    (folder / "dirty" / "day1.csv").write_text("\n".join(mixed) + "\n")
+    return folder
+
+
+def test_the_corrupted_log_keeps_exactly_the_good_lines(spark, logs, tmp_path):
+    from insiders_spark.cleaning import QUARANTINE_REASONS
+
+    assert len(BAD_LINES) >= 12 and {reason for _, _, reason in BAD_LINES} == set(QUARANTINE_REASONS)
+    clean = pipeline.prepare_customers(spark, _config(tmp_path, logs / "clean"))
+    dirty = pipeline.prepare_customers(spark, _config(tmp_path, logs / "dirty"), as_of=clean.as_of)
+    try:
+        # same kept lines -> the same customers with the same features, to the cent
+        assert_df_equality(dirty.features(), clean.features(), ignore_row_order=True)
+        assert dirty.accounting.input == clean.accounting.input + len(BAD_LINES)
+        assert dirty.accounting.kept == clean.accounting.kept
+        accounted = dirty.accounting.kept + dirty.accounting.after_as_of + dirty.accounting.quarantined_total
+        assert accounted == dirty.accounting.input
+
+        quarantine = dirty.lines.where(F.col("reason").isNotNull()).select(
+            F.coalesce("raw_invoice_no", F.lit("")).alias("invoice"),
+            F.coalesce("raw_description", F.lit("")).alias("description"),
+            F.coalesce("raw_line", F.lit("")).alias("raw_line"),
+            "reason",
+        ).collect()
+        for marker, _, reason in BAD_LINES:
+            found = [r.reason for r in quarantine if marker in (r.invoice + r.description + r.raw_line)]
+            assert found == [reason], (marker, found)
+        # the clean log's own set-aside lines (study rules) are still set aside for the same reasons
+        injected = {reason for _, _, reason in BAD_LINES}
+        for reason, count in clean.accounting.quarantined.items():
+            extra = sum(1 for _, _, r in BAD_LINES if r == reason)
+            assert dirty.accounting.quarantined[reason] == count + extra
+        assert set(dirty.accounting.quarantined) >= injected
+    finally:
+        clean.unpersist()
+        dirty.unpersist()
+
+
+def test_the_quarantine_output_holds_raw_text_file_and_reason(spark, logs, tmp_path):
+    config = _config(tmp_path, logs / "dirty")
+    result = pipeline.run(spark, config)
+    quarantine = spark.read.parquet(str(tmp_path / "out" / "quarantine"))
+    assert quarantine.count() == result.metrics["rows"]["quarantined_total"]
+    row = quarantine.where(F.col("invoice_no") == "BAD04").first()
+    assert row.unit_price == "1,25" and row.reason == "non_numeric_price"
+    assert row.source_file.endswith("dirty/day1.csv")
+    short = quarantine.where(F.col("raw_line").startswith("BAD01")).first()
+    assert short.raw_line == "BAD01,85123A,SHORT LINE,6" and short.reason == "malformed_line"
+    assert set(quarantine.columns) >= {*["invoice_no", "quantity", "unit_price", "customer_id"], "raw_line", "source_file", "reason"}
+
+
+def _cli(capsys, *args):
+    status = cli.main(["run", "--env", "test", *args])
+    return status, capsys.readouterr().err
+
+
+def test_missing_required_column_is_fatal_and_named(capsys, tmp_path):
+    path = tmp_path / "drop.csv"
+    path.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,Country\n1,A,B,1,2011-01-01 10:00:00,1.0,UK\n")
+    status, err = _cli(capsys, "--input", str(path), "--output", str(tmp_path / "out"))
+    assert status == 1
+    assert str(path) in err and "required column(s) CustomerID missing" in err
+    assert "expected InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country" in err
+
+
+def test_a_later_file_with_another_header_is_fatal_and_named(capsys, logs, tmp_path):
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    (folder / "2011-01-01.csv").write_text((logs / "clean" / "day1.csv").read_text())
+    (folder / "2011-01-02.csv").write_text(HEADER.replace("CustomerID", "Customer ID") + "\n" + _line("X1") + "\n")
+    status, err = _cli(capsys, "--input", str(folder), "--output", str(tmp_path / "out"))
+    assert status == 1
+    assert "2011-01-02.csv" in err and "expected column 'CustomerID' but found 'Customer ID'" in err
+    assert "at org.apache" not in err
+
+
+def test_a_file_that_is_not_csv_is_fatal_and_named(capsys, logs, tmp_path):
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    (folder / "2011-01-01.csv").write_text((logs / "clean" / "day1.csv").read_text())
+    (folder / "2011-01-02.csv").write_bytes(bytes(range(256)) * 4)
+    status, err = _cli(capsys, "--input", str(folder), "--output", str(tmp_path / "out"))
+    assert status == 1
+    assert "2011-01-02.csv" in err and "not a transaction-log CSV" in err
+
+
+def test_a_broken_parquet_file_is_fatal_and_named(capsys, tmp_path):
+    path = tmp_path / "log.parquet"
+    path.write_bytes(b"PAR1 this is not really parquet")
+    status, err = _cli(capsys, "--input", str(path), "--output", str(tmp_path / "out"))
+    assert status == 1
+    assert "log.parquet" in err and "not a readable parquet file" in err
+
+
+def test_empty_inputs_are_fatal_and_explained(capsys, tmp_path):
+    empty_folder = tmp_path / "nothing"
+    empty_folder.mkdir()
+    status, err = _cli(capsys, "--input", str(empty_folder), "--output", str(tmp_path / "out"))
+    assert status == 1 and "holds no data files" in err
+    empty_file = tmp_path / "empty.csv"
+    empty_file.write_text("")
+    status, err = _cli(capsys, "--input", str(empty_file), "--output", str(tmp_path / "out"))
+    assert status == 1 and "every file is empty" in err
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(HEADER + "\n")
+    status, err = _cli(capsys, "--input", str(header_only), "--output", str(tmp_path / "out"))
+    assert status == 1 and "no customer has a kept purchase: 0 lines read" in err
+
+
+def test_a_path_that_does_not_exist_is_fatal(capsys, tmp_path):
+    status, err = _cli(capsys, "--input", str(tmp_path / "missing" / "*.csv"), "--output", str(tmp_path / "out"))
+    assert status == 1 and "does not exist" in err and str(tmp_path / "missing") in err
+
+
+def test_above_the_threshold_nothing_is_published_and_earlier_outputs_stay(spark, capsys, logs, tmp_path):
+    output = tmp_path / "out"
+    status, _ = _cli(capsys, "--input", str(logs / "clean"), "--output", str(output), "--run-date", "2011-12-31")
+    assert status == 0
+    before = spark.read.parquet(str(output / "segments")).collect()
+    metrics_before = (output / "runs" / "run_date=2011-12-31" / "metrics.json").read_text()
+
+    broken = _good_lines().astype({"UnitPrice": object})
+    broken.loc[broken.index % 3 == 0, "UnitPrice"] = "1,25"  # a third of the prices in decimal-comma form
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "day1.csv").write_text(_to_csv(broken))
+    status, err = _cli(capsys, "--input", str(folder), "--output", str(output), "--run-date", "2011-12-31")
+    assert status == 1
+    assert "too much of the input was set aside" in err and "non_numeric_price" in err and "> 1.00%" in err
+    assert sorted(spark.read.parquet(str(output / "segments")).collect()) == sorted(before)
+    assert (output / "runs" / "run_date=2011-12-31" / "metrics.json").read_text() == metrics_before
+    failed = list((output / "failed_runs" / "run_date=2011-12-31").iterdir())
+    assert len(failed) == 1 and str(failed[0]) in err
+    failure = json.loads((failed[0] / "failure.json").read_text())
+    assert failure["rows"]["quarantined"]["non_numeric_price"] == 1_000
+    assert spark.read.parquet(str(failed[0] / "quarantine")).where(F.col("reason") == "non_numeric_price").count() == 1_000
+    assert not (output / "_staging").exists() or not any((output / "_staging").iterdir())
+
+
+def test_a_wrong_encoding_does_not_crash_and_is_reported(spark, tmp_path):
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    lines = [HEADER, _line("L1", description="CAFÉ NOIR MUG"), _line("L2", description="PLAIN MUG", when="2011-03-02 10:00:00")]
+    (folder / "day1.csv").write_bytes(("\n".join(lines) + "\n").encode("iso-8859-1"))
+    as_utf8 = pipeline.prepare_customers(spark, _config(tmp_path, folder))
+    as_latin1 = pipeline.prepare_customers(spark, _config(tmp_path, folder, **{"input.encoding": "ISO-8859-1"}))
+    try:
+        assert as_utf8.accounting.undecodable == 1 and as_utf8.accounting.kept == 2
+        assert as_latin1.accounting.undecodable == 0
+        description = as_latin1.lines.where(F.col("invoice_no") == "L1").first().description
+        assert description == "CAFÉ NOIR MUG"
+    finally:
+        as_utf8.unpersist()
+        as_latin1.unpersist()
+
+
+def test_extra_columns_are_ignored_and_reported(spark, tmp_path):
+    folder = tmp_path / "extra"
+    folder.mkdir()
+    (folder / "day1.csv").write_text(HEADER + ",Channel\n" + _line("E1") + ",web\n")
+    table = pipeline.prepare_customers(spark, _config(tmp_path, folder))
+    try:
+        assert table.source.extra_columns == ("Channel",)
+        assert table.accounting.kept == 1 and table.accounting.quarantined_total == 0
+    finally:
+        table.unpersist()
+
+
+def test_spark_side_failures_print_one_message_and_no_java_stack_trace(logs, tmp_path):
+    """As a user sees it: a separate process, the JVM's own output included."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    (folder / "2011-01-01.csv").write_text((logs / "clean" / "day1.csv").read_text())
+    (folder / "2011-01-02.csv").write_text(HEADER.replace("Country", "Land") + "\n" + _line("X1") + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "insiders_spark.cli", "run", "--env", "test", "--input", str(folder),
+         "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, env={**os.environ},
+    )
+    assert result.returncode == 1
+    assert "2011-01-02.csv" in result.stderr and "expected column 'Country' but found 'Land'" in result.stderr
+    assert "at org.apache" not in result.stderr and "Traceback" not in result.stderr
