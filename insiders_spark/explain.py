@@ -1,0 +1,280 @@
+"""Why is this customer an Insider: the tree's rules per cluster, and each customer's reasons.
+
+**Rules.** Every leaf of the revenue tree is reached by one conjunction of splits; repeated bounds
+on one feature collapse into an interval (``37.5 < recency_days ≤ 120``), and integer features are
+shown on whole numbers (``qty_invoices ≤ 3.5`` reads ``qty_invoices ≤ 3``). Each rule is also a
+Spark SQL predicate that selects exactly the leaf's customers (MLlib goes left when
+``feature <= threshold``). A cluster is the union of its leaves' rules, so the rules *are* the
+cluster's definition. Per rule, the rules table gives its support (customers, share of all and of
+its cluster), its precision (the share of the rule's customers in that cluster: 1.0 with a single
+tree, as every leaf belongs to one cluster; computed, not assumed) and its revenue.
+
+**Reasons per customer** (Saabas' decomposition of a tree's prediction): walking from the root to
+the leaf, each split moves the prediction from the node's value to its child's; that change is
+attributed to the split's feature, so ``prediction = root value + Σ contributions``. On the
+default label a contribution is in log(1 + revenue) units: +0.69 doubles the predicted revenue.
+Contributions are a property of the leaf, so they are computed once per leaf on the driver (the
+tree is bounded by its depth) and reach customers through a broadcast join on ``leaf``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from insiders_spark.profiles import ClusterProfile
+from insiders_spark.schemas import (
+    CLUSTER,
+    CUSTOMER_FEATURES_SCHEMA,
+    GROSS_REVENUE,
+    LEAF,
+    MODEL_INPUT_COLUMNS,
+)
+from insiders_spark.tree import Tree
+
+TOP_FEATURES = "top_features"  # array<struct<feature, contribution>>, largest |contribution| first
+CONTRIBUTION_TYPE = T.StructType(
+    [T.StructField("feature", T.StringType(), False), T.StructField("contribution", T.DoubleType(), False)]
+)
+INTEGER_FEATURES: frozenset[str] = frozenset(
+    f.name for f in CUSTOMER_FEATURES_SCHEMA.fields if isinstance(f.dataType, (T.IntegerType, T.LongType))
+)
+RULES_SCHEMA = T.StructType(
+    [
+        T.StructField(CLUSTER, T.IntegerType(), False),
+        T.StructField("segment", T.StringType(), False),
+        T.StructField(LEAF, T.IntegerType(), False),
+        T.StructField("rule", T.StringType(), False),
+        T.StructField("predicate", T.StringType(), False),
+        T.StructField("conditions", T.IntegerType(), False),
+        T.StructField("customers", T.LongType(), False),
+        T.StructField("customer_share", T.DoubleType(), False),
+        T.StructField("cluster_coverage", T.DoubleType(), False),
+        T.StructField("precision", T.DoubleType(), False),
+        T.StructField("revenue_total", T.DoubleType(), False),
+        T.StructField("revenue_share", T.DoubleType(), False),
+        T.StructField("gross_revenue_mean", T.DoubleType(), False),
+        T.StructField("predicted_label", T.DoubleType(), False),
+    ]
+)
+
+
+def _number(value: float) -> str:
+    """A threshold as people read it: no trailing zeros, at most 4 significant decimals."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``low < feature <= high`` (either bound may be absent), as the tree's splits say."""
+
+    feature: str
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+
+    @property
+    def text(self) -> str:
+        if self.integer:  # x > 3.5 <=> x >= 4 ; x <= 3.5 <=> x <= 3
+            low = None if self.low is None else math.floor(self.low) + 1
+            high = None if self.high is None else math.floor(self.high)
+            if low is not None and high is not None:
+                return f"{self.feature} = {low}" if low == high else f"{low} ≤ {self.feature} ≤ {high}"
+            return f"{self.feature} ≥ {low}" if low is not None else f"{self.feature} ≤ {high}"
+        if self.low is not None and self.high is not None:
+            return f"{_number(self.low)} < {self.feature} ≤ {_number(self.high)}"
+        return f"{self.feature} > {_number(self.low)}" if self.low is not None else f"{self.feature} ≤ {_number(self.high)}"
+
+    @property
+    def predicate(self) -> str:
+        """Spark SQL with the exact thresholds (double literals, as MLlib compares them)."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"`{self.feature}` > {self.low!r}D")
+        if self.high is not None:
+            parts.append(f"`{self.feature}` <= {self.high!r}D")
+        return " AND ".join(parts)
+
+
+@dataclass(frozen=True)
+class LeafRule:
+    leaf: int
+    conditions: tuple[Condition, ...]
+    prediction: float  # the leaf's value, on the tree's label scale
+
+    @property
+    def text(self) -> str:
+        return " AND ".join(c.text for c in self.conditions) or "every customer"
+
+    @property
+    def predicate(self) -> str:
+        return " AND ".join(f"({c.predicate})" for c in self.conditions) or "TRUE"
+
+
+def leaf_rules(
+    tree: Tree,
+    *,
+    feature_names: Sequence[str] = MODEL_INPUT_COLUMNS,
+    integer_features: frozenset[str] = INTEGER_FEATURES,
+) -> dict[int, LeafRule]:
+    """Leaf index -> its rule, one interval per feature, features in the order of first use."""
+    by_id = {n.node_id: n for n in tree.nodes}
+    leaf_node = {n.leaf_index: n for n in tree.leaves}
+    rules = {}
+    for leaf, steps in tree.paths().items():
+        bounds: dict[int, list[float | None]] = {}
+        for step in steps:
+            low, high = bounds.setdefault(step.feature, [None, None])
+            if step.went_right:
+                bounds[step.feature][0] = step.threshold if low is None else max(low, step.threshold)
+            else:
+                bounds[step.feature][1] = step.threshold if high is None else min(high, step.threshold)
+        conditions = tuple(
+            Condition(
+                feature=feature_names[index],
+                low=low,
+                high=high,
+                integer=feature_names[index] in integer_features,
+            )
+            for index, (low, high) in bounds.items()
+        )
+        rules[leaf] = LeafRule(leaf=leaf, conditions=conditions, prediction=by_id[leaf_node[leaf].node_id].prediction)
+    return rules
+
+
+def leaf_contributions(tree: Tree, *, feature_names: Sequence[str] = MODEL_INPUT_COLUMNS) -> dict[int, dict[str, float]]:
+    """Leaf index -> feature -> the change in prediction its splits made on the way to the leaf."""
+    by_id = {n.node_id: n for n in tree.nodes}
+    leaf_node = {n.leaf_index: n.node_id for n in tree.leaves}
+    result: dict[int, dict[str, float]] = {}
+    for leaf, steps in tree.paths().items():
+        contributions: dict[str, float] = {}
+        for i, step in enumerate(steps):
+            child = steps[i + 1].node_id if i + 1 < len(steps) else leaf_node[leaf]
+            change = by_id[child].prediction - by_id[step.node_id].prediction
+            name = feature_names[step.feature]
+            contributions[name] = contributions.get(name, 0.0) + change
+        result[leaf] = contributions
+    return result
+
+
+def top_contributions(contributions: Mapping[str, float], top: int) -> list[tuple[str, float]]:
+    """The ``top`` largest contributions by absolute value (ties: feature name)."""
+    return sorted(contributions.items(), key=lambda item: (-abs(item[1]), item[0]))[:top]
+
+
+def with_top_contributions(scored: DataFrame, tree: Tree, *, top: int = 3) -> DataFrame:
+    """Add ``top_features``: the ``top`` features that moved the customer's prediction the most."""
+    schema = T.StructType(
+        [T.StructField(LEAF, T.IntegerType(), False), T.StructField(TOP_FEATURES, T.ArrayType(CONTRIBUTION_TYPE, False), False)]
+    )
+    rows = [(leaf, top_contributions(c, top)) for leaf, c in leaf_contributions(tree).items()]
+    lookup = scored.sparkSession.createDataFrame(rows, schema)
+    return scored.join(F.broadcast(lookup), on=LEAF, how="left")
+
+
+# --- the rules table -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    cluster: int
+    segment: str
+    leaf: int
+    rule: str
+    predicate: str
+    conditions: int
+    customers: int
+    customer_share: float
+    cluster_coverage: float  # the rule's share of its cluster's customers
+    precision: float  # the rule's customers that are in its cluster
+    revenue_total: float
+    revenue_share: float
+    gross_revenue_mean: float
+    predicted_label: float
+
+
+def to_rule_rows(
+    segmented: DataFrame, tree: Tree, leaf_clusters: Mapping[int, int], profiles: Sequence[ClusterProfile]
+) -> list[RuleRow]:
+    """Each leaf's rule with its cluster, support, precision and revenue (one small aggregation).
+
+    ``segmented`` has ``leaf``, ``cluster`` (revenue rank) and ``gross_revenue``;
+    ``leaf_clusters`` maps a leaf to its KMeans cluster, as ``FittedKMeans.leaf_clusters``.
+    """
+    by_kmeans = {p.kmeans_cluster: p for p in profiles}
+    stats = segmented.groupBy(LEAF, CLUSTER).agg(
+        F.count(F.lit(1)).alias("customers"), F.sum(GROSS_REVENUE).alias("revenue")
+    ).collect()
+    per_leaf: dict[int, dict[int, tuple[int, float]]] = {}
+    for row in stats:
+        per_leaf.setdefault(int(row[LEAF]), {})[int(row[CLUSTER])] = (int(row["customers"]), float(row["revenue"] or 0.0))
+    customers = sum(c for clusters in per_leaf.values() for c, _ in clusters.values())
+    revenue = sum(r for clusters in per_leaf.values() for _, r in clusters.values())
+    cluster_sizes: dict[int, int] = {}
+    for clusters in per_leaf.values():
+        for cluster, (count, _) in clusters.items():
+            cluster_sizes[cluster] = cluster_sizes.get(cluster, 0) + count
+    rows = []
+    for leaf, rule in leaf_rules(tree).items():
+        if leaf not in leaf_clusters:
+            continue
+        profile = by_kmeans[leaf_clusters[leaf]]
+        clusters = per_leaf.get(leaf, {})
+        matched = sum(c for c, _ in clusters.values())
+        in_cluster, leaf_revenue = clusters.get(profile.cluster, (0, 0.0))
+        total_revenue = sum(r for _, r in clusters.values())
+        rows.append(
+            RuleRow(
+                cluster=profile.cluster,
+                segment=profile.segment,
+                leaf=leaf,
+                rule=rule.text,
+                predicate=rule.predicate,
+                conditions=len(rule.conditions),
+                customers=matched,
+                customer_share=matched / customers if customers else 0.0,
+                cluster_coverage=in_cluster / cluster_sizes[profile.cluster] if cluster_sizes.get(profile.cluster) else 0.0,
+                precision=in_cluster / matched if matched else 0.0,
+                revenue_total=total_revenue,
+                revenue_share=total_revenue / revenue if revenue else 0.0,
+                gross_revenue_mean=total_revenue / matched if matched else 0.0,
+                predicted_label=rule.prediction,
+            )
+        )
+    return sorted(rows, key=lambda r: (r.cluster, -r.customers, r.leaf))
+
+
+def to_rules_frame(spark: SparkSession, rows: Sequence[RuleRow]) -> DataFrame:
+    return spark.createDataFrame([tuple(asdict(r).values()) for r in rows], RULES_SCHEMA)
+
+
+def rules_markdown(rows: Sequence[RuleRow]) -> str:
+    """The rules grouped by cluster, largest rule first (for the report)."""
+    header = (
+        "| cluster | segment | rule (leaf) | customers | % of cluster | precision | mean gross revenue | % revenue |\n"
+        "|---:|---|---|---:|---:|---:|---:|---:|"
+    )
+    lines = [
+        f"| {r.cluster} | {r.segment} | {r.rule.replace('|', '/')} (leaf {r.leaf}) | {r.customers:,} | "
+        f"{r.cluster_coverage:.0%} | {r.precision:.2f} | {r.gross_revenue_mean:,.2f} | {r.revenue_share:.1%} |"
+        for r in rows
+    ]
+    return "\n".join([header, *lines])
+
+
+def contributions_markdown(tree: Tree, rows: Sequence[RuleRow], *, top: int = 3) -> str:
+    """Per leaf, its top contributions: the typical answer to "why is this customer here"."""
+    contributions = leaf_contributions(tree)
+    lines = ["| cluster | leaf | top contributions (log(1 + revenue) units) |", "|---:|---:|---|"]
+    for r in rows:
+        text = ", ".join(f"{name} {value:+.2f}" for name, value in top_contributions(contributions[r.leaf], top))
+        lines.append(f"| {r.cluster} | {r.leaf} | {text} |")
+    return "\n".join(lines)

@@ -1,0 +1,140 @@
+"""Rules per leaf and cluster, checked against the tree's own leaves; per-customer contributions."""
+
+import dataclasses
+
+import pytest
+from pyspark.sql import functions as F
+
+from insiders_spark.clustering import KMEANS_CLUSTER
+from insiders_spark.embedding import PREDICTED_LABEL
+from insiders_spark.explain import (
+    TOP_FEATURES,
+    Condition,
+    leaf_contributions,
+    leaf_rules,
+    rules_markdown,
+    to_rule_rows,
+    to_rules_frame,
+    with_top_contributions,
+)
+from insiders_spark.profiles import with_clusters
+from insiders_spark.schemas import CLUSTER, LEAF, MODEL_INPUT_COLUMNS
+from insiders_spark.segmentation import fit_segmentation
+from insiders_spark.tree import Tree, TreeNode
+
+RECENCY, INVOICES = MODEL_INPUT_COLUMNS.index("recency_days"), MODEL_INPUT_COLUMNS.index("qty_invoices")
+FREQUENCY = MODEL_INPUT_COLUMNS.index("frequency")
+
+
+def _toy_tree():
+    """recency <= 30 ? (recency <= 10 ? leaf0 : leaf1) : (invoices <= 3.5 ? leaf2 : (recency > 90 ? leaf4 : leaf3))."""
+    node = TreeNode
+    return Tree(
+        nodes=(
+            node(0, 0, 5.0, 1.0, 100, feature=RECENCY, threshold=30.0, gain=1.0, left=1, right=4),
+            node(1, 1, 7.0, 1.0, 40, feature=RECENCY, threshold=10.0, gain=1.0, left=2, right=3),
+            node(2, 2, 8.0, 0.0, 20, leaf_index=0),
+            node(3, 2, 6.0, 0.0, 20, leaf_index=1),
+            node(4, 1, 3.0, 1.0, 60, feature=INVOICES, threshold=3.5, gain=1.0, left=5, right=6),
+            node(5, 2, 2.0, 0.0, 30, leaf_index=2),
+            node(6, 2, 4.0, 1.0, 30, feature=RECENCY, threshold=90.0, gain=1.0, left=7, right=8),
+            node(7, 3, 4.5, 0.0, 20, leaf_index=3),
+            node(8, 3, 3.0, 0.0, 10, leaf_index=4),
+        )
+    )
+
+
+def test_repeated_bounds_collapse_into_one_interval():
+    rules = leaf_rules(_toy_tree())
+    assert rules[0].text == "recency_days ≤ 10"
+    assert rules[1].text == "11 ≤ recency_days ≤ 30"
+    assert rules[2].text == "recency_days ≥ 31 AND qty_invoices ≤ 3"
+    assert rules[3].text == "31 ≤ recency_days ≤ 90 AND qty_invoices ≥ 4"
+    assert rules[4].text == "recency_days ≥ 91 AND qty_invoices ≥ 4"
+    assert rules[3].predicate == "(`recency_days` > 30.0D AND `recency_days` <= 90.0D) AND (`qty_invoices` > 3.5D)"
+
+
+def test_continuous_features_keep_their_thresholds():
+    assert Condition("frequency", low=0.25, high=None).text == "frequency > 0.25"
+    assert Condition("avg_ticket", low=12.5, high=1500.0).text == "12.5 < avg_ticket ≤ 1,500"
+    assert Condition("qty_items", low=9.5, high=10.0, integer=True).text == "qty_items = 10"
+
+
+def test_contributions_add_up_to_the_leaf_value():
+    tree = _toy_tree()
+    root = tree.nodes[0].prediction
+    for leaf, contributions in leaf_contributions(tree).items():
+        node = next(n for n in tree.leaves if n.leaf_index == leaf)
+        assert root + sum(contributions.values()) == pytest.approx(node.prediction)
+    # leaf 4: recency 5 -> 3 (-2), invoices 3 -> 4 (+1), recency again 4 -> 3 (-1)
+    assert leaf_contributions(tree)[4] == pytest.approx({"recency_days": -3.0, "qty_invoices": 1.0})
+
+
+def _features(spark, n=600):
+    rows = []
+    for i in range(n):
+        items = 1 + (i * 37) % 997
+        invoices = 1 + i % 9
+        revenue = 2.0 * items + 15.0 * invoices
+        rows.append((i, revenue, i % 300, invoices, items, 1 + i % 50, 0.1 + (i % 7) / 10, i % 5, revenue / (1 + i % 20)))
+    return spark.createDataFrame(rows, ["customer_id", "gross_revenue", *MODEL_INPUT_COLUMNS])
+
+
+@pytest.fixture(scope="module")
+def fitted(spark, test_config):
+    config = dataclasses.replace(
+        test_config,
+        embedding=dataclasses.replace(test_config.embedding, max_depth=3, min_leaf_share=0.02, max_bins=32),
+        clustering=dataclasses.replace(test_config.clustering, n_init=3),
+    )
+    features = _features(spark).cache()
+    model, clustered = fit_segmentation(features, config=config, customers=600, k=3, seed=7)
+    segmented = with_clusters(clustered, model.profiles, cluster_col=KMEANS_CLUSTER).cache()
+    return model, segmented
+
+
+def test_every_customer_matches_exactly_the_rule_of_its_leaf(fitted):
+    model, segmented = fitted
+    rules = leaf_rules(model.embedding.tree)
+    matches = F.filter(
+        F.array(*[F.when(F.expr(rule.predicate), F.lit(leaf)) for leaf, rule in rules.items()]),
+        lambda leaf: leaf.isNotNull(),
+    )
+    checked = segmented.select(LEAF, matches.alias("matched"))
+    assert checked.where((F.size("matched") != 1) | (F.col("matched")[0] != F.col(LEAF))).count() == 0
+    # and each predicate, run as Spark SQL, selects exactly its leaf's customers
+    for leaf, rule in rules.items():
+        selected = segmented.where(rule.predicate)
+        assert selected.where(F.col(LEAF) != leaf).count() == 0
+        assert selected.count() == segmented.where(F.col(LEAF) == leaf).count()
+
+
+def test_rule_rows_cover_every_customer_and_cluster(spark, fitted):
+    model, segmented = fitted
+    rows = to_rule_rows(segmented, model.embedding.tree, model.kmeans.leaf_clusters, model.profiles)
+    assert sum(r.customers for r in rows) == 600
+    assert all(r.precision == 1.0 for r in rows)
+    for profile in model.profiles:
+        mine = [r for r in rows if r.cluster == profile.cluster]
+        assert sum(r.customers for r in mine) == profile.customers
+        assert sum(r.cluster_coverage for r in mine) == pytest.approx(1.0)
+        assert {r.segment for r in mine} == {profile.segment}
+    assert sum(r.revenue_share for r in rows) == pytest.approx(1.0)
+    frame = to_rules_frame(spark, rows)
+    assert frame.count() == len(rows)
+    markdown = rules_markdown(rows)
+    assert markdown.count("\n") == len(rows) + 1 and "Insiders" in markdown
+
+
+def test_top_features_are_the_leaf_path_contributions(fitted):
+    model, segmented = fitted
+    tree = model.embedding.tree
+    root = tree.nodes[0].prediction
+    explained = with_top_contributions(segmented, tree, top=2).select(LEAF, PREDICTED_LABEL, TOP_FEATURES, CLUSTER)
+    assert explained.count() == 600
+    for row in explained.dropDuplicates([LEAF]).collect():
+        top = row[TOP_FEATURES]
+        assert 1 <= len(top) <= 2
+        assert [abs(t["contribution"]) for t in top] == sorted((abs(t["contribution"]) for t in top), reverse=True)
+        everything = leaf_contributions(tree)[row[LEAF]]
+        assert root + sum(everything.values()) == pytest.approx(row[PREDICTED_LABEL])
