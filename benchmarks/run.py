@@ -65,12 +65,13 @@ class Measurement:
     peak_bytes: int  # the whole tree's proportional set size (PSS) at its peak
     peak_rss_bytes: int  # the sum of the processes' RSS at their peak (counts shared pages in each)
     peak_by_process: dict[str, int]  # the tree's PSS at its peak, by process name
+    cpu_s: float  # user + system CPU seconds of the tree (each process as last sampled)
     returncode: int | None
     detail: str = ""
 
 
-def tree_memory(root: psutil.Process) -> tuple[int, int, dict[str, int]]:
-    """(PSS, RSS, PSS by process name) of ``root`` and all its descendants.
+def tree_memory(root: psutil.Process, cpu: dict[int, float] | None = None) -> tuple[int, int, dict[str, int]]:
+    """(PSS, RSS, PSS by process name) of ``root`` and all its descendants; ``cpu[pid]`` updated.
 
     PSS shares each page among the processes that map it, so the sum is the tree's physical memory:
     the JVM's short-lived forks (it spawns helpers) and forked Python workers would otherwise count
@@ -85,6 +86,9 @@ def tree_memory(root: psutil.Process) -> tuple[int, int, dict[str, int]]:
         try:
             with process.oneshot():
                 name = process.name()
+                if cpu is not None:
+                    times = process.cpu_times()
+                    cpu[process.pid] = times.user + times.system
                 try:
                     info = process.memory_full_info()
                     pss, rss = info.pss, info.rss
@@ -127,10 +131,10 @@ def measure(command: list[str], *, log_path: Path, env: dict[str, str], timeout_
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=env, cwd=PROJECT_ROOT, start_new_session=True)
         root = psutil.Process(process.pid)
-        peak, peak_rss, peak_by = 0, 0, {}
+        peak, peak_rss, peak_by, cpu = 0, 0, {}, {}
         status, detail = None, ""
         while process.poll() is None:
-            memory, rss, by_name = tree_memory(root)
+            memory, rss, by_name = tree_memory(root, cpu)
             peak_rss = max(peak_rss, rss)
             if memory > peak:
                 peak, peak_by = memory, by_name
@@ -153,7 +157,8 @@ def measure(command: list[str], *, log_path: Path, env: dict[str, str], timeout_
     if status is None:
         status, detail = _exit_status(returncode, log_path)
     return Measurement(status=status, wall_s=round(wall, 3), peak_bytes=peak, peak_rss_bytes=peak_rss,
-                       peak_by_process=peak_by, returncode=returncode, detail=detail)
+                       peak_by_process=peak_by, cpu_s=round(sum(cpu.values()), 2), returncode=returncode,
+                       detail=detail)
 
 
 def _exit_status(returncode: int, log_path: Path) -> tuple[str, str]:
@@ -387,8 +392,8 @@ def render_markdown(results: dict) -> str:
         f"{results['settings']['timeout_s']:.0f} s.",
         "",
         "| data | engine | status | wall (s) | read + aggregation (s) | peak memory (GiB) | wall / pandas | "
-        "read + agg. / DuckDB | load before |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "read + agg. / DuckDB | CPU (s) | load before |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for dataset in datasets(runs):
         pandas, duck = pick(runs, dataset, "pandas"), pick(runs, dataset, "duckdb")
@@ -403,7 +408,7 @@ def render_markdown(results: dict) -> str:
             status = run["status"] if run["status"] == "ok" else f"**{run['status']}**"
             lines.append(
                 f"| {dataset} | {engine} | {status} | {_fmt(run['wall_s'])} | {_fmt(run.get('read_aggregate_s'))} | "
-                f"{_fmt(run['peak_bytes'] / GIB, 2)} | {_fmt(vs_pandas, 2)} | {_fmt(vs_duck, 2)} | "
+                f"{_fmt(run['peak_bytes'] / GIB, 2)} | {_fmt(vs_pandas, 2)} | {_fmt(vs_duck, 2)} | {_fmt(run.get('cpu_s'))} | "
                 f"{_fmt(run.get('load_before'), 1)} |"
             )
     lines += ["", "## Targets", "", "| target | what | measured | met |", "|---|---|---|---|"]
