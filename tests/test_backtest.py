@@ -191,3 +191,42 @@ def test_settings_are_checked():
         BacktestSettings(horizon_days=0)
     with pytest.raises(ValueError, match="scorers"):
         BacktestSettings(scorers=("magic",))
+
+
+# --- renderers ---------------------------------------------------------------------------------
+
+
+def _result():
+    def points(scorer, shares_):
+        return [backtest.CurvePoint(scorer, s, round(s * 100), v * 1000, v) for s, v in shares_]
+
+    curve = (
+        points(BASELINE, [(0.05, 0.30), (0.10, 0.40), (0.20, 0.50)])
+        + points(FORESIGHT, [(0.05, 0.40), (0.10, 0.50), (0.20, 0.60)])
+        + points(FUTURE_REVENUE_TREE, [(0.05, 0.35), (0.10, 0.425), (0.20, 0.50)])
+    )
+    return backtest.BacktestResult(
+        window=backtest.Window(dt.date(2011, 9, 9), 90),
+        eligible=100,
+        window_revenue=1000.0,
+        known_revenue=700.0,
+        new_customers=30,
+        insiders=0,
+        curve=tuple(curve),
+    )
+
+
+def test_curve_markdown_shows_shares_and_the_gap_closed():
+    table = backtest.curve_markdown(_result())
+    assert "| ranking | top 5% | top 10% | top 20% |" in table
+    assert "| future-revenue tree | 35.0% (+50% of gap) | 42.5% (+25% of gap) | 50.0% (+0% of gap) |" in table
+    assert "| perfect foresight | 40.0% | 50.0% | 60.0% |" in table
+    assert "70.0% of it from the 100 customers" in backtest.summary_markdown(_result())
+
+
+def test_curve_frame_and_chart(spark):
+    frame = backtest.to_curve_frame(spark, _result())
+    assert frame.schema == backtest.CURVE_SCHEMA
+    closed = {(r["scorer"], r["head_count_share"]): r["gap_closed"] for r in frame.collect()}
+    assert closed[(FUTURE_REVENUE_TREE, 0.10)] == pytest.approx(0.25) and closed[(BASELINE, 0.10)] is None
+    assert backtest.capture_chart_png(_result()).startswith(b"\x89PNG")
