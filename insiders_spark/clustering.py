@@ -99,7 +99,23 @@ def weighted_cost(points: EmbeddingPoints, centers: np.ndarray) -> float:
 
 def fit_kmeans(embedded: DataFrame, *, config: ClusteringConfig, k: int, seed: int) -> FittedKMeans:
     """KMeans with ``k`` clusters over the customers' leaf positions."""
-    points = collect_points(embedded)
+    return fit_kmeans_to_points(
+        collect_points(embedded), config=config, k=k, seed=seed, spark=embedded.sparkSession
+    )
+
+
+def fit_kmeans_to_points(
+    points: EmbeddingPoints,
+    *,
+    config: ClusteringConfig,
+    k: int,
+    seed: int,
+    spark: SparkSession | None = None,
+) -> FittedKMeans:
+    """KMeans with ``k`` clusters over already collected leaf points (``mllib`` needs ``spark``).
+
+    The stability study and the k selection fit many k on the same points through this call.
+    """
     if len(points.leaves) < k:
         raise ClusteringError(
             f"the embedding has only {len(points.leaves)} distinct points (occupied tree leaves) for "
@@ -107,7 +123,9 @@ def fit_kmeans(embedded: DataFrame, *, config: ClusteringConfig, k: int, seed: i
         )
     best_seed = None
     if config.solver == "mllib":
-        centers, best_seed = _mllib_centers(embedded.sparkSession, points, config=config, k=k, seed=seed)
+        if spark is None:
+            raise ValueError("clustering.solver = 'mllib' needs a SparkSession")
+        centers, best_seed = _mllib_centers(spark, points, config=config, k=k, seed=seed)
     else:
         centers = _local_centers(points, config=config, k=k, seed=seed)
     labels = nearest_center(points.vectors, centers)
