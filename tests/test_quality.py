@@ -1,0 +1,233 @@
+"""Quality measures on hand-built customers: silhouette check, stability, choice of k.
+
+The feature tables are groups of customers the revenue tree separates without doubt: each group
+has its own number of items and its own revenue level, so a bootstrap resample of the customers
+finds the same split thresholds (between the groups' distinct values) and the same leaves.
+"""
+
+import dataclasses
+import datetime as dt
+import math
+import random
+
+import numpy as np
+import pytest
+from pyspark.ml.linalg import Vectors
+from pyspark.sql import functions as F
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+from insiders_spark.clustering import EmbeddingPoints, fit_kmeans, silhouette, with_kmeans_clusters
+from insiders_spark.config import ClusteringConfig
+from insiders_spark.embedding import EMBEDDING
+from insiders_spark.kselection import KScore, choose_k, score_grid, select_k
+from insiders_spark.quality import QualityTargets, bounded_sample, check_silhouette, leaf_silhouette
+from insiders_spark.schemas import CLUSTER, CUSTOMER_FEATURES_SCHEMA, CUSTOMER_ID
+from insiders_spark.segmentation import fit_segmentation
+from insiders_spark.stability import BOOTSTRAP, SEED, fit_stability_runs, measure_stability
+
+
+DAY = dt.date(2011, 12, 9)
+
+
+def _groups(spark, spec, *, noise=False, seed=0):
+    """One row per customer; spec: (customers, items, log revenue) per group."""
+    rng = random.Random(seed)
+    rows, customer = [], 0
+    for group, (size, items, log_revenue) in enumerate(spec):
+        for _ in range(size):
+            revenue = math.exp(log_revenue + (rng.uniform(-0.3, 0.3) if noise else 0.0))
+            ticket = rng.uniform(0, 100) if noise else 1.0  # noise the tree may split on
+            rows.append((customer, False, revenue, 10, group + 1, items, 5 * (group + 1), 0.5, 0, ticket, DAY, DAY))
+            customer += 1
+    return spark.createDataFrame(rows, CUSTOMER_FEATURES_SCHEMA).cache()
+
+
+def _config(test_config, **embedding):
+    return dataclasses.replace(
+        test_config,
+        embedding=dataclasses.replace(test_config.embedding, **{"max_depth": 2, "min_leaf_share": 0.05, **embedding}),
+        clustering=dataclasses.replace(test_config.clustering, n_init=5),
+    )
+
+
+FOUR_GROUPS = [(60, 10, 1.0), (40, 20, 1.5), (80, 1000, 5.0), (120, 2000, 5.5)]
+
+
+@pytest.fixture(scope="module")
+def four_groups(spark):
+    return _groups(spark, FOUR_GROUPS)
+
+
+# --- silhouette -------------------------------------------------------------------------------
+
+
+def _embedded(spark):
+    points = {0: ([0.0, 0.0], 30), 1: ([0.0, 1.0], 10), 2: ([10.0, 0.0], 25), 3: ([10.0, 1.0], 5), 4: ([0.0, 20.0], 12)}
+    rows = [(leaf, Vectors.dense(vector)) for leaf, (vector, count) in points.items() for _ in range(count)]
+    return spark.createDataFrame(rows, ["leaf", EMBEDDING]), points
+
+
+def test_leaf_silhouette_equals_mllib_and_sklearn(spark):
+    embedded, points = _embedded(spark)
+    fitted = fit_kmeans(embedded, config=ClusteringConfig(n_init=2), k=3, seed=1)
+    clustered = with_kmeans_clusters(embedded, fitted)
+    table = EmbeddingPoints(
+        leaves=tuple(points),
+        vectors=np.array([v for v, _ in points.values()]),
+        customers=np.array([float(c) for _, c in points.values()]),
+    )
+    exact = leaf_silhouette(table, fitted.leaf_clusters)
+    assert exact == pytest.approx(silhouette(clustered), abs=1e-9)
+    vectors = np.repeat(table.vectors, table.customers.astype(int), axis=0)
+    labels = np.repeat([fitted.leaf_clusters[leaf] for leaf in table.leaves], table.customers.astype(int))
+    assert exact == pytest.approx(silhouette_score(vectors, labels, metric="sqeuclidean"), abs=1e-9)
+
+
+def test_leaf_silhouette_scores_a_lone_customer_zero():
+    # one customer alone in its cluster scores 0; the two at the other point score 1
+    table = EmbeddingPoints(leaves=(0, 1), vectors=np.array([[0.0], [1.0]]), customers=np.array([1.0, 2.0]))
+    assert leaf_silhouette(table, {0: 0, 1: 1}) == pytest.approx(2 / 3)
+
+
+def test_check_silhouette_matches_mllib_when_the_sample_is_everyone(spark):
+    embedded, _ = _embedded(spark)
+    clustered = with_kmeans_clusters(embedded, fit_kmeans(embedded, config=ClusteringConfig(n_init=2), k=3, seed=1))
+    check = check_silhouette(clustered, customers=82, seed=3, max_rows=1_000)
+    assert check.sample_rows == 82
+    assert check.sample == pytest.approx(check.mllib, abs=1e-9)
+    assert check.to_dict()["distance"] == "squaredEuclidean"
+    bounded = check_silhouette(clustered, customers=82, seed=3, max_rows=20, mllib=0.5)
+    assert bounded.mllib == 0.5 and 0 < bounded.sample_rows <= 20
+
+
+def test_bounded_sample_never_exceeds_its_bound(spark):
+    frame = spark.range(1_000)
+    for seed in range(3):
+        assert bounded_sample(frame, total=1_000, max_rows=100, seed=seed).count() <= 100
+    assert bounded_sample(frame, total=1_000, max_rows=5_000, seed=1).count() == 1_000
+
+
+def test_targets_name_what_is_missed():
+    targets = QualityTargets()
+    assert targets.segmentation_failures(
+        silhouette=0.8, smallest_cluster_share=0.02, insiders_share=0.08, insiders_revenue_share=0.55
+    ) == []
+    missed = targets.segmentation_failures(
+        silhouette=0.7, smallest_cluster_share=0.005, insiders_share=0.2, insiders_revenue_share=0.4
+    )
+    assert [m.split()[0] for m in missed] == ["silhouette", "smallest", "Insiders", "Insiders"]
+    assert targets.stability_failures(ari_min=0.95, jaccard_min=0.89) == ["Insiders Jaccard 0.890 < 0.9"]
+
+
+# --- stability --------------------------------------------------------------------------------
+
+
+def test_a_perfectly_separated_table_is_perfectly_stable(spark, test_config, four_groups):
+    config = _config(test_config)
+    stability = measure_stability(four_groups, config=config, customers=300, k=3, seed=7, seeds=1, bootstraps=2)
+    assert [r.kind for r in stability.runs] == [SEED, BOOTSTRAP, BOOTSTRAP]
+    assert [r.seed for r in stability.runs] == [8, 7, 7]
+    assert [r.sample_seed for r in stability.runs] == [None, 8, 9]
+    assert all(r.ari == 1.0 and r.insiders_jaccard == 1.0 for r in stability.runs)
+    assert stability.reference_insiders == 120 and all(r.insiders == 120 for r in stability.runs)
+    assert stability.meets_targets
+    assert all(r.training_customers != 300 for r in stability.of_kind(BOOTSTRAP))  # resampled
+    manifest = stability.to_dict()
+    assert manifest["bootstrap"]["runs"] == 2 and manifest["ari"] == {"min": 1.0, "mean": 1.0}
+
+
+def test_the_leaf_tables_give_what_the_job_gives(spark, test_config):
+    """The shortcut (every k from the runs' leaf tables) against the job's own path: fit_segmentation
+    on all customers and on the bootstrap resample, then SegmentationModel.transform of every
+    customer, compared customer by customer."""
+    features = _groups(spark, [(70, 10, 1.0), (50, 20, 2.0), (90, 400, 4.0), (60, 900, 6.0)], noise=True, seed=3)
+    config = _config(test_config, max_depth=3, min_leaf_share=0.03)
+    runs = fit_stability_runs(features, config=config, customers=270, seed=5, seeds=0, bootstraps=1)
+    (bootstrap,) = runs.perturbed
+    mine = runs.reference_clusters(4, config=config)
+    (run,) = runs.stability(4, config=config, reference=mine).runs
+
+    reference, reference_clustered = fit_segmentation(features, config=config, customers=270, k=4, seed=5)
+    assert [p.customers for p in mine.profiles] == [p.customers for p in reference.profiles]
+    assert [p.revenue_total for p in mine.profiles] == pytest.approx([p.revenue_total for p in reference.profiles])
+    assert [p.segment for p in mine.profiles] == [p.segment for p in reference.profiles]
+    assert leaf_silhouette(runs.reference.points(), mine.kmeans.leaf_clusters) == pytest.approx(
+        silhouette(reference_clustered), abs=1e-9
+    )
+
+    resample = features.sample(withReplacement=True, fraction=1.0, seed=6).cache()  # the run's sample seed
+    assert bootstrap.sample_seed == 6 and bootstrap.training_customers == resample.count()
+    other, other_clustered = fit_segmentation(resample, config=config, customers=bootstrap.training_customers, k=4, seed=5)
+    pairs = (
+        reference.transform(features).select(CUSTOMER_ID, CLUSTER)
+        .join(
+            other.transform(features).select(CUSTOMER_ID, F.col(CLUSTER).alias("other")),
+            on=CUSTOMER_ID,
+            how="inner",
+        )
+        .collect()
+    )
+    assert len(pairs) == 270
+    assert run.ari == pytest.approx(adjusted_rand_score([r[CLUSTER] for r in pairs], [r["other"] for r in pairs]), abs=1e-12)
+    ref_insiders = {r[CUSTOMER_ID] for r in pairs if r[CLUSTER] == 1}
+    other_insiders = {r[CUSTOMER_ID] for r in pairs if r["other"] == 1}
+    assert run.insiders == len(other_insiders)
+    assert run.insiders_jaccard == pytest.approx(len(ref_insiders & other_insiders) / len(ref_insiders | other_insiders))
+    for frame in (reference_clustered, other_clustered, resample):
+        frame.unpersist()
+
+
+# --- choice of k ------------------------------------------------------------------------------
+
+
+def test_select_k_picks_the_obvious_k(spark, test_config):
+    """Three revenue tiers, the lowest split by noise into two leaves. With gain-weighted paths:
+    k=2 lumps the two upper tiers into 50% "Insiders"; k=3 is one cluster per tier; k=4 cuts the
+    lowest tier along its noise split, which moves from resample to resample."""
+    features = _groups(spark, [(100, 10, 1.0), (60, 1000, 5.0), (40, 5000, 9.0)], noise=True)
+    config = _config(test_config, encoding="path_gain")
+    targets = QualityTargets(insiders_max_share=0.25)
+    selection = select_k(
+        features, config=config, customers=200, seed=3, grid=[2, 3, 4], seeds=0, bootstraps=2, targets=targets
+    )
+    assert selection.chosen == 3 and not selection.fallback
+    assert selection.leaves == 4
+    by_k = {s.k: s for s in selection.scores}
+    assert by_k[2].failures == ("Insiders 50.0% of customers > 25%",)
+    assert by_k[3].qualifies and by_k[3].insiders_share == pytest.approx(0.2)
+    assert by_k[3].stability.ari_min == 1.0 and selection.stability is by_k[3].stability
+    assert not by_k[4].qualifies
+    manifest = selection.to_dict()
+    assert [g["k"] for g in manifest["grid"]] == [2, 3, 4] and manifest["chosen"] == 3
+
+
+def test_a_k_beyond_the_leaves_is_recorded_not_fatal(spark, test_config, four_groups):
+    config = _config(test_config)
+    runs = fit_stability_runs(four_groups, config=config, customers=300, seed=7, seeds=1, bootstraps=0)
+    selection = score_grid(runs, grid=[3, 5], config=config, targets=QualityTargets(insiders_max_share=0.5))
+    assert selection.score(5).error and "only 4 distinct points" in selection.score(5).error
+    assert selection.chosen == 3
+
+
+def _score(k, *failures):
+    return KScore(k=k, silhouette=0.9, failures=tuple(failures))
+
+
+def test_the_rule_takes_the_smallest_k_that_meets_every_target():
+    scores = [_score(4, "Insiders 20.0% of customers > 10%"), _score(5), _score(6), _score(7, "stability ARI 0.5 < 0.9")]
+    chosen, fallback, reason = choose_k(scores, fallback_k=9)
+    assert (chosen, fallback) == (5, False)
+    assert "smallest" in reason and "also qualifying: 6" in reason
+
+
+def test_the_rule_falls_back_to_the_configured_k_and_says_why():
+    scores = [
+        _score(8, "Insiders 20.3% of customers > 10%", "stability ARI 0.605 < 0.9"),
+        _score(9, "stability ARI 0.556 < 0.9"),
+        KScore(k=17, error="only 16 distinct points", failures=("cannot fit",)),
+    ]
+    chosen, fallback, reason = choose_k(scores, fallback_k=9)
+    assert (chosen, fallback) == (9, True)
+    assert reason == (
+        "no k in 8..17 meets every target; closest: k=9 (stability ARI 0.556 < 0.9); kept the configured k=9"
+    )
