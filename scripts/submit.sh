@@ -1,33 +1,127 @@
 #!/usr/bin/env bash
-# submit.sh [RUN OPTIONS...]: package insiders_spark and spark-submit jobs/segment_customers.py.
+# submit.sh [SPARK-SUBMIT OPTIONS... --] [JOB OPTIONS...]: package insiders_spark and
+# spark-submit jobs/segment_customers.py.
 #
-# Builds dist/insiders_spark.zip (the package and its conf/ profiles) for --py-files and submits the
-# job with it; every argument after the script's own is passed to the job, quoted as given.
-# Environment:
-#   SPARK_HOME          Spark installation to use (default: the pip-installed pyspark's)
-#   SPARK_MASTER        master URL (default: local[*])
-#   INSIDERS_ENV        configuration profile passed as --env (default: local)
-#   SPARK_SUBMIT_ARGS   extra spark-submit options, whitespace-separated (e.g. "--driver-memory 4g")
-#   PYTHON              Python used to find pyspark and build the zip (default: python3)
+#   scripts/submit.sh --input data/log.parquet --output out            # job options only
+#   SPARK_MASTER=spark://127.0.0.1:7077 scripts/submit.sh --input ...    # on a standalone cluster
+#   scripts/submit.sh --driver-memory 4g -- --input ...                 # spark-submit options, then --
+#
+# What it does:
+#   1. builds dist/insiders_spark.zip (the package, with conf/ inside as insiders_spark/conf) for
+#      --py-files, so the executors import the same code as the driver without installing it;
+#   2. loads the configuration profile (INSIDERS_ENV) and passes its [spark] settings as --conf, so
+#      the ones read at launch (spark.driver.memory, extraJavaOptions, ...) apply; it refuses a
+#      profile that sets a spark.master other than SPARK_MASTER (it would override --master);
+#   3. ships conf/*.toml and conf/log4j2.properties with --files, points the driver's log4j at
+#      log4j2.properties (console at WARN), and sets the driver's and the executors' Python;
+#   4. runs spark-submit jobs/segment_customers.py --env PROFILE --conf-dir DIR and the job options.
+# Options before a `--` go to spark-submit, those after it (or all, without `--`) to the job; each
+# is passed on as one argument, exactly as given (spaces included). Nothing is eval'ed.
+#
+# Environment (all optional):
+#   SPARK_HOME         Spark installation (default: the pip-installed pyspark of PYTHON)
+#   SPARK_MASTER       master URL: local[*] (default), spark://HOST:PORT, yarn, k8s://https://...;
+#                      scripts/local_cluster.sh url prints the laptop cluster's
+#   SPARK_DEPLOY_MODE  client (default; the driver runs here) or cluster (YARN, Kubernetes)
+#   INSIDERS_ENV       configuration profile in conf/ (default: from the master: local,
+#                      standalone, yarn or kubernetes)
+#   PYTHON             Python that runs the driver and builds the zip (default: <repo>/.venv/bin/python,
+#                      else python3); it needs pyspark, pandas, pyarrow, numpy, scikit-learn
+#   PYSPARK_PYTHON     Python of the executors (default: PYTHON; on a real cluster, the path of a
+#                      Python with those libraries on every node, or ./environment/bin/python with
+#                      INSIDERS_ARCHIVE)
+#   INSIDERS_ARCHIVE   a venv-pack or conda-pack .tar.gz of such a Python, shipped with --archives
+#                      (unpacked as ./environment on every executor) for nodes that lack the libraries
+#   SPARK_LOCAL_IP     address the driver binds to (default: 127.0.0.1)
+#   SPARK_AUTH_SECRET  when set, spark.authenticate=true with this secret (the one the standalone
+#                      cluster was started with), handed to Spark through its environment: never
+#                      on the command line, in a profile or in any file
+#   SPARK_SUBMIT_ARGS  extra spark-submit options, split on whitespace (no quoting: use the
+#                      `OPTIONS -- JOB OPTIONS` form for values with spaces)
 set -euo pipefail
 
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+}
+
+die() {
+  echo "submit.sh: $*" >&2
+  exit 2
+}
+
 case "${1:-}" in
-  -h|--help)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  -h | --help)
+    usage
     exit 0
     ;;
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-python3}
-spark_home=${SPARK_HOME:-$("$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}
-master=${SPARK_MASTER:-local[*]}
-env_name=${INSIDERS_ENV:-local}
 
+# Absolute path of a command without resolving symlinks (a venv's python is a symlink).
+absolute_command() {
+  case "$1" in
+    */*) printf '%s/%s\n' "$(cd "$(dirname "$1")" && pwd)" "$(basename "$1")" ;;
+    *) command -v "$1" || die "$1 not found on PATH" ;;
+  esac
+}
+
+if [ -n "${PYTHON:-}" ]; then
+  python=$PYTHON
+elif [ -x "$root/.venv/bin/python" ]; then
+  python=$root/.venv/bin/python
+else
+  python=python3
+fi
+python=$(absolute_command "$python")
+master=${SPARK_MASTER:-local[*]}
+deploy_mode=${SPARK_DEPLOY_MODE:-client}
+if [ -n "${INSIDERS_ENV:-}" ]; then
+  env_name=$INSIDERS_ENV
+else
+  case "$master" in
+    local*) env_name=local ;;
+    spark://*) env_name=standalone ;;
+    yarn*) env_name=yarn ;;
+    k8s://*) env_name=kubernetes ;;
+    *) die "no default profile for master $master: set INSIDERS_ENV" ;;
+  esac
+fi
+case "$deploy_mode" in
+  client | cluster) ;;
+  *) die "SPARK_DEPLOY_MODE must be client or cluster, not $deploy_mode" ;;
+esac
+spark_home=${SPARK_HOME:-$("$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')} ||
+  die "no SPARK_HOME and $python cannot import pyspark (run 'make setup' or set PYTHON)"
+export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
+
+# Split the arguments: spark-submit options before a `--`, the job's after it.
+submit_args=()
+job_args=()
+if [ "$#" -gt 0 ]; then
+  seen_separator=false
+  for argument in "$@"; do
+    if [ "$seen_separator" = false ] && [ "$argument" = "--" ]; then
+      seen_separator=true
+      submit_args=(${job_args[@]+"${job_args[@]}"})
+      job_args=()
+    else
+      job_args+=("$argument")
+    fi
+  done
+fi
+if [ -n "${SPARK_SUBMIT_ARGS:-}" ]; then
+  read -r -a extra <<<"$SPARK_SUBMIT_ARGS"
+  submit_args=("${extra[@]}" ${submit_args[@]+"${submit_args[@]}"})
+fi
+
+# 1. The package, built next to the final file and renamed, so a concurrent build never ships a
+#    half-written zip.
 mkdir -p "$root/dist"
-zip_path="$root/dist/insiders_spark.zip"
-"$python" - "$root" "$zip_path" <<'PY'
+zip_path=$root/dist/insiders_spark.zip
+"$python" - "$root" "$zip_path.$$" <<'PY'
 import pathlib, sys, zipfile
+
 root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
     for path in sorted((root / "insiders_spark").rglob("*.py")):
@@ -36,15 +130,81 @@ with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         if path.suffix in {".toml", ".properties", ".py"}:
             archive.write(path, pathlib.Path("insiders_spark") / "conf" / path.name)
 PY
+mv -f "$zip_path.$$" "$zip_path"
 
-extra=()
-if [ -n "${SPARK_SUBMIT_ARGS:-}" ]; then
-  read -r -a extra <<<"$SPARK_SUBMIT_ARGS"
+# 2. Where the driver runs decides its Python and where it finds the profiles and log4j file: here
+#    (client mode), or in a container whose working folder holds the --files (cluster mode).
+executor_python=${PYSPARK_PYTHON:-$python}
+archive_args=()
+if [ -n "${INSIDERS_ARCHIVE:-}" ]; then
+  [ -f "$INSIDERS_ARCHIVE" ] || die "INSIDERS_ARCHIVE=$INSIDERS_ARCHIVE is not a file"
+  archive_args=(--archives "$INSIDERS_ARCHIVE#environment")
+  executor_python=${PYSPARK_PYTHON:-./environment/bin/python}
 fi
+if [ "$deploy_mode" = cluster ]; then
+  driver_python=$executor_python
+  conf_dir=.
+  driver_log4j=log4j2.properties
+else
+  driver_python=$python
+  conf_dir=$root/conf
+  driver_log4j=$root/conf/log4j2.properties
+fi
+
+# 3. The profile's Spark settings, one `key=value` per NUL-terminated record, read back without
+#    any shell evaluation. The loader is the package's own, imported from the zip just built.
+conf_args=()
+while IFS= read -r -d '' setting; do
+  conf_args+=(--conf "$setting")
+done < <(
+  PYTHONPATH=$zip_path "$python" - "$root/conf" "$env_name" "$master" "$driver_log4j" <<'PY'
+import sys
+
+from insiders_spark.config import ConfigError, load_config
+
+conf_dir, env_name, master, log4j = sys.argv[1:]
+try:
+    spark = dict(load_config(conf_dir, env_name).spark)
+except ConfigError as error:
+    sys.exit(f"submit.sh: configuration error: {error}")
+profile_master = spark.pop("spark.master", None)
+if profile_master is not None and profile_master != master:
+    sys.exit(
+        f"submit.sh: profile {env_name!r} sets spark.master = {profile_master!r}, which would override "
+        f"the master {master!r}; use a profile without spark.master (standalone, yarn, kubernetes) "
+        "or set INSIDERS_ENV"
+    )
+# The driver's JVM logs through the project's log4j2 file from its first line (quoted: the path may
+# hold spaces; Spark splits these options like a shell would).
+quoted = '"' + log4j.replace("\\", "\\\\").replace('"', '\\"') + '"'
+option = f"-Dlog4j2.configurationFile={quoted}"
+spark["spark.driver.extraJavaOptions"] = f"{spark.get('spark.driver.extraJavaOptions', '')} {option}".strip()
+for key, value in spark.items():
+    sys.stdout.write(f"{key}={value}\0")
+PY
+)
+# A failed profile check ends the process substitution, not this script: check it explicitly.
+[ "${#conf_args[@]}" -gt 0 ] || die "could not read the Spark settings of profile $env_name (see above)"
+
+# 4. Python on both sides, authentication, and the files shipped with the job.
+conf_args+=(--conf "spark.pyspark.python=$executor_python" --conf "spark.pyspark.driver.python=$driver_python")
+if [ -n "${SPARK_AUTH_SECRET:-}" ]; then
+  # Spark's SecurityManager reads the secret from _SPARK_AUTH_SECRET. A standalone driver also
+  # insists that spark.authenticate.secret is set: set it to a reference to that variable, so
+  # the command line (visible to every user of the machine) never holds the secret itself.
+  export _SPARK_AUTH_SECRET=$SPARK_AUTH_SECRET
+  conf_args+=(--conf spark.authenticate=true --conf 'spark.authenticate.secret=${env:_SPARK_AUTH_SECRET}')
+fi
+shipped=$(printf '%s,' "$root"/conf/*.toml "$root/conf/log4j2.properties")
+shipped=${shipped%,}
 
 exec "$spark_home/bin/spark-submit" \
   --master "$master" \
+  --deploy-mode "$deploy_mode" \
   --py-files "$zip_path" \
-  --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties" \
-  "${extra[@]}" \
-  "$root/jobs/segment_customers.py" --env "$env_name" "$@"
+  --files "$shipped" \
+  "${conf_args[@]}" \
+  ${archive_args[@]+"${archive_args[@]}"} \
+  ${submit_args[@]+"${submit_args[@]}"} \
+  "$root/jobs/segment_customers.py" --env "$env_name" --conf-dir "$conf_dir" \
+  ${job_args[@]+"${job_args[@]}"}
