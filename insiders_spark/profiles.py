@@ -3,30 +3,36 @@
 Only k rows (one per cluster) reach the driver. Ranking and naming are plain Python on those rows,
 so the rules are easy to read and to test.
 
-Naming rule (from what a cluster *is*, never from its id):
+Naming rule (from what a cluster *is*, never from its id). Every comparison is with the
+population's customer-weighted means (all clusters together), so the rule adapts to the log:
 
-* rank 1 by mean gross revenue -> ``Insiders``;
-* otherwise, with the population's customer-weighted means as the yardstick
-  (value = mean gross revenue, recency = mean days since last purchase):
+* rank 1 by mean gross revenue -> ``Insiders`` (``segments.insiders_name``);
+* a returns rate (mean returned items / (mean bought + mean returned items)) at least three times
+  the population's and at least 10% -> ``Frequent returners``;
+* otherwise three traits: **value** (mean gross revenue at or above the population's), **recency
+  tier** (mean days since the last purchase: *recent* up to the population's mean, *lapsing* up to
+  1.5 times it, *gone* beyond) and **repeat** (at least 2 invoices on average):
 
-  ===================  ==========================  =========================
-  value vs population  recency vs population       name
-  ===================  ==========================  =========================
-  at or above          at or below (recent)        Loyal
-  at or above          above (lapsing)             At risk
-  below                at or below, ≥ 2 invoices   Promising
-  below                at or below, < 2 invoices   New
-  below                above, up to twice          Hibernating
-  below                more than twice             Lost
-  ===================  ==========================  =========================
+  =====  ============  ==========================  ==================
+  value  recency tier  repeat (≥ 2 invoices)        one-off (< 2)
+  =====  ============  ==========================  ==================
+  high   recent        Loyal                        Loyal
+  high   lapsing/gone  At risk                      At risk
+  low    recent        Promising                    New
+  low    lapsing       Need attention               About to sleep
+  low    gone          Hibernating                  Lost
+  =====  ============  ==========================  ==================
 
-* clusters that get the same name are told apart by revenue rank: ``Hibernating``,
-  ``Hibernating (2)``, ...
+* clusters that earn the same name are told apart by the trait that differs most between them
+  (largest max/min ratio among spend, basket breadth, ticket size, orders, recency), in words:
+  two clusters get the two ends (``Promising (broad baskets)``, ``Promising (narrow baskets)``),
+  three the two ends and the middle (``mid baskets``); four or more fall back to their revenue
+  order (``Lost``, ``Lost (2)``, ...).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -108,15 +114,85 @@ def summarise_clusters(scored: DataFrame, *, cluster_col: str) -> list[dict]:
     return [{**row.asDict(), "kmeans_cluster": int(row[cluster_col])} for row in rows]
 
 
-def segment_base_name(profile: dict, population: dict) -> str:
-    """The name a cluster's profile earns against the population (see the module docstring)."""
-    valuable = profile["gross_revenue_mean"] >= population["gross_revenue_mean"]
-    recency, typical = profile["recency_days_mean"], population["recency_days_mean"]
-    if valuable:
-        return "Loyal" if recency <= typical else "At risk"
+RETURNER_FACTOR = 3.0  # returns rate at least this many times the population's ...
+RETURNER_MIN_RATE = 0.10  # ... and at least this high
+LAPSING_FACTOR = 1.5  # recency up to this many times the population's mean is lapsing, beyond is gone
+REPEAT_INVOICES = 2.0  # mean invoices of a cluster of repeat buyers
+
+# (value is high, recency tier, buys again) -> name; the table in the module docstring.
+NAMES: dict[tuple[bool, str, bool], str] = {
+    (True, "recent", True): "Loyal",
+    (True, "recent", False): "Loyal",
+    (True, "lapsing", True): "At risk",
+    (True, "lapsing", False): "At risk",
+    (True, "gone", True): "At risk",
+    (True, "gone", False): "At risk",
+    (False, "recent", True): "Promising",
+    (False, "recent", False): "New",
+    (False, "lapsing", True): "Need attention",
+    (False, "lapsing", False): "About to sleep",
+    (False, "gone", True): "Hibernating",
+    (False, "gone", False): "Lost",
+}
+FREQUENT_RETURNERS = "Frequent returners"
+
+# Traits that tell same-named clusters apart: profile mean, then words for its high, middle, low end.
+TRAITS: tuple[tuple[str, str, str, str], ...] = (
+    ("gross_revenue_mean", "higher spend", "mid spend", "lower spend"),
+    ("qty_products_mean", "broad baskets", "mid baskets", "narrow baskets"),
+    ("avg_ticket_mean", "large tickets", "mid tickets", "small tickets"),
+    ("qty_invoices_mean", "more orders", "mid orders", "fewer orders"),
+    ("recency_days_mean", "longer gone", "mid recency", "more recent"),
+)
+POPULATION_MEANS: tuple[str, ...] = (
+    "gross_revenue_mean",
+    "recency_days_mean",
+    "qty_items_mean",
+    "qty_returns_mean",
+)
+
+
+def returns_rate(profile: dict) -> float:
+    """Returned items as a share of the items a cluster's customers bought and returned."""
+    moved = profile["qty_items_mean"] + profile["qty_returns_mean"]
+    return profile["qty_returns_mean"] / moved if moved > 0 else 0.0
+
+
+def recency_tier(recency: float, typical: float) -> str:
     if recency <= typical:
-        return "Promising" if profile["qty_invoices_mean"] >= 2 else "New"
-    return "Hibernating" if recency <= 2 * typical else "Lost"
+        return "recent"
+    return "lapsing" if recency <= LAPSING_FACTOR * typical else "gone"
+
+
+def segment_base_name(profile: dict, population: dict) -> str:
+    """The name a (non-Insider) cluster's profile earns against the population (module docstring)."""
+    rate = returns_rate(profile)
+    if rate >= RETURNER_MIN_RATE and rate >= RETURNER_FACTOR * returns_rate(population):
+        return FREQUENT_RETURNERS
+    valuable = profile["gross_revenue_mean"] >= population["gross_revenue_mean"]
+    tier = recency_tier(profile["recency_days_mean"], population["recency_days_mean"])
+    return NAMES[(valuable, tier, profile["qty_invoices_mean"] >= REPEAT_INVOICES)]
+
+
+def _spread(values: Sequence[float]) -> float:
+    """How far apart values are, as log(max / min) (values floored at a small positive number)."""
+    floored = [max(v, 1e-9) for v in values]
+    return math.log(max(floored) / min(floored))
+
+
+def disambiguated_names(base: str, members: Sequence[dict]) -> list[str]:
+    """Names for clusters (in revenue order) that earned the same ``base`` name, in that order."""
+    if len(members) == 1:
+        return [base]
+    if len(members) > 3:
+        return [base if i == 0 else f"{base} ({i + 1})" for i in range(len(members))]
+    key, high, middle, low = max(TRAITS, key=lambda t: _spread([m[t[0]] for m in members]))
+    order = sorted(range(len(members)), key=lambda i: -members[i][key])
+    words = [high, low] if len(members) == 2 else [high, middle, low]
+    names = [""] * len(members)
+    for position, index in enumerate(order):
+        names[index] = f"{base} ({words[position]})"
+    return names
 
 
 def build_profiles(summaries: Sequence[dict], *, insiders_name: str = "Insiders") -> list[ClusterProfile]:
@@ -127,15 +203,11 @@ def build_profiles(summaries: Sequence[dict], *, insiders_name: str = "Insiders"
     customers = sum(s["customers"] for s in ordered)
     revenue = sum(s["revenue_total"] for s in ordered)
     population = {
-        name: sum(s[name] * s["customers"] for s in ordered) / customers
-        for name in ("gross_revenue_mean", "recency_days_mean")
+        name: sum(s[name] * s["customers"] for s in ordered) / customers for name in POPULATION_MEANS
     }
-    seen: Counter[str] = Counter()
+    names = _names(ordered, population, insiders_name=insiders_name)
     profiles = []
-    for rank, summary in enumerate(ordered, start=1):
-        base = insiders_name if rank == 1 else segment_base_name(summary, population)
-        seen[base] += 1
-        name = base if seen[base] == 1 else f"{base} ({seen[base]})"
+    for rank, (summary, name) in enumerate(zip(ordered, names), start=1):
         profiles.append(
             ClusterProfile(
                 cluster=rank,
@@ -150,6 +222,19 @@ def build_profiles(summaries: Sequence[dict], *, insiders_name: str = "Insiders"
             )
         )
     return profiles
+
+
+def _names(ordered: Sequence[dict], population: dict, *, insiders_name: str) -> list[str]:
+    """Each cluster's name, in revenue order: rank 1 the Insiders, the rest by the rule."""
+    bases = [insiders_name] + [segment_base_name(summary, population) for summary in ordered[1:]]
+    groups: dict[str, list[int]] = {}
+    for index, base in enumerate(bases):
+        groups.setdefault(base, []).append(index)
+    names = list(bases)
+    for base, indices in groups.items():
+        for index, name in zip(indices, disambiguated_names(base, [ordered[i] for i in indices])):
+            names[index] = name
+    return names
 
 
 def to_profiles_frame(spark: SparkSession, profiles: Sequence[ClusterProfile]) -> DataFrame:

@@ -3,12 +3,18 @@
 import pytest
 from chispa import assert_df_equality
 
-from insiders_spark.profiles import build_profiles, segment_base_name, with_clusters
+from insiders_spark.profiles import (
+    build_profiles,
+    disambiguated_names,
+    returns_rate,
+    segment_base_name,
+    with_clusters,
+)
 
-POPULATION = {"gross_revenue_mean": 1000.0, "recency_days_mean": 100.0}
+POPULATION = {"gross_revenue_mean": 1000.0, "recency_days_mean": 100.0, "qty_items_mean": 98.0, "qty_returns_mean": 2.0}
 
 
-def _summary(kmeans_cluster, customers, revenue_mean, recency, invoices=3.0):
+def _summary(kmeans_cluster, customers, revenue_mean, recency, invoices=3.0, **means):
     return {
         "kmeans_cluster": kmeans_cluster,
         "customers": customers,
@@ -21,6 +27,7 @@ def _summary(kmeans_cluster, customers, revenue_mean, recency, invoices=3.0):
         "frequency_mean": 0.1,
         "qty_returns_mean": 0.0,
         "avg_ticket_mean": 20.0,
+        **{f"{name}_mean": value for name, value in means.items()},
     }
 
 
@@ -28,16 +35,29 @@ def _summary(kmeans_cluster, customers, revenue_mean, recency, invoices=3.0):
     ("revenue", "recency", "invoices", "name"),
     [
         (1500, 50, 5, "Loyal"),
-        (1000, 100, 5, "Loyal"),
-        (1500, 150, 5, "At risk"),
+        (1000, 100, 1, "Loyal"),  # at the population's means: valuable and recent
+        (1500, 120, 5, "At risk"),
+        (1500, 400, 1, "At risk"),
         (500, 80, 3, "Promising"),
         (500, 80, 1.2, "New"),
-        (500, 150, 3, "Hibernating"),
-        (500, 250, 3, "Lost"),
+        (500, 130, 2, "Need attention"),
+        (500, 150, 1.9, "About to sleep"),  # up to 1.5 times the population's recency: lapsing
+        (500, 151, 3, "Hibernating"),
+        (500, 250, 1.1, "Lost"),
     ],
 )
 def test_names_follow_the_profile(revenue, recency, invoices, name):
     assert segment_base_name(_summary(0, 10, revenue, recency, invoices), POPULATION) == name
+
+
+def test_frequent_returners_need_three_times_the_population_rate_and_ten_percent():
+    assert returns_rate(POPULATION) == pytest.approx(0.02)
+    returners = _summary(0, 10, 500, 80, qty_items=80.0, qty_returns=20.0)  # 20%
+    assert segment_base_name(returners, POPULATION) == "Frequent returners"
+    some_returns = _summary(0, 10, 500, 80, qty_items=92.0, qty_returns=8.0)  # 8%: four times, below 10%
+    assert segment_base_name(some_returns, POPULATION) == "Promising"
+    everyone_returns = {**POPULATION, "qty_items_mean": 85.0, "qty_returns_mean": 15.0}  # 15%
+    assert segment_base_name(returners, everyone_returns) == "Promising"
 
 
 def test_clusters_are_ranked_by_mean_revenue_and_insiders_is_first():
@@ -53,11 +73,53 @@ def test_clusters_are_ranked_by_mean_revenue_and_insiders_is_first():
     assert profiles[0].revenue_share == pytest.approx(45000 / (5000 + 45000 + 18000))
 
 
-def test_repeated_names_are_numbered_by_revenue_rank():
-    summaries = [_summary(i, 10, 100.0 - i, 300.0) for i in range(3)] + [_summary(9, 1, 5000.0, 5.0)]
+def test_same_names_are_told_apart_by_the_trait_that_differs_most():
+    broad = _summary(1, 10, 600.0, 80.0, qty_products=120.0)
+    narrow = _summary(2, 10, 500.0, 85.0, qty_products=12.0)  # products differ 10x, spend 1.2x
+    assert disambiguated_names("Promising", [broad, narrow]) == ["Promising (broad baskets)", "Promising (narrow baskets)"]
+    assert disambiguated_names("Promising", [narrow, broad]) == ["Promising (narrow baskets)", "Promising (broad baskets)"]
+    three = [_summary(i, 10, 100.0 * (3 - i), 300.0) for i in range(3)]  # only spend differs
+    assert disambiguated_names("Lost", three) == ["Lost (higher spend)", "Lost (mid spend)", "Lost (lower spend)"]
+    four = [_summary(i, 10, 100.0 - i, 300.0) for i in range(4)]
+    assert disambiguated_names("Lost", four) == ["Lost", "Lost (2)", "Lost (3)", "Lost (4)"]
+
+
+def test_names_in_a_ranking_are_unique_and_insiders_come_first():
+    summaries = [_summary(i, 10, 100.0 - i, 300.0, qty_products=5.0 + i) for i in range(3)] + [_summary(9, 1, 5000.0, 5.0)]
     names = [p.segment for p in build_profiles(summaries)]
-    # population recency is ~290 days, so 300 is lapsing but not twice that: Hibernating
-    assert names == ["Insiders", "Hibernating", "Hibernating (2)", "Hibernating (3)"]
+    # population recency is ~290 days: 300 is lapsing; low value repeat buyers need attention
+    assert names[0] == "Insiders"
+    assert names[1:] == ["Need attention (narrow baskets)", "Need attention (mid baskets)", "Need attention (broad baskets)"]
+
+
+def test_real_log_profile_names_are_distinct():
+    """The nine cluster profiles of the real log (README): one name each, no numbering needed."""
+    rows = [  # customers, revenue, recency, invoices, items, products, returns, ticket
+        (445, 11854.09, 30.77, 15.39, 7053.49, 186.00, 328.37, 260.10),
+        (712, 2674.59, 56.80, 5.69, 1457.67, 144.68, 20.15, 38.71),
+        (856, 1518.58, 93.41, 3.13, 625.52, 129.71, 5.66, 13.06),
+        (659, 963.18, 83.29, 2.85, 569.57, 31.81, 11.48, 39.04),
+        (621, 622.99, 115.56, 1.96, 293.25, 53.43, 3.02, 19.82),
+        (761, 397.30, 154.74, 1.48, 153.17, 39.16, 1.40, 11.56),
+        (569, 344.81, 144.59, 1.43, 135.51, 9.85, 2.46, 61.16),
+        (533, 167.48, 185.78, 1.13, 48.40, 16.03, 1.01, 21.65),
+        (539, 29.60, 196.88, 1.02, 6.27, 3.46, 0.57, 13.32),
+    ]
+    summaries = [
+        _summary(i, n, rev, rec, inv, qty_items=items, qty_products=products, qty_returns=returned, avg_ticket=ticket)
+        for i, (n, rev, rec, inv, items, products, returned, ticket) in enumerate(rows)
+    ]
+    assert [p.segment for p in build_profiles(summaries)] == [
+        "Insiders",
+        "Loyal",
+        "Promising (broad baskets)",
+        "Promising (narrow baskets)",
+        "New",
+        "About to sleep (small tickets)",
+        "About to sleep (large tickets)",
+        "Lost (higher spend)",
+        "Lost (lower spend)",
+    ]
 
 
 def test_with_clusters_maps_kmeans_ids_to_ranks(spark):
