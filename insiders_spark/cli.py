@@ -39,6 +39,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     dates.add_argument("--as-of", type=_date, help="compute features from lines up to this date (default: the last invoice date)")
     dates.add_argument("--run-date", type=_date, help="partition the outputs by this date (default: the as-of date)")
     model = parser.add_argument_group("model")
+    model.add_argument(
+        "--mode",
+        choices=("train-and-score", "train", "score"),
+        default="train-and-score",
+        help="train: fit and persist a model; score: assign customers with the persisted model, no "
+        "refit; train-and-score (default): both",
+    )
+    model.add_argument("--model-version", help="score with this model version (default: models/CURRENT)")
     model.add_argument("--k", type=int, help="number of clusters (default: 9, as in the study)")
     model.add_argument("--seed", type=int, help="seed of the tree and KMeans (default: 42)")
     model.add_argument("--synthetic-lines", type=int, help="size of the generated log when no --input is given")
@@ -65,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("config", help="print the effective configuration as JSON")
     show.add_argument("--env", default="local")
     show.add_argument("--conf-dir")
+    registry = commands.add_parser("models", help="list the persisted models, or choose the current one")
+    registry.add_argument("action", choices=("list", "use"), help="list versions, or use VERSION for scoring")
+    registry.add_argument("version", nargs="?", help="with 'use': the version to make current (a rollback)")
+    registry.add_argument("--output", help="output folder or URI (default: ./output)")
+    registry.add_argument("--env", default="local")
+    registry.add_argument("--conf-dir")
     return parser
 
 
@@ -90,14 +104,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load_config(args.conf_dir, args.env)
             print(json.dumps(config.to_dict(), indent=2))
             return EXIT_OK
+        if args.command == "models":
+            if args.action == "use" and not args.version:
+                print("insiders-spark: 'models use' needs a VERSION (see 'models list')", file=sys.stderr)
+                return EXIT_USAGE
+            config = load_config(args.conf_dir, args.env, overrides={"output.path": args.output})
+            return manage_models(config, args.action, args.version)
         config = load_config(args.conf_dir, args.env, overrides=overrides_from(args))
     except ConfigError as error:
         print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return run_job(config, run_date=args.run_date, as_of=args.as_of, verbose=args.verbose)
+    return run_job(
+        config,
+        run_date=args.run_date,
+        as_of=args.as_of,
+        mode=args.mode,
+        model_version=args.model_version,
+        verbose=args.verbose,
+    )
 
 
-def run_job(config, *, run_date: dt.date | None, as_of: dt.date | None, verbose: bool = False) -> int:
+def run_job(
+    config,
+    *,
+    run_date: dt.date | None,
+    as_of: dt.date | None,
+    mode: str = "train-and-score",
+    model_version: str | None = None,
+    verbose: bool = False,
+) -> int:
     from pyspark.sql import SparkSession
 
     from insiders_spark import pipeline
@@ -110,7 +145,7 @@ def run_job(config, *, run_date: dt.date | None, as_of: dt.date | None, verbose:
     already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
     try:
         spark = build_spark_session(config.job.app_name, config.spark)
-        result = pipeline.run(spark, config, run_date=run_date, as_of=as_of)
+        result = pipeline.run(spark, config, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version)
     except Exception as error:  # every failure ends as one clear message and a non-zero status
         message = explain(error)
         if verbose:
@@ -121,6 +156,9 @@ def run_job(config, *, run_date: dt.date | None, as_of: dt.date | None, verbose:
         if spark is not None and not already_running:
             spark.stop()
     insiders = result.metrics["insiders"]
+    if "churn" in result.metrics:
+        churn = result.metrics["churn"]
+        log.info("Insiders: %s entered, %s left, %s stayed", churn["entered"], churn["left"], churn["stayed"])
     log.info(
         "done: %s Insiders (%.1f%% of customers, %.1f%% of revenue), silhouette %.3f; outputs under %s",
         f"{insiders['customers']:,}",
@@ -130,6 +168,29 @@ def run_job(config, *, run_date: dt.date | None, as_of: dt.date | None, verbose:
         config.output.path,
     )
     return EXIT_OK
+
+
+def manage_models(config, action: str, version: str | None) -> int:
+    """``models list`` / ``models use VERSION`` on the configured output."""
+    from insiders_spark import models
+    from insiders_spark.session import build_spark_session
+
+    spark = build_spark_session(config.job.app_name, config.spark)
+    try:
+        if action == "use":
+            models.use_version(spark, config.output.path, version)
+            print(f"current model: {version}")
+            return EXIT_OK
+        current = models.current_version(spark, config.output.path)
+        for info in models.list_versions(spark, config.output.path):
+            marker = "*" if info.version == current else " "
+            print(f"{marker} {info.version}  trained as of {info.trained_as_of}  run {info.run_date}  config {info.config_hash}")
+        return EXIT_OK
+    except models.ModelNotFoundError as error:
+        print(f"insiders-spark: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        spark.stop()
 
 
 if __name__ == "__main__":

@@ -101,6 +101,12 @@ class SegmentsConfig:
 
 
 @dataclass(frozen=True)
+class RefreshConfig:
+    insider_hysteresis_runs: int = 1  # leave the Insiders after this many runs outside cluster 1
+    match_min_jaccard: float = 0.5  # a retrained cluster "is" a previous one above this overlap
+
+
+@dataclass(frozen=True)
 class Config:
     env: str = "local"
     job: JobConfig = field(default_factory=JobConfig)
@@ -112,6 +118,7 @@ class Config:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
     spark: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -314,6 +321,10 @@ def _validate(config: Config) -> None:
     for name, share in shares.items():
         if not 0.0 <= share <= 1.0:
             raise ConfigError(f"{name} = {share}: expected a share between 0 and 1")
+    if config.refresh.insider_hysteresis_runs < 1:
+        raise ConfigError(
+            f"refresh.insider_hysteresis_runs = {config.refresh.insider_hysteresis_runs}: at least 1 (1 = no hysteresis)"
+        )
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")
 

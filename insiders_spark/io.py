@@ -236,6 +236,11 @@ def _read_parquet(spark: SparkSession, files: list[str]) -> tuple[DataFrame, lis
 # --- writing --------------------------------------------------------------------------------
 
 
+def read_partition(spark: SparkSession, output: str, table: str, run_date) -> DataFrame:
+    """One published partition of one of the job's tables (without the run_date column)."""
+    return spark.read.parquet(partition_path(output, table, str(run_date)))
+
+
 def partition_path(output: str, table: str, run_date: str) -> str:
     return f"{output.rstrip('/')}/{table}/{PARTITION_COLUMN}={run_date}"
 
@@ -279,7 +284,7 @@ JOURNAL = "_COMMITTING.json"
 SUCCESS = "_SUCCESS"
 
 
-def _exists(spark: SparkSession, path: str) -> bool:
+def exists(spark: SparkSession, path: str) -> bool:
     fs, hadoop_path = _jvm_path(spark, path)
     return bool(fs.exists(hadoop_path))
 
@@ -292,22 +297,31 @@ def _rename(spark: SparkSession, source: str, target: str) -> None:
         raise OSError(f"could not move {source} to {target}")
 
 
-def _list_dirs(spark: SparkSession, path: str) -> list[str]:
+def list_dirs(spark: SparkSession, path: str) -> list[str]:
     fs, hadoop_path = _jvm_path(spark, path)
     if not fs.exists(hadoop_path):
         return []
     return sorted(s.getPath().toString() for s in fs.listStatus(hadoop_path) if s.isDirectory())
 
 
+def replace_text(spark: SparkSession, path: str, text: str) -> None:
+    """Replace a small file: write beside it, then swap it in."""
+    temporary = f"{path}.tmp"
+    write_text(spark, temporary, text)
+    delete_path(spark, path)
+    _rename(spark, temporary, path)
+
+
 class RunOutputs:
     """A run's outputs, staged under ``<output>/_staging/<run_id>/`` and made visible together.
 
-    Every table partition and file is written to the staging folder first. ``commit`` then moves
-    each staged ``<table>/run_date=<date>`` folder over the live one (the live one is kept aside
-    until the end), the ``runs`` partition with metrics and ``_SUCCESS`` last, following a journal
-    so an interrupted commit is rolled back by the next run (:func:`recover_interrupted_commits`).
-    A run that fails before its commit leaves every live partition exactly as it was; ``fail``
-    moves what it staged to ``<output>/failed_runs/run_date=<date>/<run_id>/`` for inspection.
+    Every table partition, model folder and file is written to the staging folder first, at the
+    same relative path it will have under ``<output>``. ``commit`` then moves each staged path over
+    the live one (the live one is kept aside until the end), the ``runs`` partition with the
+    metrics, manifest and ``_SUCCESS`` last, following a journal so that an interrupted commit is
+    rolled back by the next run (:func:`recover_interrupted_commits`). A run that fails before its
+    commit leaves every live path exactly as it was; ``fail`` moves what it staged to
+    ``<output>/failed_runs/run_date=<date>/<run_id>/`` for inspection.
     """
 
     def __init__(self, spark: SparkSession, output: str, run_date: str, run_id: str) -> None:
@@ -316,17 +330,21 @@ class RunOutputs:
         self.run_date = run_date
         self.run_id = run_id
         self.staging = f"{self.output}/{STAGING}/{run_id}"
-        self._tables: list[str] = []
+        self._paths: list[str] = []  # relative paths to publish, in order
 
-    def staged_partition(self, table: str) -> str:
-        return f"{self.staging}/{table}/{PARTITION_COLUMN}={self.run_date}"
+    def _register(self, relative: str) -> str:
+        if relative not in self._paths:
+            self._paths.append(relative)
+        return f"{self.output}/{relative}"
 
-    def live_partition(self, table: str) -> str:
-        return partition_path(self.output, table, self.run_date)
+    def partition(self, table: str) -> str:
+        return f"{table}/{PARTITION_COLUMN}={self.run_date}"
 
-    def _register(self, table: str) -> None:
-        if table not in self._tables:
-            self._tables.append(table)
+    def staged(self, relative: str) -> str:
+        return f"{self.staging}/{relative}"
+
+    def live(self, relative: str) -> str:
+        return f"{self.output}/{relative}"
 
     def write_table(self, frame: DataFrame, table: str) -> str:
         """Stage ``frame`` as ``table``'s partition for this run date (dynamic partition overwrite)."""
@@ -337,44 +355,53 @@ class RunOutputs:
             .partitionBy(PARTITION_COLUMN)
             .parquet(f"{self.staging}/{table}")
         )
-        self._register(table)
-        return self.live_partition(table)
+        return self._register(self.partition(table))
 
     def clear_table(self, table: str) -> str:
         """This run has no rows for ``table``: its live partition goes away at commit."""
-        self._register(table)
-        return self.live_partition(table)
+        return self._register(self.partition(table))
 
     def write_file(self, table: str, name: str, data: bytes | str) -> str:
+        """Stage a file in ``table``'s partition for this run date."""
+        return self.write_path(f"{self.partition(table)}/{name}", data, publish=self.partition(table))
+
+    def write_path(self, relative: str, data: bytes | str, *, publish: str | None = None) -> str:
+        """Stage a file at ``relative``; ``publish`` names the enclosing path that moves at commit."""
         payload = data.encode("utf-8") if isinstance(data, str) else data
-        write_bytes(self.spark, f"{self.staged_partition(table)}/{name}", payload)
-        self._register(table)
-        return f"{self.live_partition(table)}/{name}"
+        write_bytes(self.spark, self.staged(relative), payload)
+        self._register(publish or relative)
+        return self.live(relative)
+
+    def stage_folder(self, relative: str) -> str:
+        """A staged folder for a writer that needs a path (e.g. MLlib's ``save``); returns it."""
+        self._register(relative)
+        return self.staged(relative)
 
     def commit(self, last: str) -> None:
-        """Make every staged partition live; ``last`` (the runs table) moves after all others."""
-        order = [t for t in self._tables if t != last] + [last]
+        """Make every staged path live; the ``last`` table's partition moves after all others."""
+        final = self.partition(last)
+        order = [p for p in self._paths if p != final] + [final]
         moves = [
             {
-                "staged": self.staged_partition(t) if _exists(self.spark, self.staged_partition(t)) else None,
-                "live": self.live_partition(t),
-                "previous": f"{self.staging}/_previous/{t}",
+                "staged": self.staged(p) if exists(self.spark, self.staged(p)) else None,
+                "live": self.live(p),
+                "previous": f"{self.staging}/_previous/{p}",
             }
-            for t in order
+            for p in order
         ]
         write_text(self.spark, f"{self.staging}/{JOURNAL}", json.dumps({"run_id": self.run_id, "moves": moves}))
         for move in moves:
-            if _exists(self.spark, move["live"]):
+            if exists(self.spark, move["live"]):
                 _rename(self.spark, move["live"], move["previous"])
             if move["staged"]:
                 _rename(self.spark, move["staged"], move["live"])
-        write_text(self.spark, f"{self.live_partition(last)}/{SUCCESS}", "")
+        write_text(self.spark, f"{self.live(final)}/{SUCCESS}", "")
         delete_path(self.spark, f"{self.staging}/{JOURNAL}")
         delete_path(self.spark, self.staging)
 
     def fail(self) -> str | None:
-        """Keep what this run staged aside for inspection; live partitions are untouched."""
-        if not _exists(self.spark, self.staging):
+        """Keep what this run staged aside for inspection; live paths are untouched."""
+        if not exists(self.spark, self.staging):
             return None
         target = f"{self.output}/{FAILED_RUNS}/{PARTITION_COLUMN}={self.run_date}/{self.run_id}"
         _rename(self.spark, self.staging, target)
@@ -387,23 +414,21 @@ def recover_interrupted_commits(spark: SparkSession, output: str) -> list[str]:
     Returns the run ids it cleaned up. Called at the start of every run, before anything is read.
     """
     cleaned = []
-    for staging in _list_dirs(spark, f"{output.rstrip('/')}/{STAGING}"):
+    for staging in list_dirs(spark, f"{output.rstrip('/')}/{STAGING}"):
         journal_path = f"{staging}/{JOURNAL}"
-        if _exists(spark, journal_path):
+        if exists(spark, journal_path):
             journal = json.loads(read_text(spark, journal_path))
             if _commit_completed(spark, journal["moves"]):
                 log.warning("run %s had finished its commit; cleaning up after it", journal["run_id"])
-                delete_path(spark, staging)
-                cleaned.append(staging.rsplit("/", 1)[-1])
-                continue
-            for move in reversed(journal["moves"]):
-                moved = move["staged"] is not None and not _exists(spark, move["staged"])
-                if moved:
-                    delete_path(spark, move["live"])
-                if _exists(spark, move["previous"]):
-                    delete_path(spark, move["live"])
-                    _rename(spark, move["previous"], move["live"])
-            log.warning("rolled back the interrupted commit of run %s", journal["run_id"])
+            else:
+                for move in reversed(journal["moves"]):
+                    moved = move["staged"] is not None and not exists(spark, move["staged"])
+                    if moved:
+                        delete_path(spark, move["live"])
+                    if exists(spark, move["previous"]):
+                        delete_path(spark, move["live"])
+                        _rename(spark, move["previous"], move["live"])
+                log.warning("rolled back the interrupted commit of run %s", journal["run_id"])
         delete_path(spark, staging)
         cleaned.append(staging.rsplit("/", 1)[-1])
     return cleaned
@@ -414,6 +439,6 @@ def _commit_completed(spark: SparkSession, moves: list[dict]) -> bool:
     last = moves[-1]
     return (
         last["staged"] is not None
-        and not _exists(spark, last["staged"])
-        and _exists(spark, f"{last['live']}/{SUCCESS}")
+        and not exists(spark, last["staged"])
+        and exists(spark, f"{last['live']}/{SUCCESS}")
     )

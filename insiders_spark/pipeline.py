@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -13,10 +14,10 @@ from importlib import metadata
 
 from pyspark.sql import DataFrame, SparkSession
 
-from insiders_spark import io, report
+from insiders_spark import __version__, continuity, io, models, report
 from insiders_spark.accounting import RowAccounting, accounting_from, observe_outcomes, validate_limits
 from insiders_spark.cleaning import CleaningRules, to_parsed_lines, to_quarantine, with_reason
-from insiders_spark.clustering import SILHOUETTE_DISTANCE
+from insiders_spark.clustering import KMEANS_CLUSTER, SILHOUETTE_DISTANCE
 from insiders_spark.config import Config
 from insiders_spark.errors import explain
 from insiders_spark.features import (
@@ -27,8 +28,9 @@ from insiders_spark.features import (
     to_customer_features,
     with_guest_customer_ids,
 )
-from insiders_spark.profiles import ClusterProfile, to_profiles_frame
+from insiders_spark.profiles import ClusterProfile, summarise_clusters, to_profiles_frame
 from insiders_spark.progress import StageTimer
+from insiders_spark.schemas import CUSTOMER_FEATURES_SCHEMA, SEGMENTS_SCHEMA
 from insiders_spark.segmentation import SegmentationModel, fit_segmentation, silhouette_of, to_segments
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ QUARANTINE = "quarantine"
 RUNS = "runs"
 REPORT = "report"
 METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.json"  # metrics.json plus provenance; written last
 
 
 class DuplicateCustomerIdError(ValueError):
@@ -117,33 +120,41 @@ class RunFailedError(RuntimeError):
         self.failed_outputs = failed_outputs
 
 
+TRAIN = "train"
+SCORE = "score"
+TRAIN_AND_SCORE = "train-and-score"
+MODES = (TRAIN, SCORE, TRAIN_AND_SCORE)
+
+
 def run(
     spark: SparkSession,
     config: Config,
     *,
     run_date: dt.date | None = None,
     as_of: dt.date | None = None,
+    mode: str = TRAIN_AND_SCORE,
+    model_version: str | None = None,
 ) -> RunResult:
-    """Segment the customers of the configured log; publish segments, profiles, metrics, report.
+    """One run of the job: train a model, score customers with one, or both (the default).
 
     Every output is staged and published together at the end (``io.RunOutputs``): a run that fails,
-    or is killed, leaves the previously published partitions exactly as they were.
+    or is killed, leaves the previously published partitions and models exactly as they were.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
     started = time.perf_counter()
     timer = StageTimer(log)
-    output = config.output.path
     validate_limits(config.quarantine)
-    for run_id in io.recover_interrupted_commits(spark, output):
+    for run_id in io.recover_interrupted_commits(spark, config.output.path):
         log.warning("cleaned up after an earlier run that did not finish: %s", run_id)
 
     with timer.stage("read and aggregate"):
         table = prepare_customers(spark, config, as_of=as_of)
     run_date = run_date or table.as_of
-    run_label = run_date.isoformat()
-    run_id = f"{run_label}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
-    outputs = io.RunOutputs(spark, output, run_label, run_id)
+    run_id = f"{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
+    outputs = io.RunOutputs(spark, config.output.path, run_date.isoformat(), run_id)
     try:
-        return _segment_and_publish(spark, config, table, outputs, timer, started)
+        return _publish(spark, config, table, outputs, timer, started, mode=mode, model_version=model_version)
     except Exception as error:
         failed = outputs.fail()
         if failed:
@@ -153,15 +164,22 @@ def run(
         table.unpersist()
 
 
-def _segment_and_publish(
+def _publish(
     spark: SparkSession,
     config: Config,
     table: CustomerTable,
     outputs: io.RunOutputs,
     timer: StageTimer,
     started: float,
+    *,
+    mode: str,
+    model_version: str | None,
 ) -> RunResult:
+    output = config.output.path
+    run_date = dt.date.fromisoformat(outputs.run_date)
     published: dict[str, str] = {}
+    run_info: dict = {"run_id": outputs.run_id, "mode": mode}
+
     with timer.stage("quarantine"):
         if table.accounting.quarantined_total:
             published[QUARANTINE] = outputs.write_table(to_quarantine(table.lines), QUARANTINE)
@@ -175,54 +193,170 @@ def _segment_and_publish(
             )
         table.accounting.check_thresholds(config.quarantine)
 
-    with timer.stage("segmentation"):
-        features = table.features().cache()
-        model, clustered = fit_segmentation(
-            features,
-            config=config,
-            customers=table.summary.with_purchases,
-            k=config.clustering.k,
-            seed=config.job.seed,
-        )
-        log.info("embedding: %s; KMeans: %s", model.embedding.describe(), model.kmeans.describe())
+    features = table.features().cache()
+    previous_version = models.current_version(spark, output)
+    if mode == SCORE:
+        with timer.stage("load model"):
+            model, description = models.load(spark, output, model_version)
+            log.info("scoring with model %s (trained as of %s)", description["version"], description["trained_as_of"])
+            clustered = model.embed(features).cache()
+            profiles = rescore_profiles(clustered, model.profiles)
+        run_info.update(model_version=description["version"], model_trained_as_of=description["trained_as_of"])
+    else:
+        with timer.stage("segmentation"):
+            model, clustered = fit_segmentation(
+                features,
+                config=config,
+                customers=table.summary.with_purchases,
+                k=config.clustering.k,
+                seed=config.job.seed,
+            )
+            profiles = model.profiles
+            log.info("embedding: %s; KMeans: %s", model.embedding.describe(), model.kmeans.describe())
+        with timer.stage("save model"):
+            version = models.new_version(table.as_of, outputs.run_id)
+            description = models.describe(
+                model, version=version, as_of=table.as_of, run_date=run_date, config_hash=config.fingerprint()
+            )
+            models.save(model, outputs.stage_folder(f"{models.MODELS}/{version}"), description)
+            outputs.write_path(f"{models.MODELS}/{models.CURRENT}", version + "\n")
+            published["model"] = outputs.live(f"{models.MODELS}/{version}")
+        run_info.update(model_version=version, model_trained_as_of=table.as_of.isoformat())
+        if previous_version:
+            with timer.stage("match clusters"):
+                run_info["lineage"] = _lineage(spark, output, previous_version, model, clustered, config)
+    run_info["previous_model_version"] = previous_version
 
     with timer.stage("silhouette"):
         silhouette_score = silhouette_of(clustered)
-        log.info("KMeans k=%d: silhouette %.3f (%s)", model.k, silhouette_score, SILHOUETTE_DISTANCE)
+        log.info("k=%d: silhouette %.3f (%s)", len(profiles), silhouette_score, SILHOUETTE_DISTANCE)
 
     with timer.stage("write"):
-        published[SEGMENTS] = outputs.write_table(to_segments(clustered, model.profiles), SEGMENTS)
-        published[PROFILES] = outputs.write_table(to_profiles_frame(spark, model.profiles), PROFILES)
+        if mode != TRAIN:
+            previous_date = continuity.previous_run_date(spark, output, SEGMENTS, run_date)
+            previous = io.read_partition(spark, output, SEGMENTS, previous_date) if previous_date else None
+            segments = continuity.with_insider_history(
+                to_segments(clustered, profiles),
+                previous,
+                run_date=run_date,
+                hysteresis_runs=config.refresh.insider_hysteresis_runs,
+            ).select(*[f.name for f in SEGMENTS_SCHEMA.fields])
+            published[SEGMENTS] = outputs.write_table(segments, SEGMENTS)
+            churn = continuity.churn_counts(
+                spark.read.parquet(outputs.staged(outputs.partition(SEGMENTS))), previous, previous_date
+            )
+            run_info["churn"] = churn.to_dict()
+            log.info("Insiders churn: %s", churn.to_dict())
+        published[PROFILES] = outputs.write_table(to_profiles_frame(spark, profiles), PROFILES)
 
     metrics = _metrics(
-        spark, config, run_date=dt.date.fromisoformat(outputs.run_date), table=table, model=model,
-        silhouette_score=silhouette_score,
+        spark, config, run_date=run_date, table=table, profiles=profiles,
+        embedding=model.embedding.describe(), kmeans=model.kmeans.describe(), silhouette_score=silhouette_score,
     )
     with timer.stage("report"):
         title = f"Mean gross revenue per cluster, as of {table.as_of.isoformat()}"
-        outputs.write_file(REPORT, report.CHART_FILE, report.revenue_chart_png(model.profiles, title=title))
-        outputs.write_file(REPORT, report.PROFILES_FILE, report.profiles_csv(model.profiles))
-        outputs.write_file(REPORT, report.PAGE_FILE, report.render_page(model.profiles, metrics))
-        published[REPORT] = outputs.live_partition(REPORT)
+        outputs.write_file(REPORT, report.CHART_FILE, report.revenue_chart_png(profiles, title=title))
+        outputs.write_file(REPORT, report.PROFILES_FILE, report.profiles_csv(profiles))
+        outputs.write_file(REPORT, report.PAGE_FILE, report.render_page(profiles, metrics))
+        published[REPORT] = outputs.live(outputs.partition(REPORT))
 
-    published[RUNS] = f"{outputs.live_partition(RUNS)}/{METRICS_FILE}"
-    metrics["run_id"] = outputs.run_id
+    published[RUNS] = outputs.live(f"{outputs.partition(RUNS)}/{MANIFEST_FILE}")
+    metrics.update(run_info)
     metrics["durations_s"] = dict(timer.durations)
     metrics["total_s"] = round(time.perf_counter() - started, 3)
     metrics["outputs"] = dict(published)
     outputs.write_file(RUNS, METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    manifest = {**metrics, **_provenance(config, table)}
+    outputs.write_file(RUNS, MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     outputs.commit(last=RUNS)
     for name, path in published.items():
         log.info("published %s: %s", name, path)
     for frame in (clustered, features):
         frame.unpersist()
-    return RunResult(
-        run_date=dt.date.fromisoformat(outputs.run_date),
-        as_of=table.as_of,
-        profiles=model.profiles,
-        metrics=metrics,
-        outputs=published,
+    return RunResult(run_date=run_date, as_of=table.as_of, profiles=profiles, metrics=manifest, outputs=published)
+
+
+def rescore_profiles(clustered: DataFrame, trained: list[ClusterProfile]) -> list[ClusterProfile]:
+    """Today's sizes and means for a persisted model's clusters, keeping its numbers and names."""
+    by_kmeans = {s["kmeans_cluster"]: s for s in summarise_clusters(clustered, cluster_col=KMEANS_CLUSTER)}
+    customers = sum(s["customers"] for s in by_kmeans.values())
+    revenue = sum(s["revenue_total"] for s in by_kmeans.values())
+    profiles = []
+    for profile in trained:
+        summary = by_kmeans.get(profile.kmeans_cluster)
+        if summary is None:  # nobody in this cluster today
+            profiles.append(
+                dataclasses.replace(profile, customers=0, customer_share=0.0, revenue_total=0.0, revenue_share=0.0)
+            )
+            continue
+        stats = {k: float(v) for k, v in summary.items() if k.endswith("_mean")}
+        profiles.append(
+            dataclasses.replace(
+                profile,
+                customers=int(summary["customers"]),
+                customer_share=summary["customers"] / customers,
+                revenue_total=float(summary["revenue_total"]),
+                revenue_share=float(summary["revenue_total"]) / revenue if revenue else 0.0,
+                **stats,
+            )
+        )
+    return profiles
+
+
+def _lineage(
+    spark: SparkSession, output: str, previous_version: str, model: SegmentationModel, clustered: DataFrame,
+    config: Config,
+) -> dict:
+    """Match the new clusters to the previous model's, both scoring today's customers."""
+    try:
+        previous_model, _ = models.load(spark, output, previous_version)
+    except models.ModelNotFoundError as error:
+        log.warning("cannot compare with the previous model: %s", error)
+        return {"previous_model_version": previous_version, "matches": []}
+    features = clustered.select(*[f.name for f in CUSTOMER_FEATURES_SCHEMA.fields])
+    matches = continuity.match_clusters(
+        to_segments(clustered, model.profiles),
+        previous_model.transform(features),
+        min_jaccard=config.refresh.match_min_jaccard,
     )
+    for match in matches:
+        if match.previous_cluster is None:
+            log.warning("cluster %d (%s) matches no cluster of model %s", match.cluster, match.segment, previous_version)
+        elif (match.previous_cluster, match.previous_segment) != (match.cluster, match.segment):
+            log.warning(
+                "cluster %d (%s) is cluster %d (%s) of model %s (Jaccard %.2f): it changed number or name",
+                match.cluster, match.segment, match.previous_cluster, match.previous_segment, previous_version,
+                match.jaccard,
+            )
+    return {"previous_model_version": previous_version, "matches": [m.to_dict() for m in matches]}
+
+
+def _provenance(config: Config, table: CustomerTable) -> dict:
+    return {
+        "input_files": list(table.source.files),
+        "config": config.to_dict(),
+        "code_version": _code_version(),
+    }
+
+
+def _code_version() -> dict:
+    """The package version, and the git commit when the code runs from a checkout."""
+    import subprocess
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(package), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(package), "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", False
+    return {"package": __version__, "git_commit": commit or None, "git_dirty": dirty if commit else None}
 
 
 def _failure(error: BaseException, table: CustomerTable) -> dict:
@@ -309,10 +443,11 @@ def _metrics(
     *,
     run_date: dt.date,
     table: CustomerTable,
-    model: SegmentationModel,
+    profiles: list[ClusterProfile],
+    embedding: dict,
+    kmeans: dict,
     silhouette_score: float,
 ) -> dict:
-    profiles = model.profiles
     insiders = profiles[0]
     return {
         "run_date": run_date.isoformat(),
@@ -333,14 +468,14 @@ def _metrics(
             "guests": table.summary.guests,
         },
         "features": {"gross_revenue_total": round(sum(p.revenue_total for p in profiles), 2)},
-        "embedding": {**model.embedding.describe(), "seed": config.job.seed},
+        "embedding": {**embedding, "seed": config.job.seed},
         "clustering": {
-            "k": model.k,
+            "k": len(profiles),
             "seed": config.job.seed,
             "silhouette": round(silhouette_score, 4),
             "silhouette_distance": SILHOUETTE_DISTANCE,
             "kmeans_distance": "euclidean",
-            "kmeans": model.kmeans.describe(),
+            "kmeans": kmeans,
         },
         "insiders": {
             "cluster": insiders.cluster,

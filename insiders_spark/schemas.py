@@ -126,13 +126,25 @@ LEAF = "leaf"
 CLUSTER = "cluster"  # 1 = the highest mean gross revenue
 SEGMENT = "segment"
 IS_INSIDER = "is_insider"
+INSIDER_SINCE = "insider_since"  # first run date of the current Insider spell (null: not an Insider)
+RUNS_OUTSIDE_INSIDERS = "runs_outside_insiders"  # Insiders kept by hysteresis: runs outside cluster 1
 
-SEGMENTS_SCHEMA = T.StructType(
+# What a model assigns: the features plus leaf, cluster, segment and the raw Insider flag.
+ASSIGNMENT_SCHEMA = T.StructType(
     list(CUSTOMER_FEATURES_SCHEMA.fields)
     + [
         T.StructField(LEAF, T.IntegerType(), False),
         T.StructField(CLUSTER, T.IntegerType(), False),
         T.StructField(SEGMENT, T.StringType(), False),
         T.StructField(IS_INSIDER, T.BooleanType(), False),
+    ]
+)
+
+# The published segments table: the assignment plus the customer's Insider history.
+SEGMENTS_SCHEMA = T.StructType(
+    list(ASSIGNMENT_SCHEMA.fields)
+    + [
+        T.StructField(INSIDER_SINCE, T.DateType(), True),
+        T.StructField(RUNS_OUTSIDE_INSIDERS, T.IntegerType(), True),
     ]
 )

@@ -21,7 +21,7 @@ from insiders_spark.clustering import (
 from insiders_spark.config import Config
 from insiders_spark.embedding import EMBEDDING, LeafEmbedding, fit_embedding
 from insiders_spark.profiles import ClusterProfile, build_profiles, summarise_clusters, with_clusters
-from insiders_spark.schemas import SEGMENTS_SCHEMA
+from insiders_spark.schemas import ASSIGNMENT_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class SegmentationModel:
 
 def to_segments(embedded: DataFrame, profiles: list[ClusterProfile]) -> DataFrame:
     return with_clusters(embedded, profiles, cluster_col=KMEANS_CLUSTER).select(
-        *[field.name for field in SEGMENTS_SCHEMA.fields]
+        *[field.name for field in ASSIGNMENT_SCHEMA.fields]
     )
 
 

@@ -1,0 +1,154 @@
+"""Persisted segmentation models: save, load, list, and which one is current.
+
+A model version is a folder ``<output>/models/<version>/`` holding
+
+* ``tree/``: the assembler + revenue tree ``PipelineModel``, written with MLlib's own ``save``;
+* ``segmentation.json``: what the tree does not hold — the leaf encoding and label, the KMeans
+  result over the leaf points (centres, each leaf's cluster; the default KMeans runs on the driver
+  over the bounded leaf table, so it is not an MLlib model), and the cluster profiles with their
+  revenue ranks and names as trained.
+
+``<output>/models/CURRENT`` names the version score runs use by default; training runs move it
+forward when they publish; ``insiders-spark models use VERSION`` moves it back (a rollback).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.ml import PipelineModel
+from pyspark.sql import SparkSession
+
+from insiders_spark import io
+from insiders_spark.clustering import FittedKMeans
+from insiders_spark.embedding import LeafEmbedding
+from insiders_spark.profiles import ClusterProfile
+from insiders_spark.segmentation import SegmentationModel
+from insiders_spark.tree import read_tree
+
+MODELS = "models"
+CURRENT = "CURRENT"
+TREE = "tree"
+DESCRIPTION = "segmentation.json"
+FORMAT = 1
+
+
+class ModelNotFoundError(LookupError):
+    """Score mode asked for a model that is not there."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    version: str
+    trained_as_of: str
+    run_date: str
+    config_hash: str
+
+
+def models_root(output: str) -> str:
+    return f"{output.rstrip('/')}/{MODELS}"
+
+
+def new_version(as_of: dt.date, run_id: str) -> str:
+    """Sortable and unique: the training as-of date plus the training run's id suffix."""
+    return f"{as_of:%Y%m%d}-{run_id.rsplit('_', 1)[-1]}"
+
+
+def describe(model: SegmentationModel, *, version: str, as_of: dt.date, run_date: dt.date, config_hash: str) -> dict:
+    kmeans = model.kmeans
+    return {
+        "format": FORMAT,
+        "version": version,
+        "trained_as_of": as_of.isoformat(),
+        "run_date": run_date.isoformat(),
+        "config_hash": config_hash,
+        "encoding": model.embedding.encoding,
+        "label": model.embedding.label,
+        "kmeans": {
+            "centers": kmeans.centers.tolist(),
+            "leaf_clusters": {str(leaf): cluster for leaf, cluster in kmeans.leaf_clusters.items()},
+            "cost": kmeans.cost,
+            "solver": kmeans.solver,
+            "runs": kmeans.runs,
+            "points": kmeans.points,
+            "best_seed": kmeans.best_seed,
+        },
+        "profiles": [dataclasses.asdict(p) for p in model.profiles],
+    }
+
+
+def save(model: SegmentationModel, folder: str, description: dict) -> None:
+    """Write one model version into ``folder`` (a staging folder; published by the run's commit)."""
+    model.embedding.model.write().overwrite().save(f"{folder}/{TREE}")
+    spark = SparkSession.getActiveSession()
+    io.write_text(spark, f"{folder}/{DESCRIPTION}", json.dumps(description, indent=2) + "\n")
+
+
+def load(spark: SparkSession, output: str, version: str | None = None) -> tuple[SegmentationModel, dict]:
+    """The model ``version`` (default: the current one) as a ready-to-use ``SegmentationModel``."""
+    version = version or current_version(spark, output)
+    if version is None:
+        raise ModelNotFoundError(
+            f"no trained model under {models_root(output)}: run with --mode train (or train-and-score) first"
+        )
+    folder = f"{models_root(output)}/{version}"
+    if not io.exists(spark, f"{folder}/{DESCRIPTION}"):
+        raise ModelNotFoundError(f"model version {version!r} not found under {models_root(output)}")
+    description = json.loads(io.read_text(spark, f"{folder}/{DESCRIPTION}"))
+    pipeline_model = PipelineModel.load(f"{folder}/{TREE}")
+    embedding = LeafEmbedding(
+        model=pipeline_model,
+        tree=read_tree(pipeline_model.stages[-1]._java_obj),
+        encoding=description["encoding"],
+        label=description["label"],
+    )
+    stored = description["kmeans"]
+    kmeans = FittedKMeans(
+        centers=np.array(stored["centers"]),
+        leaf_clusters={int(leaf): int(cluster) for leaf, cluster in stored["leaf_clusters"].items()},
+        cost=float(stored["cost"]),
+        solver=stored["solver"],
+        runs=int(stored["runs"]),
+        points=int(stored["points"]),
+        best_seed=stored["best_seed"],
+    )
+    profiles = [ClusterProfile(**p) for p in description["profiles"]]
+    return SegmentationModel(embedding=embedding, kmeans=kmeans, profiles=profiles), description
+
+
+def current_version(spark: SparkSession, output: str) -> str | None:
+    path = f"{models_root(output)}/{CURRENT}"
+    if not io.exists(spark, path):
+        return None
+    return io.read_text(spark, path).strip() or None
+
+
+def list_versions(spark: SparkSession, output: str) -> list[ModelInfo]:
+    infos = []
+    for folder in io.list_dirs(spark, models_root(output)):
+        description_path = f"{folder}/{DESCRIPTION}"
+        if io.exists(spark, description_path):
+            description = json.loads(io.read_text(spark, description_path))
+            infos.append(
+                ModelInfo(
+                    version=description["version"],
+                    trained_as_of=description["trained_as_of"],
+                    run_date=description["run_date"],
+                    config_hash=description["config_hash"],
+                )
+            )
+    return sorted(infos, key=lambda info: info.version)
+
+
+def use_version(spark: SparkSession, output: str, version: str) -> None:
+    """Make ``version`` the current model (a rollback when it is an older one)."""
+    known = {info.version for info in list_versions(spark, output)}
+    if version not in known:
+        raise ModelNotFoundError(
+            f"model version {version!r} not found under {models_root(output)} (known: {', '.join(sorted(known)) or 'none'})"
+        )
+    io.replace_text(spark, f"{models_root(output)}/{CURRENT}", version + "\n")

@@ -1,0 +1,247 @@
+"""The nightly refresh: as-of runs, atomic outputs, persisted models, score runs, churn, identity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from insiders_spark import continuity, io, models, pipeline
+from insiders_spark.config import load_config
+
+SYNTHETIC_LINES = 40_000
+
+
+def _config(output: Path, **overrides):
+    values = {"output.path": str(output), "synthetic.lines": SYNTHETIC_LINES, "synthetic.chunk_lines": 10_000}
+    values.update(overrides)
+    return load_config(env="test", overrides=values, environ={})
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _rows(spark, path: Path):
+    return sorted(spark.read.parquet(str(path)).collect())
+
+
+# --- as-of runs on the real log --------------------------------------------------------------
+
+
+@pytest.mark.real_data
+def test_two_as_of_runs_and_an_identical_rerun(spark, real_log_parquet, tmp_path):
+    config = _config(tmp_path, **{"input.path": str(real_log_parquet)})
+    september = pipeline.run(spark, config, as_of=dt.date(2011, 9, 9))
+    assert september.run_date == dt.date(2011, 9, 9)
+    assert september.metrics["rows"]["after_as_of"] > 0  # the autumn's lines wait for later runs
+    first = tmp_path / "segments" / "run_date=2011-09-09"
+    before = _tree_digest(first)
+    september_rows = _rows(spark, first)
+
+    december = pipeline.run(spark, config, as_of=dt.date(2011, 12, 9))
+    assert _tree_digest(first) == before  # the earlier partition is untouched, byte for byte
+    assert {p.name for p in (tmp_path / "segments").iterdir() if p.is_dir()} == {
+        "run_date=2011-09-09",
+        "run_date=2011-12-09",
+    }
+    assert december.metrics["churn"]["previous_run_date"] == "2011-09-09"
+    last_purchase = spark.read.parquet(str(first)).agg(F.max("last_purchase_date")).first()[0]
+    assert last_purchase <= dt.date(2011, 9, 9)
+
+    pipeline.run(spark, config, as_of=dt.date(2011, 9, 9))  # the same date again
+    assert _rows(spark, first) == september_rows
+
+
+# --- models: train, score, rollback ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    output = tmp_path_factory.mktemp("refresh")
+    result = pipeline.run(spark, _config(output), as_of=dt.date(2011, 9, 9), mode="train")
+    return output, result
+
+
+def test_train_persists_a_model_and_writes_no_segments(spark, trained):
+    output, result = trained
+    version = result.metrics["model_version"]
+    assert models.current_version(spark, str(output)) == version
+    assert (output / "models" / version / "tree" / "metadata").is_dir()  # MLlib's own save format
+    assert json.loads((output / "models" / version / "segmentation.json").read_text())["trained_as_of"] == "2011-09-09"
+    assert not (output / "segments").exists()
+    manifest = json.loads((output / "runs" / "run_date=2011-09-09" / "manifest.json").read_text())
+    assert manifest["mode"] == "train" and manifest["model_version"] == version
+    assert (output / "runs" / "run_date=2011-09-09" / "_SUCCESS").exists()
+
+
+def test_score_uses_the_persisted_model_without_refitting(spark, trained):
+    output, trained_result = trained
+    version = trained_result.metrics["model_version"]
+    before = _tree_digest(output / "models")
+    scored = pipeline.run(spark, _config(output), as_of=dt.date(2011, 12, 9), mode="score")
+    assert _tree_digest(output / "models") == before  # not a byte of any model changed
+    assert scored.metrics["model_version"] == version and models.current_version(spark, str(output)) == version
+    segments = io.read_partition(spark, str(output), "segments", "2011-12-09")
+    assert segments.where(F.col("cluster").isNull()).count() == 0
+    newcomers = segments.where(F.col("first_purchase_date") > dt.date(2011, 9, 9))
+    assert newcomers.count() > 0 and newcomers.select("cluster").distinct().count() > 1
+    # the clusters are the trained ones: same numbers and names as the model's profiles
+    trained_names = {p.cluster: p.segment for p in trained_result.profiles}
+    scored_names = {r.cluster: r.segment for r in segments.select("cluster", "segment").distinct().collect()}
+    assert scored_names.items() <= trained_names.items()
+
+
+def test_models_use_rolls_back_to_an_older_version(spark, trained, tmp_path):
+    output, trained_result = trained
+    first = trained_result.metrics["model_version"]
+    second = pipeline.run(spark, _config(output, **{"job.seed": 3}), as_of=dt.date(2011, 10, 9), mode="train")
+    assert models.current_version(spark, str(output)) == second.metrics["model_version"] != first
+    models.use_version(spark, str(output), first)
+    assert models.current_version(spark, str(output)) == first
+    with pytest.raises(models.ModelNotFoundError, match="not found"):
+        models.use_version(spark, str(output), "no-such-version")
+    assert [info.version for info in models.list_versions(spark, str(output))] == sorted([first, second.metrics["model_version"]])
+
+
+def test_score_without_a_model_is_a_clear_error(spark, tmp_path):
+    with pytest.raises(pipeline.RunFailedError, match="no trained model under"):
+        pipeline.run(spark, _config(tmp_path), mode="score")
+    assert not (tmp_path / "segments").exists()
+
+
+def test_retraining_with_another_seed_keeps_cluster_numbers_and_names(spark, tmp_path):
+    first = pipeline.run(spark, _config(tmp_path), run_date=dt.date(2011, 12, 1))
+    second = pipeline.run(spark, _config(tmp_path, **{"job.seed": 99}), run_date=dt.date(2011, 12, 2))
+    matches = second.metrics["lineage"]["matches"]
+    assert len(matches) == 9
+    for match in matches:
+        assert (match["previous_cluster"], match["previous_segment"]) == (match["cluster"], match["segment"])
+        assert match["jaccard"] >= 0.99
+    assert second.metrics["previous_model_version"] == first.metrics["model_version"]
+
+
+# --- churn on a hand-built case --------------------------------------------------------------
+
+SEGMENT_DDL = "customer_id long, cluster int, segment string, is_insider boolean"
+HISTORY_DDL = "customer_id long, is_insider boolean, insider_since date, runs_outside_insiders int"
+
+
+def test_churn_by_hand(spark):
+    previous = spark.createDataFrame(
+        [(1, True, dt.date(2011, 1, 1), 0), (2, True, dt.date(2011, 6, 1), 0), (3, True, dt.date(2011, 2, 1), 0), (4, False, None, None)],
+        HISTORY_DDL,
+    )
+    current = spark.createDataFrame(
+        [(1, 1, "Insiders", True), (2, 3, "Loyal", False), (4, 1, "Insiders", True), (5, 2, "Loyal", False)],
+        SEGMENT_DDL,
+    )
+    run_date = dt.date(2011, 12, 9)
+    history = continuity.with_insider_history(current, previous, run_date=run_date, hysteresis_runs=1)
+    expected = spark.createDataFrame(
+        [
+            (1, 1, "Insiders", True, dt.date(2011, 1, 1), 0),  # stayed: keeps the start of its spell
+            (2, 3, "Loyal", False, None, None),  # left
+            (4, 1, "Insiders", True, run_date, 0),  # entered today
+            (5, 2, "Loyal", False, None, None),
+        ],
+        SEGMENT_DDL + ", insider_since date, runs_outside_insiders int",
+    )
+    assert_df_equality(history, expected, ignore_row_order=True, ignore_nullable=True)
+    counts = continuity.churn_counts(history, previous, dt.date(2011, 9, 9))
+    # 3 was an Insider and is gone from today's customers altogether: it left too
+    assert (counts.insiders, counts.entered, counts.left, counts.stayed, counts.in_grace) == (2, 1, 2, 1, 0)
+
+
+def test_hysteresis_keeps_an_insider_for_n_runs_outside(spark):
+    previous = spark.createDataFrame([(2, True, dt.date(2011, 6, 1), 0)], HISTORY_DDL)
+    outside = spark.createDataFrame([(2, 3, "Loyal", False)], SEGMENT_DDL)
+    first = continuity.with_insider_history(outside, previous, run_date=dt.date(2011, 10, 1), hysteresis_runs=2).first()
+    assert first.is_insider and first.insider_since == dt.date(2011, 6, 1) and first.runs_outside_insiders == 1
+    state = spark.createDataFrame([(2, True, dt.date(2011, 6, 1), 1)], HISTORY_DDL)
+    second = continuity.with_insider_history(outside, state, run_date=dt.date(2011, 11, 1), hysteresis_runs=2).first()
+    assert not second.is_insider and second.insider_since is None
+
+
+# --- atomicity -------------------------------------------------------------------------------
+
+
+def test_an_interrupted_commit_is_rolled_back_by_the_next_run(spark, tmp_path, monkeypatch):
+    output = str(tmp_path)
+    first = io.RunOutputs(spark, output, "2011-12-09", "run-one")
+    first.write_table(spark.createDataFrame([(1, "old")], "id long, v string"), "segments")
+    first.write_table(spark.createDataFrame([(1, "old")], "id long, v string"), "profiles")
+    first.write_file("runs", "metrics.json", "{}")
+    first.commit(last="runs")
+    before = {t: _rows(spark, tmp_path / t) for t in ("segments", "profiles")}
+
+    second = io.RunOutputs(spark, output, "2011-12-09", "run-two")
+    second.write_table(spark.createDataFrame([(2, "new")], "id long, v string"), "segments")
+    second.write_table(spark.createDataFrame([(2, "new")], "id long, v string"), "profiles")
+    second.write_file("runs", "metrics.json", '{"new": true}')
+    real_rename, calls = io._rename, []
+
+    def crash_after_three(source, target):  # the process dies in the middle of publishing
+        calls.append(source)
+        if len(calls) > 3:
+            raise KeyboardInterrupt("killed")
+        real_rename(spark, source, target)
+
+    monkeypatch.setattr(io, "_rename", lambda _spark, s, t: crash_after_three(s, t))
+    with pytest.raises(KeyboardInterrupt):
+        second.commit(last="runs")
+    monkeypatch.setattr(io, "_rename", real_rename)
+    assert _rows(spark, tmp_path / "segments") != before["segments"]  # half published...
+
+    assert io.recover_interrupted_commits(spark, output) == ["run-two"]
+    assert {t: _rows(spark, tmp_path / t) for t in ("segments", "profiles")} == before  # ...and rolled back
+    assert (tmp_path / "runs" / "run_date=2011-12-09" / "metrics.json").read_text() == "{}"
+
+
+def test_a_run_killed_mid_write_leaves_the_previous_outputs(spark, tmp_path):
+    output = tmp_path / "out"
+    config_args = ["--env", "test", "--output", str(output), "--synthetic-lines", "150000", "--run-date", "2011-12-09"]
+    pipeline.run(spark, _config(output), run_date=dt.date(2011, 12, 9))
+    published = {t: _tree_digest(output / t) for t in ("segments", "profiles", "runs", "report", "models")}
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "insiders_spark.cli", "run", *config_args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+        start_new_session=True,
+    )
+    staging = output / "_staging"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:  # wait until the new run has staged some output
+            if staging.exists() and any(p.name == "quarantine" for run in staging.iterdir() for p in run.iterdir()):
+                break
+            assert process.poll() is None, "the run finished before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run never started writing")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
+    assert {t: _tree_digest(output / t) for t in published} == published
+    assert spark.read.parquet(str(output / "segments")).count() > 0  # readable as a table
+    assert io.recover_interrupted_commits(spark, str(output))  # the next run clears the debris
+    assert not any(staging.iterdir())
