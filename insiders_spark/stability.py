@@ -4,9 +4,9 @@ Two kinds of perturbed runs are compared with the **reference** run (the job's s
 
 * **seed runs**: the whole fit again (tree and KMeans) with seeds ``seed + 1 ... seed + S`` on the
   same customers: the luck of the algorithm;
-* **bootstrap runs**: customers resampled with replacement (Spark's ``sample(withReplacement=True,
-  fraction=1.0, seed=seed + b)``), tree and KMeans refitted on the resample with the reference
-  seed, then **every** customer assigned with the refitted model: the luck of the sample.
+* **bootstrap runs**: customers resampled with replacement (:func:`bootstrap_resample`, seed
+  ``seed + b``), tree and KMeans refitted on the resample with the reference seed, then **every**
+  customer assigned with the refitted model: the luck of the sample.
 
 For each perturbed run and every customer: the adjusted Rand index of its clusters against the
 reference's, and the Jaccard of its Insiders (its top-revenue cluster, ranked on its own training
@@ -28,6 +28,7 @@ ever reaches the driver.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from collections.abc import Mapping
@@ -45,11 +46,14 @@ from insiders_spark.config import Config
 from insiders_spark.embedding import LeafEmbedding, fit_embedding
 from insiders_spark.profiles import PROFILED_FEATURES, ClusterProfile, build_profiles
 from insiders_spark.quality import QualityTargets
-from insiders_spark.schemas import GROSS_REVENUE, LEAF
+from insiders_spark.schemas import CUSTOMER_ID, GROSS_REVENUE, LEAF
 
 log = logging.getLogger(__name__)
 
 REFERENCE_LEAF = "reference_leaf"
+BOOTSTRAP_COPIES = "bootstrap_copies"
+POISSON_MAX_COPIES = 10
+HASH_RANGE = 1 << 53  # xxhash64 -> a uniform draw in [0, 1) with 53 bits, a double's precision
 CUSTOMERS = "customers"
 REFERENCE, SEED, BOOTSTRAP = "reference", "seed", "bootstrap"
 DEFAULT_SEEDS = 5
@@ -271,9 +275,34 @@ class StabilityRuns:
 
 
 def with_reference_leaf(features: DataFrame, reference: LeafEmbedding) -> DataFrame:
-    """The profiled features of every customer and its leaf in the reference tree."""
+    """The id and profiled features of every customer, and its leaf in the reference tree."""
     return reference.model.transform(features).select(
-        *PROFILED_FEATURES, F.col(LEAF).cast(T.IntegerType()).alias(REFERENCE_LEAF)
+        CUSTOMER_ID, *PROFILED_FEATURES, F.col(LEAF).cast(T.IntegerType()).alias(REFERENCE_LEAF)
+    )
+
+
+def poisson_one_cdf(upto: int = POISSON_MAX_COPIES) -> tuple[float, ...]:
+    """P(N <= n) for N ~ Poisson(1), n = 0 .. upto - 1."""
+    return tuple(sum(math.exp(-1.0) / math.factorial(i) for i in range(n + 1)) for n in range(upto))
+
+
+def bootstrap_resample(frame: DataFrame, *, seed: int, key: str = CUSTOMER_ID) -> DataFrame:
+    """A bootstrap resample: each row kept N ~ Poisson(1) times, as ``sample(withReplacement=True,
+    fraction=1.0)`` does, but N is drawn from a hash of (``key``, ``seed``) rather than a
+    per-partition random stream.
+
+    So the resample depends on the customers and the seed only: the same on 2 cores or 200, after
+    any repartitioning or a different read of the same log, and the recorded stability numbers can
+    be reproduced. ``sample`` would give another resample (and other numbers) whenever the
+    partitioning changes. N is capped at ``POISSON_MAX_COPIES`` (P(N > 10) < 1e-8).
+    """
+    uniform = F.pmod(F.xxhash64(F.col(key), F.lit(seed)), F.lit(HASH_RANGE)) / F.lit(float(HASH_RANGE))
+    copies = sum((uniform >= F.lit(p)).cast(T.IntegerType()) for p in poisson_one_cdf())
+    return (
+        frame.withColumn(BOOTSTRAP_COPIES, copies)
+        .where(F.col(BOOTSTRAP_COPIES) > 0)
+        .withColumn(BOOTSTRAP_COPIES, F.explode(F.array_repeat(F.col(BOOTSTRAP_COPIES), F.col(BOOTSTRAP_COPIES))))
+        .drop(BOOTSTRAP_COPIES)
     )
 
 
@@ -312,7 +341,7 @@ def _fit_run(
 ) -> LeafRun:
     started = time.perf_counter()
     if kind == BOOTSTRAP:
-        training = referenced.sample(withReplacement=True, fraction=1.0, seed=sample_seed).cache()
+        training = bootstrap_resample(referenced, seed=sample_seed).cache()
         training_customers = training.count()
     else:
         training, training_customers = referenced, customers

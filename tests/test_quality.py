@@ -23,7 +23,14 @@ from insiders_spark.kselection import KScore, choose_k, score_grid, select_k
 from insiders_spark.quality import QualityTargets, bounded_sample, check_silhouette, leaf_silhouette
 from insiders_spark.schemas import CLUSTER, CUSTOMER_FEATURES_SCHEMA, CUSTOMER_ID
 from insiders_spark.segmentation import fit_segmentation
-from insiders_spark.stability import BOOTSTRAP, SEED, fit_stability_runs, measure_stability
+from insiders_spark.stability import (
+    BOOTSTRAP,
+    SEED,
+    bootstrap_resample,
+    fit_stability_runs,
+    measure_stability,
+    poisson_one_cdf,
+)
 
 
 DAY = dt.date(2011, 12, 9)
@@ -136,6 +143,23 @@ def test_a_perfectly_separated_table_is_perfectly_stable(spark, test_config, fou
     assert manifest["bootstrap"]["runs"] == 2 and manifest["ari"] == {"min": 1.0, "mean": 1.0}
 
 
+def test_a_bootstrap_resample_depends_on_the_customers_and_the_seed_only(spark):
+    customers = spark.range(20_000).withColumnRenamed("id", CUSTOMER_ID)
+
+    def copies(frame):
+        return sorted((r[CUSTOMER_ID], r["count"]) for r in frame.groupBy(CUSTOMER_ID).count().collect())
+
+    one = copies(bootstrap_resample(customers.repartition(1), seed=4))
+    assert one == copies(bootstrap_resample(customers.repartition(5), seed=4))
+    assert one != copies(bootstrap_resample(customers, seed=5))
+    drawn = dict(one)
+    # Poisson(1): about e^-1 of the customers left out, one copy per customer on average
+    assert 1 - len(drawn) / 20_000 == pytest.approx(math.exp(-1), abs=0.015)
+    assert sum(drawn.values()) / 20_000 == pytest.approx(1.0, abs=0.03)
+    assert max(drawn.values()) <= 10
+    assert poisson_one_cdf(3) == pytest.approx((math.exp(-1), 2 * math.exp(-1), 2.5 * math.exp(-1)))
+
+
 def test_the_leaf_tables_give_what_the_job_gives(spark, test_config):
     """The shortcut (every k from the runs' leaf tables) against the job's own path: fit_segmentation
     on all customers and on the bootstrap resample, then SegmentationModel.transform of every
@@ -155,7 +179,7 @@ def test_the_leaf_tables_give_what_the_job_gives(spark, test_config):
         silhouette(reference_clustered), abs=1e-9
     )
 
-    resample = features.sample(withReplacement=True, fraction=1.0, seed=6).cache()  # the run's sample seed
+    resample = bootstrap_resample(features, seed=6).cache()  # the run's sample seed
     assert bootstrap.sample_seed == 6 and bootstrap.training_customers == resample.count()
     other, other_clustered = fit_segmentation(resample, config=config, customers=bootstrap.training_customers, k=4, seed=5)
     pairs = (
