@@ -1,0 +1,474 @@
+"""Embedding study on the real log: which embedding, tree and solver the job should cluster in.
+
+For every variant, on the same customers (the real log, as of its last invoice date):
+
+* the silhouette at k = 9 (MLlib ``ClusteringEvaluator`` over every customer, squared Euclidean),
+  the smallest cluster, the Insiders' share of customers and of revenue;
+* stability: ARI and Insiders Jaccard of 5 seed runs and of bootstrap resamples against the
+  reference (``insiders_spark.stability``);
+* the k the ``--k auto`` rule picks for that variant (``insiders_spark.kselection``);
+* whether it meets every target of issue 7 at once.
+
+Variants change one setting of the default at a time (leaf-path encoding, label, depth,
+min_leaf_share, KMeans solver and starts), plus a random-forest multi-hot embedding that exists
+only here (MLlib RandomForestRegressor with leafCol -> one-hot per tree -> MLlib KMeans on the
+customer-level embedding).
+
+Reproduce, from the repository root (writes docs/embedding_study.md and a JSON beside it):
+
+    SPARK_LOCAL_IP=127.0.0.1 python benchmarks/embedding_study.py
+
+Options: --input (default ../shared/data/online_retail/online_retail.parquet), --bootstraps,
+--seeds, --only NAME[,NAME] (a subset of variants), --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.clustering import KMeans, KMeansModel
+from pyspark.ml.feature import OneHotEncoder, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.regression import RandomForestRegressor
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from insiders_spark import pipeline
+from insiders_spark.agreement import Contingency
+from insiders_spark.clustering import silhouette, with_kmeans_clusters
+from insiders_spark.config import Config, load_config
+from insiders_spark.embedding import EMBEDDING, TREE_FEATURES, TREE_LABEL, min_instances_per_leaf, tree_label
+from insiders_spark.kselection import DEFAULT_GRID, score_grid, score_k
+from insiders_spark.profiles import PROFILED_FEATURES, build_profiles, summarise_clusters
+from insiders_spark.quality import QualityTargets
+from insiders_spark.schemas import CUSTOMER_ID, LABEL_COLUMN, MODEL_INPUT_COLUMNS
+from insiders_spark.session import build_spark_session
+from insiders_spark.stability import (
+    BOOTSTRAP,
+    SEED,
+    RunAgreement,
+    Stability,
+    bootstrap_resample,
+    fit_stability_runs,
+)
+
+log = logging.getLogger("embedding_study")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
+DEFAULT_OUT = ROOT / "docs" / "embedding_study.md"
+STUDY_K = 9
+SEED_VALUE = 42
+
+# name -> (what changes, config overrides); the first is the job's default
+LEAF_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "default": ("path, log1p, depth 4, min_leaf_share 0.01, local solver (n_init 20)", {}),
+    "path_depth": ("encoding path_depth (split weight halves per level)", {"embedding.encoding": "path_depth"}),
+    "path_gain": ("encoding path_gain (split weight = share of variance explained)", {"embedding.encoding": "path_gain"}),
+    "raw_label": ("label gross_revenue (raw, as the study)", {"embedding.label": "gross_revenue"}),
+    "depth_3": ("max_depth 3", {"embedding.max_depth": 3}),
+    "depth_5": ("max_depth 5", {"embedding.max_depth": 5}),
+    "depth_6": ("max_depth 6", {"embedding.max_depth": 6}),
+    "leaf_0.005": ("min_leaf_share 0.005", {"embedding.min_leaf_share": 0.005}),
+    "leaf_0.02": ("min_leaf_share 0.02", {"embedding.min_leaf_share": 0.02}),
+    "leaf_0.05": ("min_leaf_share 0.05", {"embedding.min_leaf_share": 0.05}),
+    "bins_16": ("max_bins 16 (coarser split candidates)", {"embedding.max_bins": 16}),
+    "bins_256": ("max_bins 256 (finer split candidates)", {"embedding.max_bins": 256}),
+    "n_init_200": ("local solver with n_init 200", {"clustering.n_init": 200}),
+    "mllib": ("MLlib KMeans solver (weightCol, 20 seeds)", {"clustering.solver": "mllib"}),
+}
+GRID_SKIPPED = {"mllib"}  # 20 MLlib fits per (run, k): the grid would take an hour; k = 9 only
+
+FOREST_TREES = 20
+FOREST_DEPTH = 4
+FOREST_LEAVES = "forest_leaves"
+FOREST_PREDICTION = "forest_prediction"
+KMEANS_PREDICTION = "forest_cluster"
+RANKED = "ranked_cluster"
+REFERENCE_RANKED = "reference_cluster"
+
+
+# --- random-forest multi-hot (study only) -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ForestSegmentation:
+    """RF leaves one-hot per tree, KMeans on the customers, clusters ranked by mean revenue."""
+
+    embedding: PipelineModel
+    kmeans: KMeansModel
+    rank: dict[int, int]  # KMeans cluster -> revenue rank (1 = Insiders)
+    profiles: list
+
+    def clustered(self, frame: DataFrame) -> DataFrame:
+        mapping = frame.sparkSession.createDataFrame(list(self.rank.items()), [KMEANS_PREDICTION, RANKED])
+        return self.kmeans.transform(self.embedding.transform(frame)).join(
+            F.broadcast(mapping), on=KMEANS_PREDICTION, how="inner"
+        )
+
+
+def fit_forest(features: DataFrame, *, config: Config, customers: int, k: int, seed: int) -> ForestSegmentation:
+    tree_index = [f"forest_leaf_{t}" for t in range(FOREST_TREES)]
+    one_hot = [f"forest_onehot_{t}" for t in range(FOREST_TREES)]
+    labelled = features.withColumn(TREE_LABEL, tree_label(F.col(LABEL_COLUMN), config.embedding.label))
+    forest = Pipeline(
+        stages=[
+            VectorAssembler(inputCols=list(MODEL_INPUT_COLUMNS), outputCol=TREE_FEATURES),
+            RandomForestRegressor(
+                featuresCol=TREE_FEATURES,
+                labelCol=TREE_LABEL,
+                predictionCol=FOREST_PREDICTION,
+                leafCol=FOREST_LEAVES,
+                numTrees=FOREST_TREES,
+                maxDepth=FOREST_DEPTH,
+                maxBins=config.embedding.max_bins,
+                minInstancesPerNode=min_instances_per_leaf(customers, config.embedding.min_leaf_share),
+                seed=seed,
+            ),
+        ]
+    ).fit(labelled)
+
+    def split_leaves(frame: DataFrame) -> DataFrame:
+        leaves = vector_to_array(F.col(FOREST_LEAVES))
+        return frame.select("*", *[leaves[t].alias(name) for t, name in enumerate(tree_index)])
+
+    encoder = Pipeline(
+        stages=[
+            OneHotEncoder(inputCols=tree_index, outputCols=one_hot, dropLast=False),
+            VectorAssembler(inputCols=one_hot, outputCol=EMBEDDING),
+        ]
+    ).fit(split_leaves(forest.transform(features)))
+    embedding = _ForestEmbedding(forest, encoder, split_leaves)
+    embedded = embedding.transform(features).cache()
+    kmeans = KMeans(
+        featuresCol=EMBEDDING, predictionCol=KMEANS_PREDICTION, k=k, seed=seed,
+        maxIter=config.clustering.max_iter, tol=config.clustering.tol, initSteps=config.clustering.init_steps,
+    ).fit(embedded)
+    profiles = build_profiles(
+        summarise_clusters(kmeans.transform(embedded), cluster_col=KMEANS_PREDICTION),
+        insiders_name=config.segments.insiders_name,
+    )
+    embedded.unpersist()
+    return ForestSegmentation(embedding, kmeans, {p.kmeans_cluster: p.cluster for p in profiles}, profiles)
+
+
+class _ForestEmbedding:
+    """forest -> per-tree leaf columns -> one-hot -> assembled ``embedding`` (a transformer)."""
+
+    def __init__(self, forest: PipelineModel, encoder: PipelineModel, split_leaves) -> None:
+        self.forest, self.encoder, self.split_leaves = forest, encoder, split_leaves
+
+    def transform(self, frame: DataFrame) -> DataFrame:
+        return self.encoder.transform(self.split_leaves(self.forest.transform(frame)))
+
+
+def forest_study(features: DataFrame, *, config: Config, customers: int, seeds: int, bootstraps: int) -> dict:
+    started = time.perf_counter()
+    reference = fit_forest(features, config=config, customers=customers, k=STUDY_K, seed=SEED_VALUE)
+    clustered = reference.clustered(features).cache()
+    value = silhouette(clustered, prediction_col=RANKED)
+    referenced = clustered.select(CUSTOMER_ID, *PROFILED_FEATURES, F.col(RANKED).alias(REFERENCE_RANKED)).cache()
+    clustered.unpersist()
+    agreements = []
+    plans = [(SEED, SEED_VALUE + i, None) for i in range(1, seeds + 1)]
+    plans += [(BOOTSTRAP, SEED_VALUE, SEED_VALUE + b) for b in range(1, bootstraps + 1)]
+    for kind, seed, sample_seed in plans:
+        training = referenced if sample_seed is None else bootstrap_resample(referenced, seed=sample_seed).cache()
+        trained_on = customers if sample_seed is None else training.count()
+        other = fit_forest(training, config=config, customers=trained_on, k=STUDY_K, seed=seed)
+        table = Contingency.from_pairs(
+            (r[REFERENCE_RANKED], r[RANKED], r["count"])
+            for r in other.clustered(referenced).groupBy(REFERENCE_RANKED, RANKED).count().collect()
+        )
+        agreements.append(
+            RunAgreement(kind, seed, sample_seed, trained_on, table.adjusted_rand_index(), table.jaccard(1, 1),
+                         table.other_sizes().get(1, 0))
+        )
+        log.info("forest %s seed=%s sample=%s: ARI %.3f Jaccard %.3f", kind, seed, sample_seed,
+                 agreements[-1].ari, agreements[-1].insiders_jaccard)
+        if training is not referenced:
+            training.unpersist()
+    referenced.unpersist()
+    stability = Stability(STUDY_K, SEED_VALUE, customers, reference.profiles[0].customers, tuple(agreements))
+    insiders = reference.profiles[0]
+    return _row(
+        name="forest_multihot",
+        what=f"random forest ({FOREST_TREES} trees, depth {FOREST_DEPTH}) leaves one-hot per tree, MLlib KMeans "
+        "on customers (one k-means|| fit)",
+        leaves=None,
+        silhouette=value,
+        exact_silhouette=None,
+        smallest=min(p.customer_share for p in reference.profiles),
+        insiders_share=insiders.customer_share,
+        insiders_revenue=insiders.revenue_share,
+        stability=stability,
+        auto=None,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# --- leaf-path variants -----------------------------------------------------------------------
+
+
+def leaf_study(
+    name: str, what: str, features: DataFrame, *, config: Config, customers: int, seeds: int, bootstraps: int
+) -> dict:
+    started = time.perf_counter()
+    runs = fit_stability_runs(features, config=config, customers=customers, seed=SEED_VALUE, seeds=seeds, bootstraps=bootstraps)
+    targets = QualityTargets()
+    at_k = score_k(runs, k=STUDY_K, config=config, targets=targets)
+    mllib_value = None
+    if at_k.error is None:
+        reference = runs.reference_clusters(STUDY_K, config=config)
+        embedded = runs.reference.embedding.transform(features)
+        mllib_value = silhouette(with_kmeans_clusters(embedded, reference.kmeans))
+    auto = None
+    if name not in GRID_SKIPPED:
+        selection = score_grid(runs, grid=DEFAULT_GRID, config=config, targets=targets, fallback_k=STUDY_K)
+        chosen = selection.score(selection.chosen)
+        auto = {
+            "chosen": selection.chosen,
+            "fallback": selection.fallback,
+            "reason": selection.reason,
+            "qualifying": [s.k for s in selection.scores if s.qualifies],
+            "chosen_score": chosen.to_dict() if chosen else None,
+            "grid": [s.to_dict() for s in selection.scores],
+        }
+    return _row(
+        name=name,
+        what=what,
+        leaves=len(runs.reference.leaf_sums),
+        silhouette=mllib_value,
+        exact_silhouette=at_k.silhouette,
+        smallest=at_k.smallest_cluster_share,
+        insiders_share=at_k.insiders_share,
+        insiders_revenue=at_k.insiders_revenue_share,
+        stability=at_k.stability,
+        auto=auto,
+        seconds=time.perf_counter() - started,
+        error=at_k.error,
+    )
+
+
+def _row(*, name, what, leaves, silhouette, exact_silhouette, smallest, insiders_share, insiders_revenue, stability,
+         auto, seconds, error=None) -> dict:
+    targets = QualityTargets()
+    failures = [f"cannot fit k={STUDY_K}: {error}"] if error else targets.segmentation_failures(
+        silhouette=silhouette if silhouette is not None else exact_silhouette,
+        smallest_cluster_share=smallest,
+        insiders_share=insiders_share,
+        insiders_revenue_share=insiders_revenue,
+    ) + (stability.failures() if stability else [])
+
+    def summary(kind: str, attribute: str) -> dict | None:
+        runs = stability.of_kind(kind) if stability else ()
+        values = [getattr(r, attribute) for r in runs]
+        return {"min": round(min(values), 4), "mean": round(sum(values) / len(values), 4)} if values else None
+
+    return {
+        "name": name,
+        "what": what,
+        "leaves": leaves,
+        "silhouette_mllib": None if silhouette is None else round(silhouette, 4),
+        "silhouette_leaf_table": None if exact_silhouette is None else round(exact_silhouette, 4),
+        "smallest_cluster_share": None if smallest is None else round(smallest, 4),
+        "insiders_share": None if insiders_share is None else round(insiders_share, 4),
+        "insiders_revenue_share": None if insiders_revenue is None else round(insiders_revenue, 4),
+        "seed_ari": summary(SEED, "ari"),
+        "seed_jaccard": summary(SEED, "insiders_jaccard"),
+        "bootstrap_ari": summary(BOOTSTRAP, "ari"),
+        "bootstrap_jaccard": summary(BOOTSTRAP, "insiders_jaccard"),
+        "stability": stability.to_dict() if stability else None,
+        "meets_targets": not failures,
+        "failures": failures,
+        "auto_k": auto,
+        "seconds": round(seconds, 1),
+    }
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def _f(value, digits=3):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _p(value, digits=1):
+    return "–" if value is None else f"{value:.{digits}%}"
+
+
+def _mm(summary):
+    return "–" if not summary else f"{summary['min']:.3f} / {summary['mean']:.3f}"
+
+
+def render(rows: list[dict], meta: dict) -> str:
+    lines = [
+        "# Embedding study",
+        "",
+        "Which embedding the job should cluster customers in, measured on the real log "
+        f"({meta['customers']:,} customers, as of {meta['as_of']}; UCI Online Retail, CC BY 4.0). "
+        f"Generated by `benchmarks/embedding_study.py` on {meta['date']} in {meta['minutes']:.0f} min "
+        f"(Spark {meta['spark']}, {meta['master']}; a shared 2-core machine).",
+        "",
+        "Reproduce from the repository root (one command):",
+        "",
+        "```bash",
+        "SPARK_LOCAL_IP=127.0.0.1 python benchmarks/embedding_study.py",
+        "```",
+        "",
+        "## How each variant is measured",
+        "",
+        f"* One setting of the default changes at a time; k = {STUDY_K} (the study's) and seed {SEED_VALUE}.",
+        "* **Silhouette**: MLlib `ClusteringEvaluator` over every customer, squared Euclidean distance, "
+        "in the variant's own embedding (for the leaf-path variants also computed exactly from the leaf "
+        "table, `quality.leaf_silhouette`; the two agree to 1e-9 in every row where both exist).",
+        "* **Smallest cluster** and **Insiders** (the top mean-revenue cluster): share of customers; "
+        "Insiders also share of gross revenue.",
+        f"* **Stability**: {meta['seeds']} seed runs (tree and KMeans refitted with seeds "
+        f"{SEED_VALUE + 1}…{SEED_VALUE + meta['seeds']}) and {meta['bootstraps']} bootstrap runs (customers "
+        "resampled with replacement, refitted, then every customer assigned by the refitted model), each "
+        "compared with the reference over every customer: adjusted Rand index (ARI) of the clusters and "
+        "Jaccard of the Insiders. Shown as worst run / mean.",
+        "* **Targets** (issue 7, all at once): silhouette ≥ 0.75, every cluster ≥ 1% of customers, "
+        "Insiders ≤ 10% of customers with ≥ 50% of revenue, ARI ≥ 0.9 and Insiders Jaccard ≥ 0.9 on "
+        "the worst run.",
+        "",
+        f"## At k = {STUDY_K}",
+        "",
+        "| variant | leaves | silhouette | smallest cluster | Insiders customers | Insiders revenue | "
+        "seed ARI | seed Jaccard | bootstrap ARI | bootstrap Jaccard | all targets | s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in rows:
+        verdict = "yes" if r["meets_targets"] else "no"
+        lines.append(
+            f"| {r['name']} | {r['leaves'] if r['leaves'] is not None else '–'} | {_f(r['silhouette_mllib'])} | "
+            f"{_p(r['smallest_cluster_share'], 2)} | {_p(r['insiders_share'])} | {_p(r['insiders_revenue_share'])} | "
+            f"{_mm(r['seed_ari'])} | {_mm(r['seed_jaccard'])} | {_mm(r['bootstrap_ari'])} | "
+            f"{_mm(r['bootstrap_jaccard'])} | {verdict} | {r['seconds']:.0f} |"
+        )
+    lines += ["", "What each variant changes, and what it misses at k = 9:", ""]
+    for r in rows:
+        missed = "; ".join(r["failures"]) if r["failures"] else "nothing: meets every target"
+        lines.append(f"* **{r['name']}**: {r['what']}. Misses: {missed}.")
+    lines += [
+        "",
+        "## With k chosen by the `--k auto` rule",
+        "",
+        "The rule (`insiders_spark.kselection`): the smallest k in 4…16 that meets every target at once; "
+        "if none does, the configured k (9) is kept.",
+        "",
+        "| variant | chosen k | qualifying k | silhouette | smallest cluster | Insiders customers | "
+        "Insiders revenue | ARI worst | Jaccard worst |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        auto = r["auto_k"]
+        if not auto:
+            lines.append(f"| {r['name']} | – (k = {STUDY_K} only) | – | | | | | | |")
+            continue
+        s = auto["chosen_score"] or {}
+        chosen = f"{auto['chosen']}" + (" (fallback)" if auto["fallback"] else "")
+        lines.append(
+            f"| {r['name']} | {chosen} | {', '.join(map(str, auto['qualifying'])) or 'none'} | "
+            f"{_f(s.get('silhouette'))} | {_p(s.get('smallest_cluster_share'), 2)} | {_p(s.get('insiders_share'))} | "
+            f"{_p(s.get('insiders_revenue_share'))} | {_f(s.get('ari_min'))} | {_f(s.get('insiders_jaccard_min'))} |"
+        )
+    default = next((r for r in rows if r["name"] == "default"), None)
+    if default and default["auto_k"]:
+        lines += ["", "### The default's whole grid", "",
+                  "| k | silhouette | smallest cluster | Insiders customers | Insiders revenue | ARI worst / mean | "
+                  "Jaccard worst / mean | misses |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for g in default["auto_k"]["grid"]:
+            lines.append(
+                f"| {g['k']} | {_f(g['silhouette'])} | {_p(g['smallest_cluster_share'], 2)} | {_p(g['insiders_share'])} | "
+                f"{_p(g['insiders_revenue_share'])} | {_f(g['ari_min'])} / {_f(g['ari_mean'])} | "
+                f"{_f(g['insiders_jaccard_min'])} / {_f(g['insiders_jaccard_mean'])} | "
+                f"{'; '.join(g['failures']) or '–'} |"
+            )
+    lines += ["", meta.get("conclusion", "").strip(), ""]
+    return "\n".join(lines)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", default=str(DEFAULT_INPUT))
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--bootstraps", type=int, default=5)
+    parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    parser.add_argument("--conclusion", default=str(ROOT / "benchmarks" / "embedding_study_conclusion.md"),
+                        help="Markdown appended to the page (the reading of the numbers)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="re-render the page from the JSON of the last run (e.g. after editing the conclusion)")
+    args = parser.parse_args(argv)
+    if args.render_only:
+        out = Path(args.out)
+        saved = json.loads(out.with_suffix(".json").read_text())
+        conclusion = Path(args.conclusion)
+        saved["meta"]["conclusion"] = conclusion.read_text() if conclusion.is_file() else ""
+        out.write_text(render(saved["rows"], saved["meta"]))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+    started = time.perf_counter()
+    base = load_config(env="test", overrides={"input.path": args.input})
+    spark = build_spark_session("insiders-embedding-study", base.spark)
+    try:
+        table = pipeline.prepare_customers(spark, base)
+        features = table.features().cache()
+        customers = table.summary.with_purchases
+        wanted = {n for n in args.only.split(",") if n}
+        rows = []
+        for name, (what, overrides) in LEAF_VARIANTS.items():
+            if wanted and name not in wanted:
+                continue
+            config = load_config(env="test", overrides={"input.path": args.input, **overrides})
+            log.info("variant %s: %s", name, what)
+            rows.append(leaf_study(name, what, features, config=config, customers=customers,
+                                   seeds=args.seeds, bootstraps=args.bootstraps))
+            log.info("variant %s: %s", name, json.dumps({k: v for k, v in rows[-1].items() if k not in ("auto_k", "stability")}))
+        if not wanted or "forest_multihot" in wanted:
+            rows.append(forest_study(features, config=base, customers=customers, seeds=args.seeds, bootstraps=args.bootstraps))
+        conclusion = Path(args.conclusion)
+        meta = {
+            "customers": customers,
+            "as_of": table.as_of.isoformat(),
+            "date": dt.date.today().isoformat(),
+            "minutes": (time.perf_counter() - started) / 60,
+            "spark": spark.version,
+            "master": spark.sparkContext.master,
+            "python": platform.python_version(),
+            "seeds": args.seeds,
+            "bootstraps": args.bootstraps,
+            "conclusion": conclusion.read_text() if conclusion.is_file() else "",
+        }
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(rows, meta))
+        out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        log.info("wrote %s", out)
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
