@@ -76,6 +76,7 @@ from insiders_spark.schemas import (
     INVOICE_NO,
     INVOICE_TS,
     IS_GUEST,
+    IS_INSIDER,
     MODEL_INPUT_COLUMNS,
     QTY_ITEMS,
     QTY_RETURNS,
@@ -92,6 +93,7 @@ BASELINE = "baseline"
 BASELINE_REGISTERED = "baseline_registered"
 FORESIGHT = "foresight"
 SEGMENTS = "segments"
+INSIDERS = "insiders"  # the segmentation's cluster 1 at the cut-off, as it is (guests included)
 FUTURE_REVENUE_TREE = "future_revenue_tree"
 FUTURE_REVENUE_TREE_TREND = "future_revenue_tree_trend"
 REFERENCES: tuple[str, ...] = (BASELINE, FORESIGHT, BASELINE_REGISTERED)
@@ -194,7 +196,8 @@ class BacktestResult:
     new_customers: int  # customers with window revenue who were not eligible
     insiders: int  # the segmentation's Insiders at the cut-off (0 without the segments scorer)
     curve: tuple[CurvePoint, ...]
-    insiders_point: Mapping[str, CurvePoint] = field(default_factory=dict)  # each ranking at |Insiders|
+    # the Insiders themselves (INSIDERS) and every ranking's first |Insiders| customers
+    insiders_point: Mapping[str, CurvePoint] = field(default_factory=dict)
     tree_rules: Mapping[str, str] = field(default_factory=dict)  # future trees, MLlib's debug string
 
     def share(self, scorer: str, share: float) -> float:
@@ -496,7 +499,7 @@ def run_backtest(spark: SparkSession, config: Config, settings: BacktestSettings
             raise BacktestError(f"no revenue in the window after {window.cutoff} ({h} days); nothing to measure")
 
         rankings = reference_rankings(eligible)
-        insiders = 0
+        insiders, insiders_revenue = 0, 0.0
         if SEGMENTS in settings.scorers:
             model, clustered = fit_segmentation(
                 eligible, config=config, customers=eligible_count, k=config.clustering.k, seed=config.job.seed
@@ -505,6 +508,7 @@ def run_backtest(spark: SparkSession, config: Config, settings: BacktestSettings
             segmented = with_clusters(clustered, model.profiles, cluster_col=KMEANS_CLUSTER)
             rankings[SEGMENTS] = segments_ranking(segmented, guests_last=settings.guests_last)
             insiders = model.profiles[0].customers
+            insiders_revenue = segmented.where(F.col(IS_INSIDER)).agg(F.sum(NEXT_REVENUE)).first()[0] or 0.0
         tree_rules: dict[str, str] = {}
         future_scorers = [s for s in settings.scorers if s in TREE_FEATURES]
         if future_scorers:
@@ -541,7 +545,11 @@ def run_backtest(spark: SparkSession, config: Config, settings: BacktestSettings
             new_customers=totals.new_customers,
             insiders=insiders,
             curve=tuple(p for p in curve if not (extra_point and p.share == insiders_share)),
-            insiders_point={p.scorer: p for p in curve if insiders and p.share == insiders_share},
+            insiders_point={
+                **({INSIDERS: CurvePoint(INSIDERS, insiders_share, insiders, insiders_revenue, insiders_revenue / totals.revenue)}
+                   if insiders else {}),
+                **{p.scorer: p for p in curve if insiders and p.share == insiders_share},
+            },
             tree_rules=tree_rules,
         )
         log.info("backtest: %s", result.describe())
@@ -687,7 +695,7 @@ def summary_markdown(result: BacktestResult) -> str:
     ]
     if result.insiders and result.insiders_point:
         points = result.insiders_point
-        model = points.get(SEGMENTS)
+        model = points.get(INSIDERS)
         parts += [
             "",
             f"The **{result.insiders:,} Insiders** chosen at the cut-off ({result.insiders / result.eligible:.1%} of "

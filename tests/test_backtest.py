@@ -147,7 +147,12 @@ def tiny_config(tmp_path_factory):
     path.write_text("\n".join([HEADER, *LOG]) + "\n")
     return load_config(
         env="test",
-        overrides={"input.path": str(path), "embedding.min_leaf_share": 0.0, "output.path": str(path.parent / "out")},
+        overrides={
+            "input.path": str(path),
+            "embedding.min_leaf_share": 0.0,
+            "clustering.k": 2,
+            "output.path": str(path.parent / "out"),
+        },
         environ={},
     )
 
@@ -155,7 +160,10 @@ def tiny_config(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_result(spark, tiny_config):
     settings = BacktestSettings(
-        horizon_days=30, cutoff=dt.date(2011, 3, 31), head_count_shares=(0.25, 0.5, 0.75, 1.0), scorers=(FUTURE_REVENUE_TREE,)
+        horizon_days=30,
+        cutoff=dt.date(2011, 3, 31),
+        head_count_shares=(0.25, 0.5, 0.75, 1.0),
+        scorers=(backtest.SEGMENTS, FUTURE_REVENUE_TREE),
     )
     return backtest.run_backtest(spark, tiny_config, settings)
 
@@ -177,6 +185,17 @@ def test_baseline_and_foresight_by_hand(tiny_result):
     # a tree trained on one customer predicts one value: registered first, then past revenue
     assert [share(FUTURE_REVENUE_TREE, s) for s in (0.25, 0.5)] == pytest.approx([0.0, 0.4])
     assert tiny_result.describe()["window"] == ["2011-04-01", "2011-04-30"]
+
+
+def test_insiders_are_measured_as_they_are_and_against_the_same_head_count(tiny_result):
+    points = tiny_result.insiders_point
+    insiders = points[backtest.INSIDERS]
+    assert 1 <= tiny_result.insiders == insiders.head_count < 4
+    assert insiders.revenue_share == pytest.approx(insiders.revenue / 500.0)
+    assert insiders.revenue in {0.0, 80.0, 200.0, 280.0}  # some of 101 (200), 103 (80); 102 and G1 bring nothing
+    assert points[FORESIGHT].revenue_share >= max(insiders.revenue_share, points[BASELINE].revenue_share)
+    # every ranking captures the same revenue once it takes every known customer
+    assert {round(tiny_result.share(s, 1.0), 6) for s in tiny_result.scorers} == {0.56}
 
 
 def test_the_log_must_cover_the_window(spark, tiny_config):
