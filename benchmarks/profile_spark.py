@@ -1,0 +1,196 @@
+"""Where the Spark job's read + aggregation time goes: plans and timed variants on one log.
+
+    python benchmarks/profile_spark.py --input benchmarks/data/2000000 [--env bench] [--repeat 2]
+
+Each variant is one Spark action over the same input, run to completion into the ``noop`` sink
+(nothing written), timed by wall clock and by the JVM's own CPU time (robust when the machine is
+shared). Variants isolate one cost each: the scan, the parsing and rules, the ``_metadata``
+file-path column, the timestamp parser, the aggregation as written (two ``count_distinct`` ->
+``Expand``) against one without ``Expand``, the shuffle partition count, and the guest numbering.
+The package code is used as it is; the alternatives live here, as proposals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from insiders_spark import cleaning, features, io
+from insiders_spark.accounting import observe_outcomes
+from insiders_spark.cleaning import CleaningRules
+from insiders_spark.config import load_config
+from insiders_spark.schemas import (
+    AVG_TICKET, FIRST_PURCHASE_DATE, GROSS_REVENUE, INVOICE_NO, INVOICE_TS, LAST_PURCHASE_DATE, QTY_INVOICES,
+    QTY_ITEMS, QTY_PRODUCTS, QTY_RETURNS, QUANTITY, REASON, STOCK_CODE, UNIT_PRICE, CUSTOMER_ID,
+)
+from insiders_spark.session import build_spark_session
+
+
+def jvm_cpu_s(spark: SparkSession) -> float:
+    """CPU seconds (user + system) used so far by this driver's JVM (a child process)."""
+    seconds = 0.0
+    for child in psutil.Process().children(recursive=True):
+        if child.name() == "java":
+            times = child.cpu_times()
+            seconds += times.user + times.system
+    return seconds
+
+
+def timed(spark: SparkSession, name: str, action, repeat: int) -> dict:
+    walls, cpus = [], []
+    for _ in range(repeat):
+        cpu, wall = jvm_cpu_s(spark), time.perf_counter()
+        action()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(jvm_cpu_s(spark) - cpu)
+    # the fastest repetition: on a shared machine the others measure the neighbours too
+    result = {"variant": name, "wall_s": round(min(walls), 2), "jvm_cpu_s": round(min(cpus), 2)}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def noop(frame: DataFrame):
+    return lambda: frame.write.format("noop").mode("overwrite").save()
+
+
+def observe_counts_only(lines: DataFrame) -> DataFrame:
+    """The row accounting's per-reason counters alone (no scan of the text fields for U+FFFD)."""
+    reason = F.col(REASON)
+    return lines.observe(
+        "counts_only",
+        F.count(F.lit(1)).alias("input"),
+        F.count_if(reason.isNull()).alias("kept"),
+        *[F.count_if(reason == name).alias(name) for name in cleaning.RULE_ORDER],
+    )
+
+
+def parse_fast_timestamps(raw: DataFrame, *, timestamp_format: str) -> DataFrame:
+    """``cleaning.to_parsed_lines`` with ``CAST`` for 19-character ``yyyy-MM-dd HH:mm:ss`` text."""
+    text = cleaning.blank_to_null(F.col(f"{cleaning.RAW_PREFIX}invoice_date"))
+    fast = F.when(F.length(text) == 19, text.cast(T.TimestampType()))
+    parsed = raw.transform(cleaning.to_parsed_lines, timestamp_format=timestamp_format)
+    return parsed.withColumn(INVOICE_TS, fast) if timestamp_format == "yyyy-MM-dd HH:mm:ss" else parsed
+
+
+def activity_without_expand(lines: DataFrame) -> DataFrame:
+    """``features.to_customer_activity`` with the two distinct counts as sizes of collected sets.
+
+    ``count_distinct`` of two different columns in one ``groupBy`` makes Spark ``Expand`` every row
+    into one copy per distinct column plus one (three rows per line) before two shuffles;
+    ``collect_set`` keeps one row per line and one shuffle (an ObjectHashAggregate).
+    """
+    valid = features.is_valid_line(F.col(REASON))
+    kept = features.is_kept(F.col(REASON))
+    kept_purchase = kept & cleaning.is_purchase(F.col(QUANTITY))
+    kept_return = kept & cleaning.is_return(F.col(QUANTITY))
+    revenue = features.line_revenue(F.col(QUANTITY), F.col(UNIT_PRICE))
+    day = features.invoice_day(F.col(INVOICE_TS))
+    return (
+        lines.withColumn(features.GUEST_INVOICE, F.when(F.col(CUSTOMER_ID).isNull(), F.col(INVOICE_NO)))
+        .groupBy(CUSTOMER_ID, features.GUEST_INVOICE)
+        .agg(
+            F.min(F.when(valid, F.col(INVOICE_TS))).alias(features.FIRST_SEEN_TS),
+            F.count_if(kept).alias(features.KEPT_LINES),
+            F.max(F.when(kept, day)).alias(features.LAST_KEPT_DATE),
+            F.sum(F.when(kept_purchase, revenue)).alias(GROSS_REVENUE),
+            F.size(F.collect_set(F.when(kept_purchase, F.col(INVOICE_NO)))).cast(T.LongType()).alias(QTY_INVOICES),
+            F.sum(F.when(kept_purchase, F.col(QUANTITY))).alias(QTY_ITEMS),
+            F.size(F.collect_set(F.when(kept_purchase, F.col(STOCK_CODE)))).cast(T.LongType()).alias(QTY_PRODUCTS),
+            F.min(F.when(kept_purchase, day)).alias(FIRST_PURCHASE_DATE),
+            F.max(F.when(kept_purchase, day)).alias(LAST_PURCHASE_DATE),
+            F.sum(F.when(kept_return, -F.col(QUANTITY))).alias(QTY_RETURNS),
+            F.avg(F.when(kept_purchase, revenue)).alias(AVG_TICKET),
+        )
+        .where(F.col(features.FIRST_SEEN_TS).isNotNull())
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--conf-dir")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--output", type=Path, help="write the results and plans here (JSON)")
+    parser.add_argument("--only", help="comma-separated words: run the variants whose names hold one")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.conf_dir, args.env, overrides={"input.path": args.input})
+    started = time.perf_counter()
+    spark = build_spark_session("insiders-profile", config.spark)
+    results = [{"variant": "session start (JVM)", "wall_s": round(time.perf_counter() - started, 2)}]
+    rules = CleaningRules.from_config(config.cleaning)
+    fmt = config.input.timestamp_format
+    try:
+        source = io.read_transactions(spark, config.input, config.synthetic)
+        raw = source.lines
+        lines = raw.transform(cleaning.to_parsed_lines, timestamp_format=fmt).transform(
+            cleaning.with_reason, rules=rules, as_of=None
+        )
+        observed, _ = observe_outcomes(lines)
+        activity = observed.transform(features.to_customer_activity)
+        plans = {"activity": activity._jdf.queryExecution().executedPlan().toString()}
+
+        wanted = [w.strip() for w in args.only.split(",")] if args.only else []
+
+        def run(name: str, action) -> None:
+            if not wanted or name.startswith("warm-up") or any(w in name for w in wanted):
+                results.append(timed(spark, name, action, args.repeat))
+
+        run("warm-up (JIT): scan", noop(raw.drop("source_file", "_corrupt_record")))
+        run("scan: the 8 raw columns", noop(raw.drop("source_file", "_corrupt_record")))
+        run("scan + _metadata.file_path", noop(raw.drop("_corrupt_record")))
+        used = raw.select("invoice_date")
+        run("timestamp: try_to_timestamp(pattern)",
+            noop(used.select(cleaning.parse_timestamp(F.col("invoice_date"), fmt).alias("ts"))))
+        run("timestamp: CAST(trimmed text AS TIMESTAMP) where 19 characters",
+            noop(used.select(F.when(F.length(F.col("invoice_date")) == 19,
+                                    cleaning.blank_to_null(F.col("invoice_date")).cast(T.TimestampType())))))
+        run("scan + parse + rules (reason only)", noop(lines.select(REASON)))
+        run("scan + parse + rules + observe as written (reason only)", noop(observed.select(REASON)))
+        run("scan + parse + rules + observe without the U+FFFD scan", noop(lines.transform(observe_counts_only).select(REASON)))
+        for partitions in ("200", "8", "2"):
+            spark.conf.set("spark.sql.shuffle.partitions", partitions)
+            run(f"activity as written (Expand), {partitions} shuffle partitions", noop(activity))
+        spark.conf.set("spark.sql.shuffle.partitions", config.spark.get("spark.sql.shuffle.partitions", "200"))
+        without = observed.transform(activity_without_expand)
+        plans["activity_without_expand"] = without._jdf.queryExecution().executedPlan().toString()
+        run("activity without Expand (collect_set sizes)", noop(without))
+        spark.conf.set("spark.sql.objectHashAggregate.sortBased.fallbackThreshold", "100000000")
+        run("activity without Expand (collect_set sizes), no sort fallback", noop(without))
+        spark.conf.unset("spark.sql.objectHashAggregate.sortBased.fallbackThreshold")
+        no_file = raw.withColumn("source_file", F.lit(None).cast(T.StringType()))
+        lean = (
+            no_file.transform(parse_fast_timestamps, timestamp_format=fmt)
+            .transform(cleaning.with_reason, rules=rules, as_of=None)
+            .transform(observe_counts_only)
+            .transform(features.to_customer_activity)
+        )
+        plans["activity_lean"] = lean._jdf.queryExecution().executedPlan().toString()
+        run("activity as written minus _metadata, U+FFFD scan, pattern parser", noop(lean))
+        cached = activity.cache()
+        run("activity cached (materialise)", lambda: cached.count())
+        numbered = cached.transform(features.with_guest_customer_ids, start=config.cleaning.guest_customer_id_start)
+        run("guest numbering over the cached activity", noop(numbered))
+        cached.unpersist()
+    finally:
+        spark.stop()
+    report = {"input": args.input, "env": args.env, "spark": config.spark, "results": results, "plans": plans}
+    if args.output:
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+    for name, plan in plans.items():
+        print(f"\n--- physical plan: {name}\n{plan}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
