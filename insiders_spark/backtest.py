@@ -61,12 +61,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from insiders_spark import io
 from insiders_spark.cleaning import AFTER_AS_OF, CleaningRules, is_purchase, to_parsed_lines, with_reason
 from insiders_spark.clustering import KMEANS_CLUSTER
 from insiders_spark.config import Config, EmbeddingConfig
 from insiders_spark.embedding import PREDICTED_LABEL, min_instances_per_leaf
 from insiders_spark.features import GUEST_INVOICE, days_between, invoice_day, is_kept, line_revenue
-from insiders_spark import io
 from insiders_spark.pipeline import CustomerTable, prepare_customers
 from insiders_spark.profiles import with_clusters
 from insiders_spark.schemas import (
