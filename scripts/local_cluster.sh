@@ -5,6 +5,7 @@
 #   scripts/local_cluster.sh start     start the master and the workers (only those not running)
 #   scripts/local_cluster.sh url       print the master URL, e.g. spark://127.0.0.1:7077
 #   scripts/local_cluster.sh status    every daemon's pid and state, the workers the master sees
+#                                      (exit status 3 when a daemon is not running)
 #   scripts/local_cluster.sh stop      stop the workers, then the master, by their pids
 #
 # Everything binds to 127.0.0.1 (RPC, web UIs, executors); REST submission is off. Logs, pids,
@@ -97,7 +98,7 @@ running_pid() {
   [ -f "$file" ] || return 0
   pid=$(cat "$file")
   case "$pid" in '' | *[!0-9]*) return 0 ;; esac
-  args=$(ps -p "$pid" -o args= 2>/dev/null || true)
+  args=$(ps -ww -p "$pid" -o args= 2>/dev/null || true)
   case "$args" in
     *"$(class_of "$name")"*"$cluster_dir/conf/spark-defaults.conf"*) echo "$pid" ;;
   esac
