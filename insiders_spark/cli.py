@@ -55,6 +55,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     settings.add_argument("--conf-dir", help="folder of configuration profiles (default: the packaged conf/)")
     settings.add_argument("--log-level", help="driver log level (default: INFO)")
     settings.add_argument("--verbose", action="store_true", help="print full tracebacks on failure")
+    settings.add_argument("--launched-by-spark-submit", action="store_true", help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode=args.mode,
         model_version=args.model_version,
         verbose=args.verbose,
+        launched_by_spark_submit=args.launched_by_spark_submit,
     )
 
 
@@ -132,6 +134,7 @@ def run_job(
     mode: str = "train-and-score",
     model_version: str | None = None,
     verbose: bool = False,
+    launched_by_spark_submit: bool = False,
 ) -> int:
     from pyspark.sql import SparkSession
 
@@ -144,7 +147,9 @@ def run_job(
     spark = None
     already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
     try:
-        spark = build_spark_session(config.job.app_name, config.spark)
+        spark = build_spark_session(
+            config.job.app_name, config.spark, launched_by_spark_submit=launched_by_spark_submit
+        )
         result = pipeline.run(spark, config, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version)
     except Exception as error:  # every failure ends as one clear message and a non-zero status
         message = explain(error)

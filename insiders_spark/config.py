@@ -19,6 +19,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +138,13 @@ SECTIONS: dict[str, type] = {
 }
 
 
-def default_conf_dir() -> Path:
-    """The profiles shipped with the package (the repository's ``conf/`` folder)."""
-    return Path(str(resources.files("insiders_spark.conf")))
+def default_conf_dir() -> Traversable:
+    """The profiles shipped with the package (the repository's ``conf/`` folder).
+
+    A resource folder, not necessarily a directory on disk: inside the zip that spark-submit ships
+    with ``--py-files`` it is read straight from the archive.
+    """
+    return resources.files("insiders_spark.conf")
 
 
 def load_config(
@@ -153,7 +158,7 @@ def load_config(
     ``overrides`` maps dotted keys (``"clustering.k"``) to values, as the command line gives them;
     ``None`` values are ignored so unset flags do not shadow the files.
     """
-    folder = Path(conf_dir) if conf_dir else default_conf_dir()
+    folder: Path | Traversable = Path(conf_dir) if conf_dir else default_conf_dir()
     layers: list[tuple[str, Mapping[str, Any]]] = [
         (str(folder / f"{BASE_PROFILE}.toml"), _read_toml(folder / f"{BASE_PROFILE}.toml")),
     ]
@@ -175,7 +180,7 @@ def load_config(
     return config
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path | Traversable) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"configuration profile not found: {path} (profiles live in the conf/ folder)")
     try:

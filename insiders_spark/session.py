@@ -21,21 +21,36 @@ def build_spark_session(
     app_name: str,
     spark_conf: Mapping[str, str],
     log4j_config: str | Path | None = None,
+    *,
+    launched_by_spark_submit: bool = False,
 ) -> SparkSession:
     """Create (or reuse) the session with every setting from ``spark_conf``.
 
-    ``log4j_config`` quiets the JVM from its first line when Python starts the JVM itself; under
-    ``spark-submit`` the JVM is already running and scripts/submit.sh passes the same file.
+    ``log4j_config`` quiets the JVM from its first line when Python starts the JVM itself. Under
+    ``spark-submit`` (``launched_by_spark_submit``) the JVM is already running with the profile's
+    settings (scripts/submit.sh passes them as ``--conf``, and the log4j file) plus whatever the
+    person submitting added: those win, and only keys spark-submit did not set are applied here.
     """
     builder = SparkSession.builder.appName(app_name)
     settings = dict(spark_conf)
-    log4j = Path(log4j_config) if log4j_config else default_conf_dir() / LOG4J_FILE
-    if log4j.is_file():
-        option = f"-Dlog4j2.configurationFile={log4j.resolve().as_uri()}"
-        existing = settings.get("spark.driver.extraJavaOptions", "")
-        settings["spark.driver.extraJavaOptions"] = f"{existing} {option}".strip()
+    if launched_by_spark_submit:
+        settings = {key: value for key, value in settings.items() if key not in _launcher_settings()}
+    else:
+        log4j = Path(log4j_config) if log4j_config else default_conf_dir() / LOG4J_FILE
+        if isinstance(log4j, Path) and log4j.is_file():
+            option = f"-Dlog4j2.configurationFile={log4j.resolve().as_uri()}"
+            existing = settings.get("spark.driver.extraJavaOptions", "")
+            settings["spark.driver.extraJavaOptions"] = f"{existing} {option}".strip()
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(JVM_LOG_LEVEL)
     return spark
+
+
+def _launcher_settings() -> set[str]:
+    """The keys spark-submit already set (its --conf, --master, defaults), read from its JVM."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # under spark-submit: connects to the running JVM
+    return {key for key, _ in SparkConf().getAll()}
