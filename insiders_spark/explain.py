@@ -270,10 +270,14 @@ def rules_markdown(rows: Sequence[RuleRow]) -> str:
     return "\n".join([header, *lines])
 
 
-def contributions_markdown(tree: Tree, rows: Sequence[RuleRow], *, top: int = 3) -> str:
-    """Per leaf, its top contributions: the typical answer to "why is this customer here"."""
+def contributions_markdown(tree: Tree, rows: Sequence[RuleRow], *, top: int = 3, label: str = "log1p") -> str:
+    """Per leaf, its top contributions: the typical answer to "why is this customer here".
+
+    ``label`` is the tree's (``LeafEmbedding.label``): it names the contributions' units.
+    """
     contributions = leaf_contributions(tree)
-    lines = ["| cluster | leaf | top contributions (log(1 + revenue) units) |", "|---:|---:|---|"]
+    units = "log(1 + revenue) units" if label == "log1p" else "revenue units"
+    lines = [f"| cluster | leaf | top contributions ({units}) |", "|---:|---:|---|"]
     for r in rows:
         text = ", ".join(f"{name} {value:+.2f}" for name, value in top_contributions(contributions[r.leaf], top))
         lines.append(f"| {r.cluster} | {r.leaf} | {text} |")

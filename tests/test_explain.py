@@ -138,3 +138,12 @@ def test_top_features_are_the_leaf_path_contributions(fitted):
         assert [abs(t["contribution"]) for t in top] == sorted((abs(t["contribution"]) for t in top), reverse=True)
         everything = leaf_contributions(tree)[row[LEAF]]
         assert root + sum(everything.values()) == pytest.approx(row[PREDICTED_LABEL])
+
+
+def test_contributions_markdown_names_the_units():
+    from insiders_spark.explain import RuleRow, contributions_markdown
+
+    row = RuleRow(1, "Insiders", 4, "r", "TRUE", 2, 10, 0.1, 1.0, 1.0, 100.0, 0.5, 10.0, 3.0)
+    text = contributions_markdown(_toy_tree(), [row], top=1)
+    assert "log(1 + revenue) units" in text and "| 1 | 4 | recency_days -3.00 |" in text
+    assert "revenue units" in contributions_markdown(_toy_tree(), [row], label="gross_revenue")
