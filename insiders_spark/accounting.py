@@ -6,6 +6,7 @@ same Spark job that aggregates the features: no extra pass over the input.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from py4j.protocol import Py4JJavaError
@@ -101,7 +102,8 @@ def _outcome_counters() -> list[Column]:
 
 def observe_outcomes(lines: DataFrame) -> tuple[DataFrame, Observation]:
     """Attach outcome counters to ``lines``; they fill in when the first action runs over them."""
-    observation = Observation("row_accounting")
+    # a unique name: two tables read in one session (a backtest's windows) can then be joined
+    observation = Observation(f"row_accounting_{uuid.uuid4().hex[:12]}")
     return lines.observe(observation, *_outcome_counters()), observation
 
 
