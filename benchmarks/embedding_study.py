@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -41,7 +42,7 @@ from pyspark.ml.clustering import KMeans, KMeansModel
 from pyspark.ml.feature import OneHotEncoder, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.regression import RandomForestRegressor
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from insiders_spark import pipeline
@@ -52,6 +53,7 @@ from insiders_spark.embedding import EMBEDDING, TREE_FEATURES, TREE_LABEL, min_i
 from insiders_spark.kselection import DEFAULT_GRID, score_grid, score_k
 from insiders_spark.profiles import PROFILED_FEATURES, build_profiles, summarise_clusters
 from insiders_spark.quality import QualityTargets
+from insiders_spark.segmentation import fit_segmentation
 from insiders_spark.schemas import CUSTOMER_ID, LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from insiders_spark.session import build_spark_session
 from insiders_spark.stability import (
@@ -218,6 +220,61 @@ def forest_study(features: DataFrame, *, config: Config, customers: int, seeds: 
     )
 
 
+# --- for scale: a revenue ladder without any embedding -----------------------------------------
+
+
+def revenue_ladder_study(features: DataFrame, *, config: Config, customers: int, bootstraps: int) -> dict:
+    """Nine groups cut on gross revenue alone, as large as the default's clusters (top first).
+
+    Not an embedding and not a candidate (it ignores every other feature): it shows how stable a
+    nine-group split of these customers can be when only the cut points move. The cut points are
+    exact quantiles of the (resampled) revenue; every customer is then assigned by them.
+    """
+    started = time.perf_counter()
+    model, clustered = fit_segmentation(features, config=config, customers=customers, k=STUDY_K, seed=SEED_VALUE)
+    clustered.unpersist()
+    sizes = [p.customers for p in model.profiles]  # revenue rank order, Insiders first
+    below = [1 - sum(sizes[: i + 1]) / customers for i in range(len(sizes) - 1)]  # share below each cut
+
+    def ladder(frame: DataFrame) -> Column:
+        cuts = frame.approxQuantile(LABEL_COLUMN, below, 0.0)  # exact; one value per cut
+        return 1 + sum((F.col(LABEL_COLUMN) <= F.lit(cut)).cast("int") for cut in cuts)
+
+    referenced = features.select(CUSTOMER_ID, LABEL_COLUMN, ladder(features).alias(REFERENCE_RANKED)).cache()
+    summary = referenced.groupBy(REFERENCE_RANKED).agg(F.count(F.lit(1)).alias("n"), F.sum(LABEL_COLUMN).alias("revenue"))
+    by_group = {r[REFERENCE_RANKED]: (r["n"], r["revenue"]) for r in summary.collect()}
+    total_revenue = sum(revenue for _, revenue in by_group.values())
+    agreements = []
+    for b in range(1, bootstraps + 1):
+        resample = bootstrap_resample(referenced, seed=SEED_VALUE + b).cache()
+        trained_on = resample.count()
+        table = Contingency.from_pairs(
+            (r[REFERENCE_RANKED], r[RANKED], r["count"])
+            for r in referenced.withColumn(RANKED, ladder(resample)).groupBy(REFERENCE_RANKED, RANKED).count().collect()
+        )
+        resample.unpersist()
+        agreements.append(
+            RunAgreement(BOOTSTRAP, SEED_VALUE, SEED_VALUE + b, trained_on, table.adjusted_rand_index(),
+                         table.jaccard(1, 1), table.other_sizes().get(1, 0))
+        )
+    referenced.unpersist()
+    stability = Stability(STUDY_K, SEED_VALUE, customers, by_group[1][0], tuple(agreements))
+    return _row(
+        name="revenue_ladder (baseline)",
+        what="for scale, not an embedding: nine groups cut on gross revenue alone at the default's cluster "
+        "sizes (exact quantiles); no tree and no KMeans, so no seed runs and no silhouette",
+        leaves=None,
+        silhouette=None,
+        exact_silhouette=None,
+        smallest=min(n for n, _ in by_group.values()) / customers,
+        insiders_share=by_group[1][0] / customers,
+        insiders_revenue=by_group[1][1] / total_revenue,
+        stability=stability,
+        auto=None,
+        seconds=time.perf_counter() - started,
+    )
+
+
 # --- leaf-path variants -----------------------------------------------------------------------
 
 
@@ -264,8 +321,9 @@ def leaf_study(
 def _row(*, name, what, leaves, silhouette, exact_silhouette, smallest, insiders_share, insiders_revenue, stability,
          auto, seconds, error=None) -> dict:
     targets = QualityTargets()
+    measured = silhouette if silhouette is not None else exact_silhouette
     failures = [f"cannot fit k={STUDY_K}: {error}"] if error else targets.segmentation_failures(
-        silhouette=silhouette if silhouette is not None else exact_silhouette,
+        silhouette=measured if measured is not None else math.inf,  # no embedding: not judged
         smallest_cluster_share=smallest,
         insiders_share=insiders_share,
         insiders_revenue_share=insiders_revenue,
@@ -319,7 +377,8 @@ def render(rows: list[dict], meta: dict) -> str:
         "Which embedding the job should cluster customers in, measured on the real log "
         f"({meta['customers']:,} customers, as of {meta['as_of']}; UCI Online Retail, CC BY 4.0). "
         f"Generated by `benchmarks/embedding_study.py` on {meta['date']} in {meta['minutes']:.0f} min "
-        f"(Spark {meta['spark']}, {meta['master']}; a shared 2-core machine).",
+        f"(Spark {meta['spark']}, {meta['master']}; a shared 2-core machine)"
+        + (f"; rows re-run since: {', '.join(meta['updated'])}." if meta.get("updated") else "."),
         "",
         "Reproduce from the repository root (one command):",
         "",
@@ -414,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     parser.add_argument("--conclusion", default=str(ROOT / "benchmarks" / "embedding_study_conclusion.md"),
                         help="Markdown appended to the page (the reading of the numbers)")
+    parser.add_argument("--update", action="store_true",
+                        help="recompute only the --only variants and replace them in the last run's JSON")
     parser.add_argument("--render-only", action="store_true",
                         help="re-render the page from the JSON of the last run (e.g. after editing the conclusion)")
     args = parser.parse_args(argv)
@@ -447,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("variant %s: %s", name, json.dumps({k: v for k, v in rows[-1].items() if k not in ("auto_k", "stability")}))
         if not wanted or "forest_multihot" in wanted:
             rows.append(forest_study(features, config=base, customers=customers, seeds=args.seeds, bootstraps=args.bootstraps))
+        if not wanted or "revenue_ladder" in wanted:
+            rows.append(revenue_ladder_study(features, config=base, customers=customers, bootstraps=args.bootstraps))
         conclusion = Path(args.conclusion)
         meta = {
             "customers": customers,
@@ -462,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
+        if args.update:
+            saved = json.loads(out.with_suffix(".json").read_text())
+            fresh = {r["name"]: r for r in rows}
+            updated = sorted({*saved["meta"].get("updated", []), *fresh})
+            rows = [fresh.pop(r["name"], r) for r in saved["rows"]] + list(fresh.values())
+            meta = {**saved["meta"], "conclusion": meta["conclusion"], "updated": updated}
         out.write_text(render(rows, meta))
         out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
         log.info("wrote %s", out)

@@ -15,7 +15,8 @@ the number of occupied leaves (at k = leaves every cluster is one point and the 
 construction), so "highest silhouette" would always pick the tree's own leaves. Once every target
 is met, a larger k only splits segments further; the smallest qualifying k is the fewest segments
 a marketing team has to act on. If no k qualifies, the configured k (``clustering.k``, the
-study's 9) is kept, and the reason names what each k missed.
+study's 9) is kept (or, if the tree cannot hold that many clusters, the k that misses the fewest
+targets), and the reason names what the closest k missed.
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def choose_k(scores: Sequence[KScore], *, fallback_k: int) -> tuple[int, bool, s
     why = f"no k in {min(s.k for s in scores)}..{max(s.k for s in scores)} meets every target" if scores else "empty grid"
     if closest is not None:
         why += f"; closest: k={closest.k} ({'; '.join(closest.failures)})"
+    configured = next((s for s in scores if s.k == fallback_k), None)
+    if configured is not None and configured.error is not None and closest is not None:
+        return closest.k, True, f"{why}; the configured k={fallback_k} cannot be fitted ({configured.error}): took the closest"
     return fallback_k, True, f"{why}; kept the configured k={fallback_k}"
 
 
@@ -146,9 +150,13 @@ def score_k(runs: StabilityRuns, *, k: int, config: Config, targets: QualityTarg
     """Every measure of one k, on the driver from the runs' leaf tables."""
     try:
         reference = runs.reference_clusters(k, config=config)
-        stability = runs.stability(k, config=config, targets=targets, reference=reference)
     except ClusteringError as error:
         return KScore(k=k, error=str(error), failures=(f"cannot fit: {error}",))
+    try:
+        stability = runs.stability(k, config=config, targets=targets, reference=reference)
+        stability_failures = stability.failures()
+    except ClusteringError as error:  # a perturbed run's tree has fewer leaves than k
+        stability, stability_failures = None, [f"stability not measurable: {error}"]
     value = leaf_silhouette(runs.reference.points(), reference.kmeans.leaf_clusters)
     insiders = reference.profiles[0]
     smallest = min(p.customer_share for p in reference.profiles)
@@ -157,7 +165,7 @@ def score_k(runs: StabilityRuns, *, k: int, config: Config, targets: QualityTarg
         smallest_cluster_share=smallest,
         insiders_share=insiders.customer_share,
         insiders_revenue_share=insiders.revenue_share,
-    ) + stability.failures()
+    ) + stability_failures
     return KScore(
         k=k,
         silhouette=value,

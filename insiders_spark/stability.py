@@ -36,9 +36,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
-from threadpoolctl import threadpool_limits
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from threadpoolctl import threadpool_limits
 
 from insiders_spark.agreement import Contingency
 from insiders_spark.clustering import ClusteringError, EmbeddingPoints, FittedKMeans, fit_kmeans_to_points

@@ -255,3 +255,14 @@ def test_the_rule_falls_back_to_the_configured_k_and_says_why():
     assert reason == (
         "no k in 8..17 meets every target; closest: k=9 (stability ARI 0.556 < 0.9); kept the configured k=9"
     )
+
+
+def test_the_fallback_never_picks_a_k_the_tree_cannot_hold():
+    scores = [
+        _score(6, "stability ARI 0.7 < 0.9"),
+        _score(7, "Insiders 20.0% of customers > 10%", "stability ARI 0.6 < 0.9"),
+        KScore(k=9, error="only 8 distinct points", failures=("cannot fit: only 8 distinct points",)),
+    ]
+    chosen, fallback, reason = choose_k(scores, fallback_k=9)
+    assert (chosen, fallback) == (6, True)
+    assert reason.endswith("the configured k=9 cannot be fitted (only 8 distinct points): took the closest")
