@@ -12,7 +12,7 @@ target in :class:`QualityTargets` at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame
 
 from insiders_spark.clustering import KMEANS_CLUSTER, SILHOUETTE_DISTANCE, EmbeddingPoints, silhouette
 from insiders_spark.embedding import EMBEDDING
+from insiders_spark.profiles import ClusterProfile
 
 SKLEARN_METRIC = "sqeuclidean"  # scikit-learn's name for MLlib's squaredEuclidean
 DEFAULT_SAMPLE_ROWS = 2_000
@@ -68,6 +69,25 @@ class QualityTargets:
         if jaccard_min < self.insiders_jaccard:
             failures.append(f"Insiders Jaccard {jaccard_min:.3f} < {self.insiders_jaccard}")
         return failures
+
+
+def quality_verdict(
+    *,
+    profiles: Sequence[ClusterProfile],
+    silhouette: float,
+    stability_failures: Sequence[str] | None,
+    targets: QualityTargets = QualityTargets(),
+) -> dict:
+    """The manifest's verdict: every target, what missed it (``stability_failures``: from
+    ``Stability.failures()``; None when stability was not measured, which is then said)."""
+    failures = targets.segmentation_failures(
+        silhouette=silhouette,
+        smallest_cluster_share=min(p.customer_share for p in profiles),
+        insiders_share=profiles[0].customer_share,
+        insiders_revenue_share=profiles[0].revenue_share,
+    )
+    failures += ["stability not measured"] if stability_failures is None else list(stability_failures)
+    return {"targets": targets.to_dict(), "meets_targets": not failures, "failures": failures}
 
 
 @dataclass(frozen=True)

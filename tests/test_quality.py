@@ -20,7 +20,13 @@ from insiders_spark.clustering import EmbeddingPoints, fit_kmeans, silhouette, w
 from insiders_spark.config import ClusteringConfig
 from insiders_spark.embedding import EMBEDDING
 from insiders_spark.kselection import KScore, choose_k, score_grid, select_k
-from insiders_spark.quality import QualityTargets, bounded_sample, check_silhouette, leaf_silhouette
+from insiders_spark.quality import (
+    QualityTargets,
+    bounded_sample,
+    check_silhouette,
+    leaf_silhouette,
+    quality_verdict,
+)
 from insiders_spark.schemas import CLUSTER, CUSTOMER_FEATURES_SCHEMA, CUSTOMER_ID
 from insiders_spark.segmentation import fit_segmentation
 from insiders_spark.stability import (
@@ -124,6 +130,20 @@ def test_targets_name_what_is_missed():
     )
     assert [m.split()[0] for m in missed] == ["silhouette", "smallest", "Insiders", "Insiders"]
     assert targets.stability_failures(ari_min=0.95, jaccard_min=0.89) == ["Insiders Jaccard 0.890 < 0.9"]
+
+
+def test_the_verdict_lists_every_missed_target():
+    from insiders_spark.profiles import build_profiles
+
+    means = {f"{n}_mean": 1.0 for n in ("recency_days", "qty_invoices", "qty_items", "qty_products", "frequency", "qty_returns", "avg_ticket")}
+    profiles = build_profiles([
+        {"kmeans_cluster": 0, "customers": 8, "revenue_total": 600.0, "gross_revenue_mean": 75.0, **means},
+        {"kmeans_cluster": 1, "customers": 92, "revenue_total": 400.0, "gross_revenue_mean": 400 / 92, **means},
+    ])
+    verdict = quality_verdict(profiles=profiles, silhouette=0.8, stability_failures=[])
+    assert verdict["meets_targets"] and verdict["failures"] == [] and verdict["targets"]["ari"] == 0.9
+    missed = quality_verdict(profiles=profiles, silhouette=0.8, stability_failures=None)
+    assert missed == {**verdict, "meets_targets": False, "failures": ["stability not measured"]}
 
 
 # --- stability --------------------------------------------------------------------------------
