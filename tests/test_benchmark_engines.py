@@ -31,15 +31,22 @@ FEATURES = [f.name for f in CUSTOMER_FEATURES_SCHEMA.fields]
 INTEGER_FEATURES = ("recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns")
 
 
-@pytest.fixture(scope="module")
-def bench():
-    """The scripts of benchmarks/ (a folder of scripts, not a package), imported by name."""
+def _import_benchmarks(*names: str) -> dict:
+    """Scripts of benchmarks/ (a folder of scripts, not a package), imported by name."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(BENCHMARKS))
-        modules = {name: importlib.import_module(name) for name in ("generate", "reference_pandas", "run")}
-        yield modules
-        for name in modules:
-            sys.modules.pop(name, None)
+        return {name: importlib.import_module(name) for name in names}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _import_benchmarks("generate", "reference_pandas")
+
+
+@pytest.fixture(scope="module")
+def runner():
+    pytest.importorskip("psutil", reason="the runner needs psutil, a benchmark dependency (pip install -e '.[bench]')")
+    return _import_benchmarks("generate", "run")["run"]
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +107,7 @@ def test_pandas_reference_features_equal_spark(spark_features, pandas_features):
 
 def test_duckdb_features_equal_spark(spark_features, small_log, tmp_path):
     pytest.importorskip("duckdb", reason="DuckDB is a benchmark dependency (pip install -e '.[bench]')")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        aggregate_duckdb = importlib.import_module("aggregate_duckdb")
+    aggregate_duckdb = _import_benchmarks("aggregate_duckdb")["aggregate_duckdb"]
     aggregate_duckdb.aggregate(str(small_log), str(tmp_path), threads=2)
     got = _sorted(pd.read_parquet(tmp_path / aggregate_duckdb.FEATURES_FILE))
     assert_same_features(spark_features, got)
@@ -163,33 +168,30 @@ ALLOCATE = (
 )
 
 
-def test_runner_measures_the_memory_of_the_whole_process_tree(bench, tmp_path):
-    run = bench["run"]
+def test_runner_measures_the_memory_of_the_whole_process_tree(runner, tmp_path):
     command = [sys.executable, "-c", ALLOCATE.format(child=300, parent=100, sleep=1.5)]
-    measured = run.measure(command, log_path=tmp_path / "tree.log", env=run.child_env(), timeout_s=120,
-                           cap_bytes=8 * run.GIB)
+    measured = runner.measure(command, log_path=tmp_path / "tree.log", env=runner.child_env(), timeout_s=120,
+                              cap_bytes=8 * runner.GIB)
     assert measured.status == "ok"
     assert measured.peak_bytes > 400 * 2**20  # the child's 300 MiB and the parent's 100 MiB
     assert measured.peak_rss_bytes >= measured.peak_bytes
 
 
-def test_runner_kills_a_tree_over_the_memory_cap_and_records_it(bench, tmp_path):
-    run = bench["run"]
+def test_runner_kills_a_tree_over_the_memory_cap_and_records_it(runner, tmp_path):
     command = [sys.executable, "-c", ALLOCATE.format(child=600, parent=10, sleep=600)]
-    measured = run.measure(command, log_path=tmp_path / "oom.log", env=run.child_env(), timeout_s=300,
-                           cap_bytes=300 * 2**20)
+    measured = runner.measure(command, log_path=tmp_path / "oom.log", env=runner.child_env(), timeout_s=300,
+                              cap_bytes=300 * 2**20)
     assert measured.status == "out_of_memory" and "cap" in measured.detail
     time.sleep(0.2)
     leftovers = subprocess.run(["pgrep", "-f", "time.sleep(600)"], capture_output=True, text=True).stdout.split()
     assert leftovers == []
 
 
-def test_runner_targets_from_recorded_runs(bench):
-    run = bench["run"]
+def test_runner_targets_from_recorded_runs(runner):
 
     def record(dataset, engine, wall, read_aggregate=None, status="ok", peak_gib=1.0):
         return {"dataset": dataset, "engine": engine, "status": status, "wall_s": wall, "detail": "",
-                "read_aggregate_s": read_aggregate, "peak_bytes": int(peak_gib * run.GIB)}
+                "read_aggregate_s": read_aggregate, "peak_bytes": int(peak_gib * runner.GIB)}
 
     runs = [
         record("50M", "spark_aggregate", 50.0, 40.0), record("50M", "duckdb", 12.0, 11.0),
@@ -197,13 +199,13 @@ def test_runner_targets_from_recorded_runs(bench):
         record("200M", "spark", 150.0, peak_gib=5.5), record("200M", "pandas", 80.0, status="out_of_memory", peak_gib=20.1),
         record("real log", "spark", 14.0),
     ]
-    targets = run.evaluate_targets(runs)
+    targets = runner.evaluate_targets(runs)
     assert targets["P1"]["met"] is False and targets["P1"]["ratio"] == pytest.approx(40 / 11, abs=1e-3)
     assert targets["P2"]["met"] is False
     assert targets["P3"]["met"] is True and targets["P3"]["pandas"]["status"] == "out_of_memory"
     assert targets["P4"]["met"] is True
-    assert run.evaluate_targets([])["P1"]["met"] is None
-    assert "P1" in run.render_markdown({
+    assert runner.evaluate_targets([])["P1"]["met"] is None
+    assert "P1" in runner.render_markdown({
         "run_id": "x", "command": "c", "machine": {"cpus": 2, "memory_gib": 24}, "runs": runs,
         "settings": {"memory_cap_gib": 20, "timeout_s": 60}, "targets": targets, "consistency": {},
     })
