@@ -3,8 +3,8 @@
     python benchmarks/run.py --sizes 1M,50M,100M,200M --engines spark,spark_aggregate,pandas,duckdb
 
 For each size the log is generated once (``generate.py``, skipped when complete) and read once to
-warm the page cache; then each engine runs as a child process. While it runs, the resident memory
-of its whole process tree (the JVM and the Python workers included) is sampled every 100 ms; a run
+warm the page cache; then each engine runs as a child process. While it runs, the memory (PSS) of
+its whole process tree (the JVM and the Python workers included) is sampled every 100 ms; a run
 that passes the memory cap or the timeout is killed (the whole tree) and recorded as
 ``out_of_memory`` or ``timeout``, and the benchmark goes on. The job on the real log (P4) runs last.
 Each engine's own stage durations come from the metrics file it writes. The features of every
@@ -23,11 +23,10 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -271,7 +270,7 @@ def compare_features(reference, other) -> str | None:
     return None
 
 
-def consistency(runs: list[dict], raw_dir: Path) -> dict:
+def consistency(runs: list[dict]) -> dict:
     """Per dataset: each engine's features against the first engine that finished."""
     result = {}
     for dataset in datasets(runs):
@@ -563,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
                      "memory_cap_gib": args.memory_cap_gib, "repeat": args.repeat, "duckdb_threads": args.threads},
         "page_cache_warm_s": warm,
         "runs": runs,
-        "consistency": consistency(runs, raw_dir),
+        "consistency": consistency(runs),
         "targets": evaluate_targets(runs),
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
