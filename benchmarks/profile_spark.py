@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = raw.transform(cleaning.to_parsed_lines, timestamp_format=fmt).transform(
             cleaning.with_reason, rules=rules, as_of=None
         )
-        observed, _ = observe_outcomes(lines)
+        observed, _ = observe_outcomes(lines, decoded_text=False)
         activity = observed.transform(features.to_customer_activity)
         plans = {"activity": activity._jdf.queryExecution().executedPlan().toString()}
 

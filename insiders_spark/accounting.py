@@ -16,13 +16,13 @@ from pyspark.sql import functions as F
 
 from insiders_spark.cleaning import AFTER_AS_OF, QUARANTINE_REASONS, RAW_PREFIX
 from insiders_spark.config import ConfigError, QuarantineConfig
-from insiders_spark.schemas import COUNTRY, DESCRIPTION, INVOICE_NO, REASON, STOCK_CODE
+from insiders_spark.schemas import COUNTRY, DESCRIPTION, REASON
 
 INPUT = "input"
 KEPT = "kept"
 UNDECODABLE = "undecodable"  # lines whose text holds U+FFFD: read with the wrong encoding?
 REPLACEMENT_CHARACTER = "\ufffd"
-TEXT_FIELDS = (INVOICE_NO, STOCK_CODE, DESCRIPTION, COUNTRY)
+TEXT_FIELDS = (DESCRIPTION, COUNTRY)  # the free-text fields; codes and numbers are ASCII
 
 
 class AccountingError(RuntimeError):
@@ -88,32 +88,49 @@ class RowAccounting:
             )
 
 
-def _outcome_counters() -> list[Column]:
+def is_undecodable(*texts: Column) -> Column:
+    """Text that held bytes the configured encoding could not decode (read as U+FFFD)."""
+    flags = [F.coalesce(text.contains(REPLACEMENT_CHARACTER), F.lit(False)) for text in texts]
+    result = flags[0]
+    for flag in flags[1:]:
+        result = result | flag
+    return result
+
+
+def _outcome_counters(*, decoded_text: bool) -> list[Column]:
     reason = F.col(REASON)
-    text = F.concat_ws("", *[F.col(f"{RAW_PREFIX}{name}").cast("string") for name in TEXT_FIELDS])
+    undecodable = (
+        F.count_if(is_undecodable(*[F.col(f"{RAW_PREFIX}{name}") for name in TEXT_FIELDS]))
+        if decoded_text
+        else F.lit(0).cast("long")  # parquet strings are already text: nothing was decoded here
+    )
     return [
         F.count(F.lit(1)).alias(INPUT),
-        F.count_if(text.contains(REPLACEMENT_CHARACTER)).alias(UNDECODABLE),
+        undecodable.alias(UNDECODABLE),
         F.count_if(reason.isNull()).alias(KEPT),
         F.count_if(reason == AFTER_AS_OF).alias(AFTER_AS_OF),
         *[F.count_if(reason == name).alias(name) for name in QUARANTINE_REASONS],
     ]
 
 
-def observe_outcomes(lines: DataFrame) -> tuple[DataFrame, Observation]:
-    """Attach outcome counters to ``lines``; they fill in when the first action runs over them."""
+def observe_outcomes(lines: DataFrame, *, decoded_text: bool) -> tuple[DataFrame, Observation]:
+    """Attach outcome counters to ``lines``; they fill in when the first action runs over them.
+
+    ``decoded_text``: the input was bytes decoded with the configured encoding (CSV), so lines
+    holding U+FFFD are counted too.
+    """
     # a unique name: two tables read in one session (a backtest's windows) can then be joined
     observation = Observation(f"row_accounting_{uuid.uuid4().hex[:12]}")
-    return lines.observe(observation, *_outcome_counters()), observation
+    return lines.observe(observation, *_outcome_counters(decoded_text=decoded_text)), observation
 
 
-def accounting_from(observation: Observation, lines: DataFrame) -> RowAccounting:
+def accounting_from(observation: Observation, lines: DataFrame, *, decoded_text: bool) -> RowAccounting:
     """The observed counts; when Spark observed nothing (an input with no rows at all), count
     ``lines`` directly (one pass over an empty or tiny input)."""
     try:
         counts = observation.get
     except (Py4JJavaError, PySparkException):
-        counts = lines.agg(*_outcome_counters()).first().asDict()
+        counts = lines.agg(*_outcome_counters(decoded_text=decoded_text)).first().asDict()
     return RowAccounting(
         input=int(counts[INPUT]),
         kept=int(counts[KEPT]),

@@ -109,8 +109,23 @@ def parse_number(text: Column) -> Column:
     return blank_to_null(text).try_cast(T.DoubleType())
 
 
+ISO_SECONDS = "yyyy-MM-dd HH:mm:ss"  # the published file's pattern: a fast, equally strict path
+
+
 def parse_timestamp(text: Column, pattern: str) -> Column:
-    return F.try_to_timestamp(blank_to_null(text), F.lit(pattern))
+    """Text -> timestamp by the Spark datetime ``pattern``; null when it does not match.
+
+    For ``yyyy-MM-dd HH:mm:ss`` a plain cast (much cheaper than a pattern parser), guarded by the
+    pattern's shape (19 characters, its separators in place), accepts what the pattern accepts.
+    """
+    value = blank_to_null(text)
+    if pattern == ISO_SECONDS:
+        separators = {5: "-", 8: "-", 11: " ", 14: ":", 17: ":"}
+        shaped = F.length(value) == 19
+        for position, separator in separators.items():
+            shaped = shaped & (F.substring(value, position, 1) == separator)
+        return F.when(shaped, value.try_cast(T.TimestampType()))
+    return F.try_to_timestamp(value, F.lit(pattern))
 
 
 def to_customer_id(number: Column) -> Column:
@@ -160,7 +175,7 @@ def to_parsed_lines(raw: DataFrame, *, timestamp_format: str) -> DataFrame:
         has_customer.alias(HAS_CUSTOMER_VALUE),
         *[F.col(name).alias(f"{RAW_PREFIX}{name}") for name in RAW_TO_COLUMN.values()],
         F.col(CORRUPT_RECORD).alias(RAW_LINE),
-        F.col(SOURCE_FILE),
+        *([F.col(SOURCE_FILE)] if SOURCE_FILE in raw.columns else []),
     )
 
 

@@ -34,12 +34,23 @@ class InputError(ValueError):
 class RawInput:
     """What was read: a lazy DataFrame of raw fields plus where they came from."""
 
-    lines: DataFrame
+    frame: DataFrame  # the source's own columns
+    source_file: Column  # each line's file (or the generator's name)
     description: str
     format: str
     files: tuple[str, ...]
     extra_columns: tuple[str, ...] = ()
     empty_files: tuple[str, ...] = ()
+
+    @property
+    def lines(self) -> DataFrame:
+        """The raw fields in snake_case (raw types), for the aggregation: no file column, so the
+        scan reads only the data columns."""
+        return _to_raw_columns(self.frame, None)
+
+    def lines_with_source(self) -> DataFrame:
+        """The same plus ``source_file``, for the quarantine (which needs to say where a line was)."""
+        return _to_raw_columns(self.frame, self.source_file)
 
 
 # --- paths ----------------------------------------------------------------------------------
@@ -114,9 +125,7 @@ def read_transactions(
         spec = synthetic.SyntheticLogSpec(lines=synthetic_config.lines, seed=synthetic_config.seed)
         name = f"synthetic(lines={spec.lines},seed={spec.seed})"
         frame = synthetic.to_spark(spark, spec, chunk_lines=synthetic_config.chunk_lines)
-        return RawInput(
-            lines=_to_raw_columns(frame, F.lit(name)), description=name, format="synthetic", files=()
-        )
+        return RawInput(frame=frame, source_file=F.lit(name), description=name, format="synthetic", files=())
 
     listed = list_input_files(spark, input_config.path)
     paths = [f.path for f in listed]
@@ -134,7 +143,8 @@ def read_transactions(
     if extra:
         log.warning("input has columns the job does not use (ignored): %s", ", ".join(extra))
     return RawInput(
-        lines=_to_raw_columns(frame, F.col("_metadata.file_path")),
+        frame=frame,
+        source_file=F.col("_metadata.file_path"),
         description=input_config.path,
         format=fmt,
         files=tuple(paths),
@@ -148,12 +158,12 @@ def _sample(paths: Sequence[str], count: int = 3) -> str:
     return shown + (f" and {len(paths) - count} more" if len(paths) > count else "")
 
 
-def _to_raw_columns(frame: DataFrame, source_file: Column) -> DataFrame:
+def _to_raw_columns(frame: DataFrame, source_file: Column | None) -> DataFrame:
     corrupt = F.col(CORRUPT_RECORD) if CORRUPT_RECORD in frame.columns else F.lit(None).cast("string")
     return frame.select(
         *[F.col(f"`{raw}`").alias(name) for raw, name in RAW_TO_COLUMN.items()],
         corrupt.alias(CORRUPT_RECORD),
-        source_file.alias(SOURCE_FILE),
+        *([source_file.alias(SOURCE_FILE)] if source_file is not None else []),
     )
 
 

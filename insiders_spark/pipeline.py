@@ -62,7 +62,8 @@ class CustomerTable:
     """The log read, classified, accounted for and aggregated per customer."""
 
     source: io.RawInput
-    lines: DataFrame  # every input line with its reason (lazy; read again for the quarantine)
+    lines: DataFrame  # every input line with its reason (lazy)
+    quarantine_lines: DataFrame  # the same with each line's source file (lazy; read for the quarantine)
     customers: DataFrame  # one row per customer or guest invoice, numbered (cached)
     summary: CustomerSummary
     accounting: RowAccounting
@@ -84,15 +85,21 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
     """
     source = io.read_transactions(spark, config.input, config.synthetic)
     log.info("input: %s (%s%s)", source.description, source.format, _file_count(source.files))
-    lines = source.lines.transform(to_parsed_lines, timestamp_format=config.input.timestamp_format).transform(
-        with_reason, rules=CleaningRules.from_config(config.cleaning), as_of=as_of
-    )
-    observed, observation = observe_outcomes(lines)
+    rules = CleaningRules.from_config(config.cleaning)
+
+    def classified(raw: DataFrame) -> DataFrame:
+        return raw.transform(to_parsed_lines, timestamp_format=config.input.timestamp_format).transform(
+            with_reason, rules=rules, as_of=as_of
+        )
+
+    lines = classified(source.lines)
+    decoded_text = source.format == "csv"
+    observed, observation = observe_outcomes(lines, decoded_text=decoded_text)
     activity = observed.transform(to_customer_activity).cache()
     customers = activity.transform(with_guest_customer_ids, start=config.cleaning.guest_customer_id_start).cache()
     summary = summarise_customers(customers)
     activity.unpersist()
-    accounting = accounting_from(observation, lines)
+    accounting = accounting_from(observation, lines, decoded_text=decoded_text)
     accounting.check()
     log.info(
         "rows: %s read, %s kept, %s quarantined, %s after as-of; customers: %s (%s with purchases)",
@@ -103,6 +110,7 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
     return CustomerTable(
         source=source,
         lines=lines,
+        quarantine_lines=classified(source.lines_with_source()),
         customers=customers,
         summary=summary,
         accounting=accounting,
@@ -182,7 +190,7 @@ def _publish(
 
     with timer.stage("quarantine"):
         if table.accounting.quarantined_total:
-            published[QUARANTINE] = outputs.write_table(to_quarantine(table.lines), QUARANTINE)
+            published[QUARANTINE] = outputs.write_table(to_quarantine(table.quarantine_lines), QUARANTINE)
         else:
             outputs.clear_table(QUARANTINE)
         if table.accounting.undecodable:
