@@ -28,6 +28,15 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
+def _k(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of clusters or 'auto', got {text!r}") from None
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("input and output")
     source.add_argument("--input", help="CSV or parquet file, folder or glob (default: the embedded synthetic log)")
@@ -47,8 +56,26 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "refit; train-and-score (default): both",
     )
     model.add_argument("--model-version", help="score with this model version (default: models/CURRENT)")
-    model.add_argument("--k", type=int, help="number of clusters (default: 9, as in the study)")
+    model.add_argument(
+        "--k",
+        type=_k,
+        help="number of clusters (default: 9, as in the study), or 'auto': the smallest k of the grid "
+        "(clustering.k_grid) that meets every quality target, the configured k if none does",
+    )
     model.add_argument("--seed", type=int, help="seed of the tree and KMeans (default: 42)")
+    model.add_argument(
+        "--stability",
+        action=argparse.BooleanOptionalAction,
+        help="refit with other seeds and bootstrap resamples and record the agreement (default: on when training)",
+    )
+    model.add_argument(
+        "--backtest-horizon",
+        type=int,
+        metavar="DAYS",
+        help="also backtest: choose customers at the as-of date minus DAYS and measure their share of the "
+        "following DAYS' revenue against top past spenders and perfect foresight (default: off)",
+    )
+    model.add_argument("--backtest-cutoff", type=_date, help="the backtest's cut-off (default: as-of minus the horizon)")
     model.add_argument("--synthetic-lines", type=int, help="size of the generated log when no --input is given")
     settings = parser.add_argument_group("configuration")
     settings.add_argument("--env", default="local", help="configuration profile in conf/ (default: local)")
@@ -91,7 +118,11 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
         "input.timestamp_format": args.timestamp_format,
         "input.encoding": args.encoding,
         "output.path": args.output,
-        "clustering.k": args.k,
+        "clustering.k": args.k if args.k != "auto" else None,
+        "clustering.select_k": True if args.k == "auto" else (False if args.k is not None else None),
+        "quality.stability": args.stability,
+        "backtest.horizon_days": args.backtest_horizon,
+        "backtest.cutoff": args.backtest_cutoff.isoformat() if args.backtest_cutoff else None,
         "job.seed": args.seed,
         "job.log_level": args.log_level,
         "synthetic.lines": args.synthetic_lines,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -22,6 +22,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 ENV_PREFIX = "INSIDERS_SPARK__"
 BASE_PROFILE = "base"
@@ -89,6 +91,8 @@ class EmbeddingConfig:
 @dataclass(frozen=True)
 class ClusteringConfig:
     k: int = 9
+    select_k: bool = False  # --k auto: choose k from k_grid by the documented rule (kselection.RULE)
+    k_grid: tuple[int, ...] = tuple(range(4, 17))
     solver: str = "local"  # local (scikit-learn on the bounded leaf table) | mllib
     n_init: int = 20  # KMeans starts; the lowest within-cluster cost wins
     max_iter: int = 100
@@ -99,6 +103,43 @@ class ClusteringConfig:
 @dataclass(frozen=True)
 class SegmentsConfig:
     insiders_name: str = "Insiders"
+    top_features: int = 3  # per customer, the features that moved the tree's prediction the most
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """How the segmentation is checked on every training run, and the targets it is held to."""
+
+    silhouette_sample_rows: int = 2_000  # scikit-learn cross-check on a bounded, seeded sample
+    stability: bool = True  # refit with other seeds and bootstrap resamples (train modes)
+    stability_seeds: int = 5
+    stability_bootstraps: int = 5
+    min_silhouette: float = 0.75
+    min_cluster_share: float = 0.01
+    insiders_max_share: float = 0.10
+    insiders_min_revenue_share: float = 0.50
+    min_ari: float = 0.90
+    min_insiders_jaccard: float = 0.90
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """The loyalty A/B test's control group: a salted hash of the customer id (``control``)."""
+
+    share: float = 0.10
+    salt: str = "insiders-control-1"
+    scope: str = "insiders"  # insiders | all
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Proof of value (``--backtest-horizon``): off when horizon_days is 0."""
+
+    horizon_days: int = 0
+    cutoff: str = ""  # YYYY-MM-DD; "" = the run's as-of date minus the horizon
+    head_count_shares: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
+    scorers: tuple[str, ...] = ("segments", "future_revenue_tree", "future_revenue_tree_trend")
+    guests_last: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,6 +161,9 @@ class Config:
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
     spark: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,6 +345,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "clustering.solver": ("local", "mllib"),
     "embedding.encoding": ("path", "path_depth", "path_gain"),
     "embedding.label": ("log1p", "gross_revenue"),
+    "control.scope": ("insiders", "all"),
 }
 
 
@@ -330,6 +375,35 @@ def _validate(config: Config) -> None:
         raise ConfigError(
             f"refresh.insider_hysteresis_runs = {config.refresh.insider_hysteresis_runs}: at least 1 (1 = no hysteresis)"
         )
+    if not config.clustering.k_grid or min(config.clustering.k_grid) < 2:
+        raise ConfigError(f"clustering.k_grid = {list(config.clustering.k_grid)}: values of k, each at least 2")
+    quality = config.quality
+    if quality.silhouette_sample_rows < 2:
+        raise ConfigError(f"quality.silhouette_sample_rows = {quality.silhouette_sample_rows}: at least 2")
+    if quality.stability_seeds < 0 or quality.stability_bootstraps < 0:
+        raise ConfigError("quality.stability_seeds and quality.stability_bootstraps: 0 or more runs each")
+    if (quality.stability or config.clustering.select_k) and quality.stability_seeds + quality.stability_bootstraps == 0:
+        raise ConfigError(
+            "quality.stability_seeds + quality.stability_bootstraps = 0: stability (and --k auto) needs at least one run"
+        )
+    shares = {
+        "quality.min_cluster_share": quality.min_cluster_share,
+        "quality.insiders_max_share": quality.insiders_max_share,
+        "quality.insiders_min_revenue_share": quality.insiders_min_revenue_share,
+        "control.share": config.control.share,
+    } | {f"backtest.head_count_shares[{i}]": s for i, s in enumerate(config.backtest.head_count_shares)}
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"{name} = {share}: expected a share between 0 and 1")
+    if not config.control.salt:
+        raise ConfigError("control.salt is empty: set one (a new salt draws a new control group)")
+    if config.backtest.horizon_days < 0:
+        raise ConfigError(f"backtest.horizon_days = {config.backtest.horizon_days}: 0 (off) or a number of days")
+    if config.backtest.cutoff:
+        try:
+            dt.date.fromisoformat(config.backtest.cutoff)
+        except ValueError:
+            raise ConfigError(f"backtest.cutoff = {config.backtest.cutoff!r}: expected a date, YYYY-MM-DD") from None
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")
 

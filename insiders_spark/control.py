@@ -16,9 +16,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from insiders_spark.schemas import CUSTOMER_ID, IS_INSIDER
+from insiders_spark.schemas import CUSTOMER_ID, IS_CONTROL, IS_INSIDER
 
-IS_CONTROL = "is_control"
 HASH_BUCKETS = 10_000
 SCOPES = ("insiders", "all")
 

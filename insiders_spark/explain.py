@@ -30,17 +30,15 @@ from pyspark.sql import types as T
 from insiders_spark.profiles import ClusterProfile
 from insiders_spark.schemas import (
     CLUSTER,
+    CONTRIBUTION_TYPE,
     CUSTOMER_FEATURES_SCHEMA,
     GROSS_REVENUE,
     LEAF,
     MODEL_INPUT_COLUMNS,
+    TOP_FEATURES,
 )
 from insiders_spark.tree import Tree
 
-TOP_FEATURES = "top_features"  # array<struct<feature, contribution>>, largest |contribution| first
-CONTRIBUTION_TYPE = T.StructType(
-    [T.StructField("feature", T.StringType(), False), T.StructField("contribution", T.DoubleType(), False)]
-)
 INTEGER_FEATURES: frozenset[str] = frozenset(
     f.name for f in CUSTOMER_FEATURES_SCHEMA.fields if isinstance(f.dataType, (T.IntegerType, T.LongType))
 )

@@ -15,9 +15,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from insiders_spark import synthetic
 from insiders_spark.config import InputConfig, SyntheticConfig
 from insiders_spark.schemas import CORRUPT_RECORD, RAW_COLUMNS, RAW_TO_COLUMN, SOURCE_FILE
-from insiders_spark import synthetic
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,22 @@ from importlib import metadata
 
 from pyspark.sql import DataFrame, SparkSession
 
-from insiders_spark import __version__, continuity, io, models, report
-from insiders_spark.accounting import RowAccounting, accounting_from, observe_outcomes, validate_limits
-from insiders_spark.cleaning import CleaningRules, to_parsed_lines, to_quarantine, with_reason
+from insiders_spark import __version__, continuity, control, explain, io, models, report
+from insiders_spark.accounting import (
+    RowAccounting,
+    accounting_from,
+    observe_outcomes,
+    validate_limits,
+)
+from insiders_spark.cleaning import (
+    CleaningRules,
+    to_parsed_lines,
+    to_quarantine,
+    with_reason,
+)
 from insiders_spark.clustering import KMEANS_CLUSTER, SILHOUETTE_DISTANCE
 from insiders_spark.config import Config
-from insiders_spark.errors import explain
+from insiders_spark.errors import explain as explain_error
 from insiders_spark.features import (
     CustomerSummary,
     NoCustomersError,
@@ -28,10 +38,23 @@ from insiders_spark.features import (
     to_customer_features,
     with_guest_customer_ids,
 )
-from insiders_spark.profiles import ClusterProfile, summarise_clusters, to_profiles_frame
+from insiders_spark.kselection import KSelection, score_grid
+from insiders_spark.profiles import (
+    ClusterProfile,
+    summarise_clusters,
+    to_profiles_frame,
+)
 from insiders_spark.progress import StageTimer
+from insiders_spark.quality import QualityTargets, check_silhouette, quality_verdict
+from insiders_spark.quality_report import render_quality
 from insiders_spark.schemas import CUSTOMER_FEATURES_SCHEMA, SEGMENTS_SCHEMA
-from insiders_spark.segmentation import SegmentationModel, fit_segmentation, silhouette_of, to_segments
+from insiders_spark.segmentation import (
+    SegmentationModel,
+    fit_segmentation,
+    silhouette_of,
+    to_segments,
+)
+from insiders_spark.stability import Stability, fit_stability_runs
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +63,8 @@ PROFILES = "profiles"
 QUARANTINE = "quarantine"
 RUNS = "runs"
 REPORT = "report"
+RULES = "rules"
+BACKTEST = "backtest"
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.json"  # metrics.json plus provenance; written last
 
@@ -167,7 +192,7 @@ def run(
         failed = outputs.fail()
         if failed:
             io.write_text(spark, f"{failed}/failure.json", json.dumps(_failure(error, table), indent=2) + "\n")
-        raise RunFailedError(explain(error), failed) from error
+        raise RunFailedError(explain_error(error), failed) from error
     finally:
         table.unpersist()
 
@@ -203,6 +228,8 @@ def _publish(
 
     features = table.features().cache()
     previous_version = models.current_version(spark, output)
+    stability: Stability | None = None
+    selection: KSelection | None = None
     if mode == SCORE:
         with timer.stage("load model"):
             model, description = models.load(spark, output, model_version)
@@ -212,13 +239,7 @@ def _publish(
         run_info.update(model_version=description["version"], model_trained_as_of=description["trained_as_of"])
     else:
         with timer.stage("segmentation"):
-            model, clustered = fit_segmentation(
-                features,
-                config=config,
-                customers=table.summary.with_purchases,
-                k=config.clustering.k,
-                seed=config.job.seed,
-            )
+            model, clustered, stability, selection = _train(features, config, customers=table.summary.with_purchases)
             profiles = model.profiles
             log.info("embedding: %s; KMeans: %s", model.embedding.describe(), model.kmeans.describe())
         with timer.stage("save model"):
@@ -237,18 +258,35 @@ def _publish(
 
     with timer.stage("silhouette"):
         silhouette_score = silhouette_of(clustered)
-        log.info("k=%d: silhouette %.3f (%s)", len(profiles), silhouette_score, SILHOUETTE_DISTANCE)
+        check = check_silhouette(
+            clustered,
+            customers=table.summary.with_purchases,
+            seed=config.job.seed,
+            max_rows=config.quality.silhouette_sample_rows,
+            mllib=silhouette_score,
+        )
+        log.info(
+            "k=%d: silhouette %.3f (%s; scikit-learn on %d sampled customers: %s)",
+            len(profiles), silhouette_score, SILHOUETTE_DISTANCE, check.sample_rows,
+            "-" if check.sample is None else f"{check.sample:.3f}",
+        )
+    targets = QualityTargets.from_config(config.quality)
+    verdict = quality_verdict(
+        profiles=profiles,
+        silhouette=silhouette_score,
+        stability_failures=None if stability is None else stability.failures(),
+        targets=targets,
+    )
+    if verdict["failures"]:
+        log.warning("quality targets missed: %s", "; ".join(verdict["failures"]))
 
     with timer.stage("write"):
         if mode != TRAIN:
             previous_date = continuity.previous_run_date(spark, output, SEGMENTS, run_date)
             previous = io.read_partition(spark, output, SEGMENTS, previous_date) if previous_date else None
-            segments = continuity.with_insider_history(
-                to_segments(clustered, profiles),
-                previous,
-                run_date=run_date,
-                hysteresis_runs=config.refresh.insider_hysteresis_runs,
-            ).select(*[f.name for f in SEGMENTS_SCHEMA.fields])
+            segments = to_published_segments(
+                clustered, model, profiles, previous, run_date=run_date, config=config
+            )
             published[SEGMENTS] = outputs.write_table(segments, SEGMENTS)
             churn = continuity.churn_counts(
                 spark.read.parquet(outputs.staged(outputs.partition(SEGMENTS))), previous, previous_date
@@ -256,16 +294,47 @@ def _publish(
             run_info["churn"] = churn.to_dict()
             log.info("Insiders churn: %s", churn.to_dict())
         published[PROFILES] = outputs.write_table(to_profiles_frame(spark, profiles), PROFILES)
+        rules = explain.to_rule_rows(
+            to_segments(clustered, profiles), model.embedding.tree, model.kmeans.leaf_clusters, profiles
+        )
+        published[RULES] = outputs.write_table(explain.to_rules_frame(spark, rules), RULES)
+
+    backtest_result = None
+    if config.backtest.horizon_days:
+        with timer.stage("backtest"):
+            backtest_result = _backtest(spark, config, table.as_of)
+            published[BACKTEST] = outputs.write_table(
+                backtest_module().to_curve_frame(spark, backtest_result), BACKTEST
+            )
+    else:
+        outputs.clear_table(BACKTEST)
 
     metrics = _metrics(
         spark, config, run_date=run_date, table=table, profiles=profiles,
         embedding=model.embedding.describe(), kmeans=model.kmeans.describe(), silhouette_score=silhouette_score,
     )
+    metrics["quality"] = {
+        **verdict,
+        "silhouette": check.to_dict(),
+        "stability": stability.to_dict() if stability else None,
+    }
+    if selection is not None:
+        metrics["k_selection"] = selection.to_dict()
+    if backtest_result is not None:
+        metrics["backtest"] = backtest_result.describe()
     with timer.stage("report"):
         title = f"Mean gross revenue per cluster, as of {table.as_of.isoformat()}"
         outputs.write_file(REPORT, report.CHART_FILE, report.revenue_chart_png(profiles, title=title))
         outputs.write_file(REPORT, report.PROFILES_FILE, report.profiles_csv(profiles))
-        outputs.write_file(REPORT, report.PAGE_FILE, report.render_page(profiles, metrics))
+        sections = [
+            render_quality(profiles=profiles, silhouette=check, stability=stability, selection=selection, targets=targets),
+            report.rules_section(model.embedding, rules, top=config.segments.top_features),
+        ]
+        if backtest_result is not None:
+            bt = backtest_module()
+            outputs.write_file(REPORT, bt.CHART_FILE, bt.capture_chart_png(backtest_result))
+            sections.append(report.backtest_section(bt.summary_markdown(backtest_result), bt.CHART_FILE))
+        outputs.write_file(REPORT, report.PAGE_FILE, report.render_page(profiles, metrics, sections=sections))
         published[REPORT] = outputs.live(outputs.partition(REPORT))
 
     published[RUNS] = outputs.live(f"{outputs.partition(RUNS)}/{MANIFEST_FILE}")
@@ -282,6 +351,102 @@ def _publish(
     for frame in (clustered, features):
         frame.unpersist()
     return RunResult(run_date=run_date, as_of=table.as_of, profiles=profiles, metrics=manifest, outputs=published)
+
+
+def _train(
+    features: DataFrame, config: Config, *, customers: int
+) -> tuple[SegmentationModel, DataFrame, Stability | None, KSelection | None]:
+    """Fit the segmentation; measure its stability and, with ``--k auto``, choose k first.
+
+    The stability runs share the fitted tree (the reference) and serve every k of the grid, so
+    choosing k costs one set of runs; a k other than the configured one is then fitted on the
+    same tree.
+    """
+    seed, quality = config.job.seed, config.quality
+    model, clustered = fit_segmentation(features, config=config, customers=customers, k=config.clustering.k, seed=seed)
+    if not (quality.stability or config.clustering.select_k):
+        return model, clustered, None, None
+    targets = QualityTargets.from_config(quality)
+    runs = fit_stability_runs(
+        features,
+        config=config,
+        customers=customers,
+        seed=seed,
+        seeds=quality.stability_seeds,
+        bootstraps=quality.stability_bootstraps,
+        reference=model.embedding,
+    )
+    selection = None
+    if config.clustering.select_k:
+        selection = score_grid(runs, grid=config.clustering.k_grid, config=config, targets=targets)
+        if selection.chosen != model.k:
+            clustered.unpersist()
+            model, clustered = fit_segmentation(
+                features, config=config, customers=customers, k=selection.chosen, seed=seed, embedding=model.embedding
+            )
+    stability = runs.stability(model.k, config=config, targets=targets)
+    log.info(
+        "stability over %d runs: ARI min %.3f, Insiders Jaccard min %.3f",
+        len(runs.perturbed), stability.ari_min, stability.jaccard_min,
+    )
+    return model, clustered, stability, selection
+
+
+def to_published_segments(
+    clustered: DataFrame,
+    model: SegmentationModel,
+    profiles: list[ClusterProfile],
+    previous: DataFrame | None,
+    *,
+    run_date: dt.date,
+    config: Config,
+) -> DataFrame:
+    """The segments table (``SEGMENTS_SCHEMA``): assignment, reasons, Insider history, control flag."""
+    return (
+        to_segments(clustered, profiles)
+        .transform(explain.with_top_contributions, model.embedding.tree, top=config.segments.top_features)
+        .transform(
+            continuity.with_insider_history,
+            previous,
+            run_date=run_date,
+            hysteresis_runs=config.refresh.insider_hysteresis_runs,
+        )
+        .transform(
+            control.with_control_flag,
+            salt=config.control.salt,
+            share=config.control.share,
+            scope=config.control.scope,
+        )
+        .select(*[f.name for f in SEGMENTS_SCHEMA.fields])
+    )
+
+
+def backtest_module():
+    """``insiders_spark.backtest`` (imported late: it builds on this module's ``prepare_customers``)."""
+    from insiders_spark import backtest
+
+    return backtest
+
+
+def _backtest(spark: SparkSession, config: Config, as_of: dt.date):
+    """The backtest of ``[backtest]``; its window ends at the run's as-of date unless a cut-off is set."""
+    bt = backtest_module()
+    settings = config.backtest
+    horizon = settings.horizon_days
+    cutoff = dt.date.fromisoformat(settings.cutoff) if settings.cutoff else as_of - dt.timedelta(days=horizon)
+    result = bt.run_backtest(
+        spark,
+        config,
+        bt.BacktestSettings(
+            horizon_days=horizon,
+            cutoff=cutoff,
+            head_count_shares=settings.head_count_shares,
+            scorers=settings.scorers,
+            guests_last=settings.guests_last,
+        ),
+    )
+    log.info("backtest: %s", result.describe()["insiders"])
+    return result
 
 
 def rescore_profiles(clustered: DataFrame, trained: list[ClusterProfile]) -> list[ClusterProfile]:
@@ -369,7 +534,7 @@ def _code_version() -> dict:
 
 def _failure(error: BaseException, table: CustomerTable) -> dict:
     return {
-        "error": explain(error),
+        "error": explain_error(error),
         "error_type": type(error).__name__,
         "as_of": table.as_of.isoformat(),
         "rows": table.accounting.to_dict(),

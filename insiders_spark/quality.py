@@ -19,6 +19,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 
 from insiders_spark.clustering import KMEANS_CLUSTER, SILHOUETTE_DISTANCE, EmbeddingPoints, silhouette
+from insiders_spark.config import QualityConfig
 from insiders_spark.embedding import EMBEDDING
 from insiders_spark.profiles import ClusterProfile
 
@@ -36,6 +37,17 @@ class QualityTargets:
     insiders_min_revenue_share: float = 0.50  # ... with at least this share of the revenue
     ari: float = 0.90  # every perturbed run (seed or bootstrap) agrees with the reference at least this much
     insiders_jaccard: float = 0.90
+
+    @classmethod
+    def from_config(cls, quality: QualityConfig) -> QualityTargets:
+        return cls(
+            silhouette=quality.min_silhouette,
+            min_cluster_share=quality.min_cluster_share,
+            insiders_max_share=quality.insiders_max_share,
+            insiders_min_revenue_share=quality.insiders_min_revenue_share,
+            ari=quality.min_ari,
+            insiders_jaccard=quality.min_insiders_jaccard,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,6 +9,9 @@ import io as _io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from insiders_spark import explain
+from insiders_spark.embedding import LeafEmbedding
+from insiders_spark.explain import RuleRow
 from insiders_spark.profiles import ClusterProfile
 
 # The published study's headline numbers, to show ours beside them.
@@ -94,7 +97,47 @@ def comparison_markdown(metrics: Mapping[str, Any]) -> str:
     )
 
 
-def render_page(profiles: Sequence[ClusterProfile], metrics: Mapping[str, Any]) -> str:
+def rules_section(embedding: LeafEmbedding, rules: Sequence[RuleRow], *, top: int) -> str:
+    """Why a customer is in a cluster: the tree's rule for each leaf, and each leaf's top reasons."""
+    units = "log(1 + revenue) units" if embedding.label == "log1p" else "revenue units"
+    return "\n".join(
+        [
+            "## Why a customer is in a cluster",
+            "",
+            "Every customer reaches one leaf of the revenue tree, by one rule; a cluster is the union of its "
+            "leaves' rules, so these rules *are* its definition (the `rules` output table holds them with a "
+            "Spark SQL predicate each). Support: the rule's customers and its share of the cluster; precision: "
+            "the share of the rule's customers in that cluster.",
+            "",
+            explain.rules_markdown(rules),
+            "",
+            f"Per customer, `top_features` in the segments table lists the {top} features whose splits moved the "
+            f"tree's prediction the most on the way to the customer's leaf ({units}; +0.69 in log units doubles "
+            "the predicted revenue). Per leaf:",
+            "",
+            explain.contributions_markdown(embedding.tree, rules, top=top, label=embedding.label),
+            "",
+        ]
+    )
+
+
+def backtest_section(summary: str, chart_file: str) -> str:
+    """Proof of value: the backtest's headline, its table and the capture chart."""
+    return "\n".join(
+        [
+            "## Proof of value (backtest)",
+            "",
+            summary,
+            "",
+            f"![cumulative share of the next period's revenue by customer rank]({chart_file})",
+            "",
+        ]
+    )
+
+
+def render_page(
+    profiles: Sequence[ClusterProfile], metrics: Mapping[str, Any], *, sections: Sequence[str] = ()
+) -> str:
     rows = metrics["rows"]
     customers = metrics["customers"]
     embedding = metrics["embedding"]
@@ -127,6 +170,7 @@ def render_page(profiles: Sequence[ClusterProfile], metrics: Mapping[str, Any]) 
             f"seed {metrics['clustering']['seed']}) groups those positions. Clusters are numbered by mean "
             "gross revenue; cluster 1 is the Insiders.",
             "",
+            *sections,
         ]
     )
 

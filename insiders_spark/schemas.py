@@ -140,11 +140,20 @@ ASSIGNMENT_SCHEMA = T.StructType(
     ]
 )
 
-# The published segments table: the assignment plus the customer's Insider history.
+TOP_FEATURES = "top_features"  # the features that moved the tree's prediction most, largest first
+IS_CONTROL = "is_control"  # in the loyalty A/B test's control group (salted hash of the id)
+CONTRIBUTION_TYPE = T.StructType(
+    [T.StructField("feature", T.StringType(), False), T.StructField("contribution", T.DoubleType(), False)]
+)
+
+# The published segments table: the assignment, why (top features), the customer's Insider
+# history and the control flag.
 SEGMENTS_SCHEMA = T.StructType(
     list(ASSIGNMENT_SCHEMA.fields)
     + [
+        T.StructField(TOP_FEATURES, T.ArrayType(CONTRIBUTION_TYPE, False), True),
         T.StructField(INSIDER_SINCE, T.DateType(), True),
         T.StructField(RUNS_OUTSIDE_INSIDERS, T.IntegerType(), True),
+        T.StructField(IS_CONTROL, T.BooleanType(), False),
     ]
 )

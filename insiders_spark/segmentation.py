@@ -53,10 +53,20 @@ def to_segments(embedded: DataFrame, profiles: list[ClusterProfile]) -> DataFram
 
 
 def fit_segmentation(
-    features: DataFrame, *, config: Config, customers: int, k: int, seed: int
+    features: DataFrame,
+    *,
+    config: Config,
+    customers: int,
+    k: int,
+    seed: int,
+    embedding: LeafEmbedding | None = None,
 ) -> tuple[SegmentationModel, DataFrame]:
-    """Fit tree and KMeans on ``features``; also return the embedded training customers (cached)."""
-    embedding = fit_embedding(features, config=config.embedding, seed=seed, customers=customers)
+    """Fit tree and KMeans on ``features``; also return the embedded training customers (cached).
+
+    ``embedding``: a tree already fitted on these features with this seed (e.g. to try another k);
+    it is what ``fit_embedding`` would return again, as the tree's fit is deterministic.
+    """
+    embedding = embedding or fit_embedding(features, config=config.embedding, seed=seed, customers=customers)
     embedded = embedding.transform(features).cache()
     kmeans = fit_kmeans(embedded, config=config.clustering, k=k, seed=seed)
     clustered = with_kmeans_clusters(embedded, kmeans).cache()

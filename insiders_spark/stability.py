@@ -57,7 +57,7 @@ HASH_RANGE = 1 << 53  # xxhash64 -> a uniform draw in [0, 1) with 53 bits, a dou
 CUSTOMERS = "customers"
 REFERENCE, SEED, BOOTSTRAP = "reference", "seed", "bootstrap"
 DEFAULT_SEEDS = 5
-DEFAULT_BOOTSTRAPS = 3
+DEFAULT_BOOTSTRAPS = 5
 
 
 @dataclass(frozen=True)
