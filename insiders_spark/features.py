@@ -61,6 +61,19 @@ def line_revenue(quantity: Column, unit_price: Column) -> Column:
     return quantity * unit_price
 
 
+REVENUE_UNITS = 10_000  # revenue is summed exactly, in 1/10,000 of the currency unit
+
+
+def line_revenue_units(quantity: Column, unit_price: Column) -> Column:
+    """A line's revenue as a whole number of 1/10,000 currency units (the price rounded to them).
+
+    Sums of these are exact, so a customer's revenue does not depend on the order Spark adds
+    the lines in (floating-point sums do: the order shuffle blocks arrive in is not fixed), and a
+    rerun gives the same bits. 64-bit sums hold up to 9.2e14 currency units per customer.
+    """
+    return quantity.cast(T.LongType()) * F.round(unit_price * F.lit(REVENUE_UNITS)).cast(T.LongType())
+
+
 def invoice_day(invoice_ts: Column) -> Column:
     return F.to_date(invoice_ts)
 
@@ -89,7 +102,8 @@ def to_customer_activity(lines: DataFrame) -> DataFrame:
     kept = is_kept(F.col(REASON))
     kept_purchase = kept & is_purchase(F.col(QUANTITY))
     kept_return = kept & is_return(F.col(QUANTITY))
-    revenue = line_revenue(F.col(QUANTITY), F.col(UNIT_PRICE))
+    revenue = line_revenue_units(F.col(QUANTITY), F.col(UNIT_PRICE))
+    purchase_revenue = F.sum(F.when(kept_purchase, revenue))
     day = invoice_day(F.col(INVOICE_TS))
     return (
         lines.withColumn(GUEST_INVOICE, F.when(F.col(CUSTOMER_ID).isNull(), F.col(INVOICE_NO)))
@@ -98,14 +112,14 @@ def to_customer_activity(lines: DataFrame) -> DataFrame:
             F.min(F.when(valid, F.col(INVOICE_TS))).alias(FIRST_SEEN_TS),
             F.count_if(kept).alias(KEPT_LINES),
             F.max(F.when(kept, day)).alias(LAST_KEPT_DATE),
-            F.sum(F.when(kept_purchase, revenue)).alias(GROSS_REVENUE),
+            (purchase_revenue / F.lit(REVENUE_UNITS)).alias(GROSS_REVENUE),
             F.count_distinct(F.when(kept_purchase, F.col(INVOICE_NO))).alias(QTY_INVOICES),
             F.sum(F.when(kept_purchase, F.col(QUANTITY))).alias(QTY_ITEMS),
             F.count_distinct(F.when(kept_purchase, F.col(STOCK_CODE))).alias(QTY_PRODUCTS),
             F.min(F.when(kept_purchase, day)).alias(FIRST_PURCHASE_DATE),
             F.max(F.when(kept_purchase, day)).alias(LAST_PURCHASE_DATE),
             F.sum(F.when(kept_return, -F.col(QUANTITY))).alias(QTY_RETURNS),
-            F.avg(F.when(kept_purchase, revenue)).alias(AVG_TICKET),
+            (purchase_revenue / F.lit(REVENUE_UNITS) / F.count(F.when(kept_purchase, F.lit(1)))).alias(AVG_TICKET),
         )
         .where(F.col(FIRST_SEEN_TS).isNotNull())
     )
