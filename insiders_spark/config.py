@@ -94,7 +94,7 @@ class ClusteringConfig:
     select_k: bool = False  # --k auto: choose k from k_grid by the documented rule (kselection.RULE)
     k_grid: tuple[int, ...] = tuple(range(4, 17))
     solver: str = "local"  # local (scikit-learn on the bounded leaf table) | mllib
-    n_init: int = 20  # KMeans starts; the lowest within-cluster cost wins
+    n_init: int = 200  # KMeans starts; the lowest within-cluster cost wins
     max_iter: int = 100
     tol: float = 1e-6
     init_steps: int = 2
