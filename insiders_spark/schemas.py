@@ -142,8 +142,9 @@ ASSIGNMENT_SCHEMA = T.StructType(
 
 TOP_FEATURES = "top_features"  # the features that moved the tree's prediction most, largest first
 IS_CONTROL = "is_control"  # in the loyalty A/B test's control group (salted hash of the id)
+# Nullable inside, as parquet gives nested fields back whatever was written.
 CONTRIBUTION_TYPE = T.StructType(
-    [T.StructField("feature", T.StringType(), False), T.StructField("contribution", T.DoubleType(), False)]
+    [T.StructField("feature", T.StringType(), True), T.StructField("contribution", T.DoubleType(), True)]
 )
 
 # The published segments table: the assignment, why (top features), the customer's Insider
@@ -151,7 +152,7 @@ CONTRIBUTION_TYPE = T.StructType(
 SEGMENTS_SCHEMA = T.StructType(
     list(ASSIGNMENT_SCHEMA.fields)
     + [
-        T.StructField(TOP_FEATURES, T.ArrayType(CONTRIBUTION_TYPE, False), True),
+        T.StructField(TOP_FEATURES, T.ArrayType(CONTRIBUTION_TYPE, True), True),
         T.StructField(INSIDER_SINCE, T.DateType(), True),
         T.StructField(RUNS_OUTSIDE_INSIDERS, T.IntegerType(), True),
         T.StructField(IS_CONTROL, T.BooleanType(), False),
