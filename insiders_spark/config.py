@@ -85,7 +85,7 @@ class EmbeddingConfig:
     max_depth: int = 4
     min_leaf_share: float = 0.01  # every leaf holds at least this share of the customers
     min_info_gain: float = 0.0
-    max_bins: int = 64
+    max_bins: int = 256
 
 
 @dataclass(frozen=True)
