@@ -143,7 +143,7 @@ def _submit(env: dict[str, str], output: Path, *job_args: str, master: str, prof
     submit_env = {**env, "SPARK_MASTER": master, "INSIDERS_ENV": profile}
     with log.open("w") as console:
         process = subprocess.Popen(
-            [str(SUBMIT), "--output", str(output), *job_args],
+            [str(SUBMIT), "--output", str(output), "--no-stability", *job_args]  # the cluster path, not quality,
             env=submit_env,
             stdout=console,
             stderr=subprocess.STDOUT,
@@ -279,7 +279,7 @@ def test_executors_import_the_shipped_package_from_a_path_with_spaces(cluster, t
     output = tmp_path / "synthetic output"
     env = {**cluster.env, "PYSPARK_PYTHON": str(bare_python), "SPARK_MASTER": cluster.master_url, "INSIDERS_ENV": "standalone"}
     result = subprocess.run(
-        [str(project / "scripts" / "submit.sh"), "--output", str(output), "--synthetic-lines", "40000"],
+        [str(project / "scripts" / "submit.sh"), "--output", str(output), "--no-stability", "--synthetic-lines", "40000"],
         env=env,
         capture_output=True,
         text=True,
