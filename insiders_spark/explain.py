@@ -168,12 +168,23 @@ def top_contributions(contributions: Mapping[str, float], top: int) -> list[tupl
     return sorted(contributions.items(), key=lambda item: (-abs(item[1]), item[0]))[:top]
 
 
+PUBLISHED_DIGITS = 9  # node values carry floating-point noise from the tree's distributed sums
+
+
 def with_top_contributions(scored: DataFrame, tree: Tree, *, top: int = 3) -> DataFrame:
-    """Add ``top_features``: the ``top`` features that moved the customer's prediction the most."""
+    """Add ``top_features``: the ``top`` features that moved the customer's prediction the most.
+
+    Contributions are rounded to 1e-9: MLlib sums each node's label statistics across partitions
+    in no fixed order, so two fits of the same tree can differ in the last bits of a node value,
+    and a rerun must publish the same rows.
+    """
     schema = T.StructType(
         [T.StructField(LEAF, T.IntegerType(), False), T.StructField(TOP_FEATURES, T.ArrayType(CONTRIBUTION_TYPE, False), False)]
     )
-    rows = [(leaf, top_contributions(c, top)) for leaf, c in leaf_contributions(tree).items()]
+    rows = [
+        (leaf, [(name, round(value, PUBLISHED_DIGITS)) for name, value in top_contributions(c, top)])
+        for leaf, c in leaf_contributions(tree).items()
+    ]
     lookup = scored.sparkSession.createDataFrame(rows, schema)
     return scored.join(F.broadcast(lookup), on=LEAF, how="left")
 
@@ -244,7 +255,7 @@ def to_rule_rows(
                 revenue_total=total_revenue,
                 revenue_share=total_revenue / revenue if revenue else 0.0,
                 gross_revenue_mean=total_revenue / matched if matched else 0.0,
-                predicted_label=rule.prediction,
+                predicted_label=round(rule.prediction, PUBLISHED_DIGITS),
             )
         )
     return sorted(rows, key=lambda r: (r.cluster, -r.customers, r.leaf))
