@@ -143,7 +143,8 @@ def _submit(env: dict[str, str], output: Path, *job_args: str, master: str, prof
     submit_env = {**env, "SPARK_MASTER": master, "INSIDERS_ENV": profile}
     with log.open("w") as console:
         process = subprocess.Popen(
-            [str(SUBMIT), "--output", str(output), "--no-stability", *job_args]  # the cluster path, not quality,
+            # --no-stability: these tests are about the cluster path, not the quality runs
+            [str(SUBMIT), "--output", str(output), "--no-stability", *job_args],
             env=submit_env,
             stdout=console,
             stderr=subprocess.STDOUT,
