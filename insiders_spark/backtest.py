@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import VectorAssembler
-from pyspark.ml.regression import DecisionTreeRegressor
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -65,7 +64,7 @@ from insiders_spark import io
 from insiders_spark.cleaning import AFTER_AS_OF, CleaningRules, is_purchase, to_parsed_lines, with_reason
 from insiders_spark.clustering import KMEANS_CLUSTER
 from insiders_spark.config import Config, EmbeddingConfig
-from insiders_spark.embedding import PREDICTED_LABEL, min_instances_per_leaf
+from insiders_spark.embedding import PREDICTED_LABEL, tree_regressor
 from insiders_spark.features import GUEST_INVOICE, days_between, invoice_day, is_kept, line_revenue
 from insiders_spark.pipeline import CustomerTable, prepare_customers
 from insiders_spark.profiles import with_clusters
@@ -353,15 +352,9 @@ def fit_future_revenue_tree(
     """A regression tree from features at an earlier cut-off to the revenue that followed it
     (``FUTURE_LABEL``, raw revenue: a leaf predicts its customers' mean future revenue)."""
     assembler = VectorAssembler(inputCols=list(feature_columns), outputCol=FUTURE_FEATURES)
-    regressor = DecisionTreeRegressor(
-        featuresCol=FUTURE_FEATURES,
-        labelCol=FUTURE_LABEL,
-        predictionCol=FUTURE_PREDICTION,
-        maxDepth=config.max_depth,
-        maxBins=config.max_bins,
-        minInstancesPerNode=min_instances_per_leaf(customers, config.min_leaf_share),
-        minInfoGain=config.min_info_gain,
-        seed=seed,
+    regressor = tree_regressor(
+        config, seed=seed, customers=customers, features_col=FUTURE_FEATURES, label_col=FUTURE_LABEL,
+        prediction_col=FUTURE_PREDICTION,
     )
     return Pipeline(stages=[assembler, regressor]).fit(training)
 

@@ -53,6 +53,22 @@ def min_instances_per_leaf(customers: int, share: float) -> int:
     return max(1, math.ceil(share * customers))
 
 
+def tree_regressor(
+    config: EmbeddingConfig, *, seed: int, customers: int, features_col: str, label_col: str, prediction_col: str
+) -> DecisionTreeRegressor:
+    """MLlib's regression tree with the configured depth, bins, minimum leaf share and gain."""
+    return DecisionTreeRegressor(
+        featuresCol=features_col,
+        labelCol=label_col,
+        predictionCol=prediction_col,
+        maxDepth=config.max_depth,
+        maxBins=config.max_bins,
+        minInstancesPerNode=min_instances_per_leaf(customers, config.min_leaf_share),
+        minInfoGain=config.min_info_gain,
+        seed=seed,
+    )
+
+
 def fit_revenue_tree(
     features: DataFrame, *, config: EmbeddingConfig, seed: int, customers: int
 ) -> PipelineModel:
@@ -61,17 +77,10 @@ def fit_revenue_tree(
     ``customers`` (counted upstream) turns ``min_leaf_share`` into MLlib's ``minInstancesPerNode``.
     """
     assembler = VectorAssembler(inputCols=list(MODEL_INPUT_COLUMNS), outputCol=TREE_FEATURES)
-    regressor = DecisionTreeRegressor(
-        featuresCol=TREE_FEATURES,
-        labelCol=TREE_LABEL,
-        predictionCol=PREDICTED_LABEL,
-        leafCol=LEAF,
-        maxDepth=config.max_depth,
-        maxBins=config.max_bins,
-        minInstancesPerNode=min_instances_per_leaf(customers, config.min_leaf_share),
-        minInfoGain=config.min_info_gain,
-        seed=seed,
-    )
+    regressor = tree_regressor(
+        config, seed=seed, customers=customers, features_col=TREE_FEATURES, label_col=TREE_LABEL,
+        prediction_col=PREDICTED_LABEL,
+    ).setLeafCol(LEAF)
     labelled = features.withColumn(TREE_LABEL, tree_label(F.col(LABEL_COLUMN), config.label))
     return Pipeline(stages=[assembler, regressor]).fit(labelled)
 
