@@ -110,20 +110,20 @@ def parse_number(text: Column) -> Column:
 
 
 ISO_SECONDS = "yyyy-MM-dd HH:mm:ss"  # the published file's pattern: a fast, equally strict path
+ISO_SECONDS_SHAPE = "0000-00-00 00:00:00"  # its text with every digit replaced by 0
 
 
 def parse_timestamp(text: Column, pattern: str) -> Column:
     """Text -> timestamp by the Spark datetime ``pattern``; null when it does not match.
 
     For ``yyyy-MM-dd HH:mm:ss`` a plain cast (much cheaper than a pattern parser), guarded by the
-    pattern's shape (19 characters, its separators in place), accepts what the pattern accepts.
+    pattern's shape, accepts what the pattern accepts: every digit turned into ``0`` must give
+    ``0000-00-00 00:00:00`` (one pass over the text; five ``substring`` checks cost a tenth of the
+    read + aggregation's CPU, each one counting characters from the start).
     """
     value = blank_to_null(text)
     if pattern == ISO_SECONDS:
-        separators = {5: "-", 8: "-", 11: " ", 14: ":", 17: ":"}
-        shaped = F.length(value) == 19
-        for position, separator in separators.items():
-            shaped = shaped & (F.substring(value, position, 1) == separator)
+        shaped = F.translate(value, "0123456789", "0000000000") == F.lit(ISO_SECONDS_SHAPE)
         return F.when(shaped, value.try_cast(T.TimestampType()))
     return F.try_to_timestamp(value, F.lit(pattern))
 

@@ -64,6 +64,23 @@ def line_revenue(quantity: Column, unit_price: Column) -> Column:
 REVENUE_UNITS = 10_000  # revenue is summed exactly, in 1/10,000 of the currency unit
 
 
+def round_half_up(value: Column) -> Column:
+    """A double rounded to a whole number (long), halves away from zero: ``ROUND(x, 0)``.
+
+    ``F.round`` of a double goes through ``BigDecimal.valueOf``, i.e. prints the double as text,
+    per line: 4% of the read + aggregation's CPU (a JFR profile at 10M lines). Here: the whole
+    part, plus one when the fraction (``x - floor(x)``, exact in floating point) is at least a
+    half. A double never prints as an exact half unless it is one, so both agree everywhere
+    (``floor(x + 0.5)`` does not: 0.49999999999999994 + 0.5 rounds to 1.0).
+    """
+
+    def away_from_zero(positive: Column) -> Column:
+        whole = F.floor(positive)
+        return F.when(positive - whole >= F.lit(0.5), whole + F.lit(1)).otherwise(whole)
+
+    return F.when(value >= 0, away_from_zero(value)).otherwise(-away_from_zero(-value))
+
+
 def line_revenue_units(quantity: Column, unit_price: Column) -> Column:
     """A line's revenue as a whole number of 1/10,000 currency units (the price rounded to them).
 
@@ -71,7 +88,7 @@ def line_revenue_units(quantity: Column, unit_price: Column) -> Column:
     the lines in (floating-point sums do: the order shuffle blocks arrive in is not fixed), and a
     rerun gives the same bits. 64-bit sums hold up to 9.2e14 currency units per customer.
     """
-    return quantity.cast(T.LongType()) * F.round(unit_price * F.lit(REVENUE_UNITS)).cast(T.LongType())
+    return quantity.cast(T.LongType()) * round_half_up(unit_price * F.lit(REVENUE_UNITS)).cast(T.LongType())
 
 
 def invoice_day(invoice_ts: Column) -> Column:

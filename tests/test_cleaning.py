@@ -49,6 +49,21 @@ def test_parse_timestamp_in_each_published_format(spark, pattern, text):
     assert_column_equality(df, "parsed", "expected")
 
 
+def test_iso_fast_path_accepts_exactly_what_the_pattern_accepts(spark):
+    """The cast behind ``yyyy-MM-dd HH:mm:ss`` against Spark's pattern parser on near misses."""
+    texts = [
+        "2010-12-01 08:26:00", " 2010-12-01 08:26:00 ", "2010-12-01T08:26:00", "2010-12-1 08:26:00",
+        "2010-12-01 8:26:00", "2010-12-01 08:26", "2010-12-01", "2010-12-01 08:26:00.5", "2010-02-30 08:26:00",
+        "2010-12-01 24:00:00", "2010/12/01 08:26:00", "2010-12-01 08:26:0a", "+010-12-01 08:26:00",
+        "20101-12-01 08:26:00", "2010-12-01 08:26:00Z", "", None,
+    ]
+    df = spark.createDataFrame([(t,) for t in texts], "text string").select(
+        cleaning.parse_timestamp(F.col("text"), cleaning.ISO_SECONDS).alias("fast"),
+        F.try_to_timestamp(F.trim(F.col("text")), F.lit(cleaning.ISO_SECONDS)).alias("pattern"),
+    )
+    assert_column_equality(df, "fast", "pattern")
+
+
 def test_parse_customer_id(spark):
     df = spark.createDataFrame(
         [("17850", 17850), ("17850.0", 17850), ("17850.5", None), ("-4", None), ("0", None), ("abc", None), (None, None)],

@@ -112,3 +112,21 @@ def test_as_of_drops_later_lines_from_features(spark):
     got = {r.customer_id: r for r in customers.transform(features.to_customer_features, as_of=dt.date(2011, 1, 5)).collect()}
     assert got[100].qty_invoices == 1 and got[100].gross_revenue == pytest.approx(7.0)
     assert got[100].qty_returns == 0 and got[100].recency_days == 4
+
+
+def test_round_half_up_agrees_with_spark_round(spark):
+    """The cheap rounding behind exact revenue units against Spark's own ROUND(x, 0), on every
+    price of 0.001 to 100.000 in steps of 0.001 scaled to 1/10,000 units, halves of both signs,
+    and the doubles next to a half."""
+    from pyspark.sql import functions as F
+
+    edges = [0.5, 1.5, 2.5, -0.5, -2.5, 0.49999999999999994, -0.49999999999999994, 2.4999999999999996,
+             2.5000000000000004, 0.0, -0.0, 4503599627370495.5, 25499.999999999996, 1e15 + 0.5]
+    values = spark.range(1, 100_001).select((F.col("id") / 1000.0 * 10_000).alias("x")).unionByName(
+        spark.createDataFrame([(v,) for v in edges], "x double")
+    ).unionByName(spark.range(1, 100_001).select((-F.col("id") / 1000.0 * 10_000 - 0.5).alias("x")))
+    checked = values.select(
+        F.round(F.col("x")).cast("long").alias("expected"), features.round_half_up(F.col("x")).cast("long").alias("got")
+    )
+    assert checked.where(~F.col("expected").eqNullSafe(F.col("got"))).count() == 0
+    assert checked.count() == 200_000 + len(edges)
