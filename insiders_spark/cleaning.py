@@ -110,21 +110,21 @@ def parse_number(text: Column) -> Column:
 
 
 ISO_SECONDS = "yyyy-MM-dd HH:mm:ss"  # the published file's pattern: a fast, equally strict path
-ISO_SECONDS_SHAPE = "0000-00-00 00:00:00"  # its text with every digit replaced by 0
+ISO_SECONDS_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\z"  # its text, as a regex (\z: no line end)
 
 
 def parse_timestamp(text: Column, pattern: str) -> Column:
     """Text -> timestamp by the Spark datetime ``pattern``; null when it does not match.
 
     For ``yyyy-MM-dd HH:mm:ss`` a plain cast (much cheaper than a pattern parser), guarded by the
-    pattern's shape, accepts what the pattern accepts: every digit turned into ``0`` must give
-    ``0000-00-00 00:00:00`` (one pass over the text; five ``substring`` checks cost a tenth of the
-    read + aggregation's CPU, each one counting characters from the start).
+    pattern's shape as a regular expression, accepts what the pattern accepts. Measured on 10M
+    timestamps (JVM CPU seconds): the cast alone 1.6-2.2, with this guard 5.6-5.8, with five
+    ``substring`` checks 6.5-7.5, with ``translate`` (a hash lookup per character) 10.1-10.5, the
+    pattern parser 7.8-9.3.
     """
     value = blank_to_null(text)
     if pattern == ISO_SECONDS:
-        shaped = F.translate(value, "0123456789", "0000000000") == F.lit(ISO_SECONDS_SHAPE)
-        return F.when(shaped, value.try_cast(T.TimestampType()))
+        return F.when(value.rlike(ISO_SECONDS_SHAPE), value.try_cast(T.TimestampType()))
     return F.try_to_timestamp(value, F.lit(pattern))
 
 
