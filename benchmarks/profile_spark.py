@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from insiders_spark import cleaning, features, io
+from insiders_spark import cleaning, features, io, pipeline
 from insiders_spark.accounting import observe_outcomes
 from insiders_spark.cleaning import CleaningRules
 from insiders_spark.config import load_config
@@ -127,11 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--output", type=Path, help="write the results and plans here (JSON)")
     parser.add_argument("--only", help="comma-separated words: run the variants whose names hold one")
+    parser.add_argument("--jfr", type=Path, help="record the JVM with Java Flight Recorder into this .jfr file "
+                        "(summarise it with benchmarks/jfr_summary.py)")
     args = parser.parse_args(argv)
 
     config = load_config(args.conf_dir, args.env, overrides={"input.path": args.input})
     started = time.perf_counter()
-    spark = build_spark_session("insiders-profile", config.spark)
+    spark_conf = dict(config.spark)
+    if args.jfr:
+        recording = f"-XX:StartFlightRecording=filename={args.jfr.resolve()},settings=profile"
+        spark_conf["spark.driver.extraJavaOptions"] = f"{spark_conf.get('spark.driver.extraJavaOptions', '')} {recording}".strip()
+    spark = build_spark_session("insiders-profile", spark_conf)
     results = [{"variant": "session start (JVM)", "wall_s": round(time.perf_counter() - started, 2)}]
     rules = CleaningRules.from_config(config.cleaning)
     fmt = config.input.timestamp_format
@@ -183,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         plans["activity_lean"] = lean._jdf.queryExecution().executedPlan().toString()
         run("activity as written minus _metadata, U+FFFD scan, pattern parser", noop(lean))
+        def prepare() -> None:
+            table = pipeline.prepare_customers(spark, config)
+            table.unpersist()
+
+        run("prepare_customers as the job runs it (read, rules, accounting, aggregation, guest numbering)", prepare)
         cached = activity.cache()
         run("activity cached (materialise)", lambda: cached.count())
         numbered = cached.transform(features.with_guest_customer_ids, start=config.cleaning.guest_customer_id_start)
