@@ -22,13 +22,14 @@ import sys
 
 # category -> substrings of frame names (class.method). A sample counts for the category of its
 # innermost matching frame (operators pull their input through their own frames, so "anywhere on
-# the stack" would give the aggregation everything under it).
+# the stack" would give the aggregation everything under it); so the keys name frames that do the
+# category's own work, never a frame that pulls rows from below (a shuffle writer's ``write``).
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "timestamp text -> timestamp (shape check, cast)": (
         "java.util.regex", "parseTimestamp", "stringToTimestamp", "substringSQL", "UTF8String.translate"),
     "timestamp -> date (to_date, time zone)": ("ZonedDateTime", "LocalDate.ofEpochDay", "microsToDays"),
     "double rounded through BigDecimal": ("BigDecimal.valueOf", "FloatingDecimal"),
-    "row accounting (observe)": ("AggregatingAccumulator", "CollectMetricsExec"),
+    "row accounting (observe)": ("AggregatingAccumulator",),
     "per-customer aggregation (ObjectHashAggregate: the two sets and every other aggregate, interpreted; sort fallback)": (
         "CollectSet", "TypedImperativeAggregate", "SortBasedAggregator", "UnsafeKVExternalSorter",
         "ObjectAggregationMap", "AggregationIterator.$anonfun$generateProcessRow", "scala.collection.mutable.HashSet"),
@@ -36,7 +37,8 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "parquet decoding": ("VectorizedParquetRecordReader", "VectorizedColumnReader", "VectorizedRleValuesReader",
                          "org.apache.parquet"),
     "shuffle write (partitioning, sorting, compressing, spilling)": (
-        "ShuffleExternalSorter", "ShuffleWriter", "ShuffleWriteProcessor", "ShuffleInMemorySorter", "lz4", "Lz4"),
+        "ShuffleExternalSorter", "ShuffleInMemorySorter", "insertRecordIntoSorter", "DiskBlockObjectWriter",
+        "UnsafeRowSerializer", "lz4", "Lz4"),
     "shuffle read": ("ShuffleBlockFetcherIterator", "BlockStoreShuffleReader"),
     "code generation and class loading": ("org.codehaus.janino", "CodeGenerator", "ClassLoader", "ZipFile"),
 }

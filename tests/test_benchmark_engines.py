@@ -209,3 +209,19 @@ def test_runner_targets_from_recorded_runs(runner):
         "run_id": "x", "command": "c", "machine": {"cpus": 2, "memory_gib": 24}, "runs": runs,
         "settings": {"memory_cap_gib": 20, "timeout_s": 60}, "targets": targets, "consistency": {},
     })
+
+
+def test_jfr_summary_counts_a_sample_for_its_innermost_operator():
+    jfr = _import_benchmarks("jfr_summary")["jfr_summary"]
+    pulled_by_the_aggregation = [
+        "java.util.regex.Pattern$BmpCharProperty.match",
+        "org.apache.spark.sql.catalyst.expressions.GeneratedClass$GeneratedIteratorForCodegenStage1.processNext",
+        "org.apache.spark.sql.execution.aggregate.ObjectAggregationIterator.processInputs",
+        "org.apache.spark.shuffle.ShuffleWriteProcessor.write",
+    ]
+    in_the_sets = ["org.apache.spark.sql.catalyst.expressions.aggregate.CollectSet.update",
+                   *pulled_by_the_aggregation[2:]]
+    stage_code = pulled_by_the_aggregation[1:]
+    assert jfr.category(pulled_by_the_aggregation).startswith("timestamp text")
+    assert jfr.category(in_the_sets).startswith("per-customer aggregation")
+    assert jfr.category(stage_code) == jfr.OTHER
