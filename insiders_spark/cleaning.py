@@ -9,6 +9,7 @@ readable and testable on its own.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -128,9 +129,25 @@ def parse_timestamp(text: Column, pattern: str) -> Column:
     return F.try_to_timestamp(value, F.lit(pattern))
 
 
+MAX_CUSTOMER_ID = 2.0**53  # every whole number below it is exact in a double
+
+
 def to_customer_id(number: Column) -> Column:
-    """A customer id is a positive whole number (17850 or 17850.0); anything else is not one."""
-    return F.when((number > 0) & (number == F.floor(number)), number.cast(T.LongType()))
+    """A customer id is a positive whole number (17850 or 17850.0); anything else is not one.
+
+    NaN, infinities and numbers past 2^53 are not ids; the range is checked before ``floor``,
+    which fails the whole job past the long range under ANSI mode (NaN is above every number in
+    Spark, so ``NaN > 0`` holds and only the upper bound stops it).
+    """
+    in_range = (number > 0) & (number < F.lit(MAX_CUSTOMER_ID))
+    return F.when(in_range, F.when(number == F.floor(number), number.cast(T.LongType())))
+
+
+def finite_number(number: Column) -> Column:
+    """The number, or null for NaN and the infinities (parsed from "NaN"/"Infinity", or stored in
+    parquet): a price that is not a number must not be billed, nor pass ``price < minimum``
+    (false for NaN in Spark)."""
+    return F.when(F.abs(number) <= F.lit(sys.float_info.max), number)
 
 
 def parse_customer_id(text: Column) -> Column:
@@ -169,7 +186,7 @@ def to_parsed_lines(raw: DataFrame, *, timestamp_format: str) -> DataFrame:
         F.col(DESCRIPTION).cast(T.StringType()).alias(DESCRIPTION),
         _typed(raw, QUANTITY, parse_whole_number, T.LongType()).alias(QUANTITY),
         invoice_ts.alias(INVOICE_TS),
-        _typed(raw, UNIT_PRICE, parse_number, T.DoubleType()).alias(UNIT_PRICE),
+        finite_number(_typed(raw, UNIT_PRICE, parse_number, T.DoubleType())).alias(UNIT_PRICE),
         customer_id.alias(CUSTOMER_ID),
         F.trim(F.col(COUNTRY).cast(T.StringType())).alias(COUNTRY),
         has_customer.alias(HAS_CUSTOMER_VALUE),

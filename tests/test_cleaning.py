@@ -194,6 +194,46 @@ def test_parquet_typed_fields_are_cast_not_parsed(spark):
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark):
+    """NaN and infinities (as text or stored in parquet), and ids past 2^53, are not numbers the
+    job can use: each gets its reason, and none fails the job (``floor`` of 1e300 overflows a long
+    under ANSI mode)."""
+    ok = ("2010-12-01 08:26:00",)
+    text_rows = [
+        ("01", "85123A", "d", "6", *ok, "NaN", "17850", "United Kingdom", None, "f.csv"),
+        ("02", "85123A", "d", "6", *ok, "Infinity", "17850", "United Kingdom", None, "f.csv"),
+        ("03", "85123A", "d", "6", *ok, "-Infinity", "17850", "United Kingdom", None, "f.csv"),
+        ("04", "85123A", "d", "6", *ok, "2.55", "NaN", "United Kingdom", None, "f.csv"),
+        ("05", "85123A", "d", "6", *ok, "2.55", "Infinity", "United Kingdom", None, "f.csv"),
+        ("06", "85123A", "d", "6", *ok, "2.55", "1e300", "United Kingdom", None, "f.csv"),
+        ("07", "85123A", "d", "6", *ok, "2.55", "9007199254740993", "United Kingdom", None, "f.csv"),
+    ]
+    assert _reasons(spark, text_rows, as_of=None) == [cleaning.NON_NUMERIC_PRICE] * 3 + [
+        cleaning.INVALID_CUSTOMER_ID
+    ] * 4
+    nan, inf = float("nan"), float("inf")
+    typed = spark.createDataFrame(
+        [
+            ("1", "85123A", "d", 6, *ok, nan, 17850.0, "United Kingdom", None, "p"),
+            ("2", "85123A", "d", 6, *ok, -inf, 17850.0, "United Kingdom", None, "p"),
+            ("3", "85123A", "d", 6, *ok, 2.55, nan, "United Kingdom", None, "p"),
+            ("4", "85123A", "d", 6, *ok, 2.55, inf, "United Kingdom", None, "p"),
+            ("5", "85123A", "d", 6, *ok, 2.55, 1e300, "United Kingdom", None, "p"),
+        ],
+        "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
+        "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
+    )
+    reasons = (
+        typed.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(cleaning.with_reason, rules=RULES, as_of=None)
+        .orderBy("invoice_no")
+        .select("reason")
+    )
+    assert [r.reason for r in reasons.collect()] == [cleaning.NON_NUMERIC_PRICE] * 2 + [
+        cleaning.INVALID_CUSTOMER_ID
+    ] * 3
+
+
 def test_quarantine_keeps_raw_text_file_and_reason_but_not_later_lines(spark):
     raw = spark.createDataFrame(
         [
