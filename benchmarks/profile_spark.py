@@ -31,10 +31,7 @@ from insiders_spark import cleaning, features, io, pipeline
 from insiders_spark.accounting import observe_outcomes
 from insiders_spark.cleaning import CleaningRules
 from insiders_spark.config import load_config
-from insiders_spark.schemas import (
-    AVG_TICKET, FIRST_PURCHASE_DATE, GROSS_REVENUE, INVOICE_NO, INVOICE_TS, LAST_PURCHASE_DATE, QTY_INVOICES,
-    QTY_ITEMS, QTY_PRODUCTS, QTY_RETURNS, QUANTITY, REASON, STOCK_CODE, UNIT_PRICE, CUSTOMER_ID,
-)
+from insiders_spark.schemas import INVOICE_TS, QTY_INVOICES, QTY_PRODUCTS, REASON
 from insiders_spark.session import build_spark_session
 
 
@@ -84,39 +81,6 @@ def parse_fast_timestamps(raw: DataFrame, *, timestamp_format: str) -> DataFrame
     return parsed.withColumn(INVOICE_TS, fast) if timestamp_format == "yyyy-MM-dd HH:mm:ss" else parsed
 
 
-def activity_without_expand(lines: DataFrame) -> DataFrame:
-    """``features.to_customer_activity`` with the two distinct counts as sizes of collected sets.
-
-    ``count_distinct`` of two different columns in one ``groupBy`` makes Spark ``Expand`` every row
-    into one copy per distinct column plus one (three rows per line) before two shuffles;
-    ``collect_set`` keeps one row per line and one shuffle (an ObjectHashAggregate).
-    """
-    valid = features.is_valid_line(F.col(REASON))
-    kept = features.is_kept(F.col(REASON))
-    kept_purchase = kept & cleaning.is_purchase(F.col(QUANTITY))
-    kept_return = kept & cleaning.is_return(F.col(QUANTITY))
-    revenue = features.line_revenue(F.col(QUANTITY), F.col(UNIT_PRICE))
-    day = features.invoice_day(F.col(INVOICE_TS))
-    return (
-        lines.withColumn(features.GUEST_INVOICE, F.when(F.col(CUSTOMER_ID).isNull(), F.col(INVOICE_NO)))
-        .groupBy(CUSTOMER_ID, features.GUEST_INVOICE)
-        .agg(
-            F.min(F.when(valid, F.col(INVOICE_TS))).alias(features.FIRST_SEEN_TS),
-            F.count_if(kept).alias(features.KEPT_LINES),
-            F.max(F.when(kept, day)).alias(features.LAST_KEPT_DATE),
-            F.sum(F.when(kept_purchase, revenue)).alias(GROSS_REVENUE),
-            F.size(F.collect_set(F.when(kept_purchase, F.col(INVOICE_NO)))).cast(T.LongType()).alias(QTY_INVOICES),
-            F.sum(F.when(kept_purchase, F.col(QUANTITY))).alias(QTY_ITEMS),
-            F.size(F.collect_set(F.when(kept_purchase, F.col(STOCK_CODE)))).cast(T.LongType()).alias(QTY_PRODUCTS),
-            F.min(F.when(kept_purchase, day)).alias(FIRST_PURCHASE_DATE),
-            F.max(F.when(kept_purchase, day)).alias(LAST_PURCHASE_DATE),
-            F.sum(F.when(kept_return, -F.col(QUANTITY))).alias(QTY_RETURNS),
-            F.avg(F.when(kept_purchase, revenue)).alias(AVG_TICKET),
-        )
-        .where(F.col(features.FIRST_SEEN_TS).isNotNull())
-    )
-
-
 def activity_with_expand(lines: DataFrame) -> DataFrame:
     """``features.to_customer_activity`` with ``count_distinct`` in place of its set sizes: Spark
     then ``Expand``s every line into three rows (one per distinct column, one for the rest)."""
@@ -129,8 +93,9 @@ def activity_with_expand(lines: DataFrame) -> DataFrame:
 
 
 def activity_without_distinct_counts(lines: DataFrame) -> DataFrame:
-    """The aggregation minus its two distinct counts: the floor any rewrite of them can reach."""
-    return activity_without_expand(lines).drop(QTY_INVOICES, QTY_PRODUCTS)
+    """The job's aggregation minus its two distinct counts (column pruning drops their sets from
+    the aggregate): the floor any rewrite of them can reach."""
+    return features.to_customer_activity(lines).drop(QTY_INVOICES, QTY_PRODUCTS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         plans["activity_lean"] = lean._jdf.queryExecution().executedPlan().toString()
         run("activity as written minus _metadata, U+FFFD scan, pattern parser", noop(lean))
+
         def prepare() -> None:
             table = pipeline.prepare_customers(spark, config)
             table.unpersist()
