@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from insiders_spark.cleaning import MAX_LINE_AMOUNT, MAX_LINE_QUANTITY
 from insiders_spark.config import CleaningConfig, load_config
 
 DEFAULT_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # the job's "yyyy-MM-dd HH:mm:ss"
@@ -61,6 +62,8 @@ def activity_sql(files: list[str], rules: CleaningConfig, *, timestamp_format: s
                 WHEN quantity IS NULL THEN 'non_numeric_quantity'
                 WHEN unit_price IS NULL THEN 'non_numeric_price'
                 WHEN has_customer AND customer_id IS NULL THEN 'invalid_customer_id'
+                WHEN abs(CAST(quantity AS DOUBLE)) > {MAX_LINE_QUANTITY!r} OR abs(unit_price) > {MAX_LINE_AMOUNT!r}
+                    OR abs(CAST(quantity AS DOUBLE)) * abs(unit_price) > {MAX_LINE_AMOUNT!r} THEN 'amount_out_of_range'
                 WHEN {after} THEN 'after_as_of'
                 WHEN unit_price < {rules.min_unit_price!r} THEN 'price_below_minimum'
                 WHEN stock_code IN {_sql_list(rules.non_product_stock_codes)} THEN 'non_product_code'

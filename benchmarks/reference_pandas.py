@@ -46,8 +46,9 @@ from insiders_spark.config import Config, load_config
 # reasons, in the order the job checks them (insiders_spark.cleaning.RULE_ORDER; the tests compare)
 PARSE_REASONS = (
     "malformed_line", "missing_invoice", "missing_stock_code", "unparsable_timestamp",
-    "non_numeric_quantity", "non_numeric_price", "invalid_customer_id",
+    "non_numeric_quantity", "non_numeric_price", "invalid_customer_id", "amount_out_of_range",
 )
+MAX_LINE_QUANTITY, MAX_LINE_AMOUNT = 1e9, 1e10  # insiders_spark.cleaning's (the tests compare)
 AFTER_AS_OF = "after_as_of"
 STUDY_RULE_REASONS = ("price_below_minimum", "non_product_code", "excluded_country", "excluded_customer")
 RULE_ORDER = PARSE_REASONS + (AFTER_AS_OF,) + STUDY_RULE_REASONS
@@ -171,6 +172,8 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
     raw_customer = lines["customer_raw"]
     is_id = (raw_customer > 0) & (raw_customer == np.floor(raw_customer))
     customer_id = pd.arrays.IntegerArray(np.where(is_id, raw_customer, 0).astype(np.int64), ~is_id.to_numpy())
+    quantity_size = np.abs(lines["quantity"].to_numpy(dtype=np.float64))
+    price_size = np.abs(lines["unit_price"].to_numpy(dtype=np.float64))
     after = (
         lines["invoice_ts"] >= pd.Timestamp(as_of + dt.timedelta(days=1))
         if as_of else pd.Series(False, index=lines.index)
@@ -183,6 +186,11 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
         "non_numeric_quantity": lines["quantity_missing"],
         "non_numeric_price": lines["price_missing"],
         "invalid_customer_id": raw_customer.notna() & ~is_id,
+        "amount_out_of_range": pd.Series(
+            (quantity_size > MAX_LINE_QUANTITY) | (price_size > MAX_LINE_AMOUNT)
+            | (quantity_size * price_size > MAX_LINE_AMOUNT),
+            index=lines.index,
+        ),
         AFTER_AS_OF: after,
         "price_below_minimum": lines["unit_price"] < rules.min_unit_price,
         "non_product_code": lines["stock_code"].isin(rules.non_product_stock_codes),

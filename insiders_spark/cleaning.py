@@ -41,6 +41,7 @@ UNPARSABLE_TIMESTAMP = "unparsable_timestamp"
 NON_NUMERIC_QUANTITY = "non_numeric_quantity"
 NON_NUMERIC_PRICE = "non_numeric_price"
 INVALID_CUSTOMER_ID = "invalid_customer_id"
+AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 # Window: a valid line after the as-of date (kept for a later run, not quarantined).
 AFTER_AS_OF = "after_as_of"
 # The study's rules: valid lines the segmentation leaves out.
@@ -57,6 +58,7 @@ PARSE_REASONS: tuple[str, ...] = (
     NON_NUMERIC_QUANTITY,
     NON_NUMERIC_PRICE,
     INVALID_CUSTOMER_ID,
+    AMOUNT_OUT_OF_RANGE,
 )
 STUDY_RULE_REASONS: tuple[str, ...] = (
     PRICE_BELOW_MINIMUM,
@@ -212,6 +214,25 @@ def is_invalid_customer_id(customer_id: Column, has_customer_value: Column) -> C
     return has_customer_value & customer_id.isNull()
 
 
+# No real sale comes near these; the exact revenue sums (1/10,000 currency units in 64 bits,
+# features.line_revenue_units) hold a customer's lines up to them with room to spare.
+MAX_LINE_QUANTITY = 1e9
+MAX_LINE_AMOUNT = 1e10  # currency units, for the price and for quantity x price
+
+
+def is_amount_out_of_range(quantity: Column, unit_price: Column) -> Column:
+    """A quantity, price or line amount too large to be a sale, checked in floating point (which
+    cannot overflow): past these, the revenue in 1/10,000 units would overflow a 64-bit integer
+    and stop the whole job under ANSI mode (a price of 1e15, or 9e18 items at 2.55)."""
+    quantity_size = F.abs(quantity.cast(T.DoubleType()))
+    price_size = F.abs(unit_price)
+    return (
+        (quantity_size > F.lit(MAX_LINE_QUANTITY))
+        | (price_size > F.lit(MAX_LINE_AMOUNT))
+        | (quantity_size * price_size > F.lit(MAX_LINE_AMOUNT))
+    )
+
+
 def is_after(invoice_ts: Column, as_of: dt.date) -> Column:
     return invoice_ts >= F.lit(as_of + dt.timedelta(days=1)).cast(T.TimestampType())
 
@@ -242,6 +263,7 @@ def reason_for(rules: CleaningRules, as_of: dt.date | None) -> Column:
         (NON_NUMERIC_QUANTITY, is_missing(F.col(QUANTITY))),
         (NON_NUMERIC_PRICE, is_missing(F.col(UNIT_PRICE))),
         (INVALID_CUSTOMER_ID, is_invalid_customer_id(F.col(CUSTOMER_ID), F.col(HAS_CUSTOMER_VALUE))),
+        (AMOUNT_OUT_OF_RANGE, is_amount_out_of_range(F.col(QUANTITY), F.col(UNIT_PRICE))),
         (AFTER_AS_OF, is_after(F.col(INVOICE_TS), as_of) if as_of else F.lit(False)),
         (PRICE_BELOW_MINIMUM, is_price_below(F.col(UNIT_PRICE), rules.min_unit_price)),
         (NON_PRODUCT_CODE, is_in(F.col(STOCK_CODE), rules.non_product_stock_codes)),

@@ -52,6 +52,9 @@ BAD_LINES = [
     ("BAD09", _line("BAD09", quantity="six"), "non_numeric_quantity"),
     ("BAD10", _line("BAD10", customer="A17850"), "invalid_customer_id"),
     ("BAD11", _line("BAD11", customer="-5"), "invalid_customer_id"),
+    # 1/10,000 units of these overflow a 64-bit integer: the job used to stop on the first one
+    ("BAD18", _line("BAD18", price="1e15"), "amount_out_of_range"),
+    ("BAD19", _line("BAD19", quantity="9000000000000000000"), "amount_out_of_range"),
     ("BAD12", _line("", description="BAD12 NO INVOICE"), "missing_invoice"),
     ("BAD13", _line("BAD13", code=""), "missing_stock_code"),
     ("BAD14", _line("BAD14", price="0.0"), "price_below_minimum"),

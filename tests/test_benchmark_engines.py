@@ -99,6 +99,8 @@ def test_the_small_log_exercises_guests_returns_and_the_rules(spark_features, be
 def test_pandas_reference_has_the_jobs_rule_order(bench):
     assert bench["reference_pandas"].RULE_ORDER == cleaning.RULE_ORDER
     assert bench["reference_pandas"].STUDY_RULE_REASONS == cleaning.STUDY_RULE_REASONS
+    reference = bench["reference_pandas"]
+    assert (reference.MAX_LINE_QUANTITY, reference.MAX_LINE_AMOUNT) == (cleaning.MAX_LINE_QUANTITY, cleaning.MAX_LINE_AMOUNT)
 
 
 def test_pandas_reference_features_equal_spark(spark_features, pandas_features):

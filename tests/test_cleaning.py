@@ -6,7 +6,7 @@ import pytest
 from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import cleaning
+from insiders_spark import cleaning, features
 from insiders_spark.cleaning import CleaningRules
 
 RULES = CleaningRules(
@@ -232,6 +232,38 @@ def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark)
     assert [r.reason for r in reasons.collect()] == [cleaning.NON_NUMERIC_PRICE] * 2 + [
         cleaning.INVALID_CUSTOMER_ID
     ] * 3
+
+
+def test_amounts_past_the_exact_revenue_range_are_quarantined_not_crashing(spark):
+    """A quantity past 1e9, a price or a line amount past 1e10: each would overflow the revenue's
+    64-bit 1/10,000 units and fail the job (ANSI mode); the limits themselves are still sales."""
+    ok = ("2010-12-01 08:26:00",)
+    rows = [
+        ("01", "85123A", "d", "1000000000", *ok, "10", "17850", "United Kingdom", None, "f.csv"),  # 1e10: at the limit
+        ("02", "85123A", "d", "1000000001", *ok, "0.05", "17850", "United Kingdom", None, "f.csv"),  # quantity
+        ("03", "85123A", "d", "1", *ok, "1e15", "17850", "United Kingdom", None, "f.csv"),  # price
+        ("04", "85123A", "d", "0", *ok, "2e10", "17850", "United Kingdom", None, "f.csv"),  # price, no amount
+        ("05", "85123A", "d", "-2000000", *ok, "5001", "17850", "United Kingdom", None, "f.csv"),  # amount
+        ("06", "85123A", "d", "9223372036854775807", *ok, "2.55", "17850", "United Kingdom", None, "f.csv"),
+    ]
+    out = cleaning.AMOUNT_OUT_OF_RANGE
+    assert _reasons(spark, rows, as_of=None) == [None, out, out, out, out, out]
+    typed = spark.createDataFrame(
+        [("1", "85123A", "d", 9_000_000_000_000_000_000, *ok, 2.55, 17850.0, "United Kingdom", None, "p"),
+         ("2", "85123A", "d", 3, *ok, 4e10, 17850.0, "United Kingdom", None, "p")],
+        "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
+        "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
+    )
+    lines = typed.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
+        cleaning.with_reason, rules=RULES, as_of=None
+    )
+    assert [r.reason for r in lines.orderBy("invoice_no").select("reason").collect()] == [out, out]
+    # at the limit, the line's revenue in 1/10,000 units is exact: 1e9 x 10 x 10,000
+    at_limit = spark.createDataFrame(rows[:1], RAW_TEXT_DDL).transform(
+        cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss"
+    )
+    units = at_limit.select(features.line_revenue_units(F.col("quantity"), F.col("unit_price")).alias("units")).first()
+    assert units.units == 10**14
 
 
 def test_quarantine_keeps_raw_text_file_and_reason_but_not_later_lines(spark):
