@@ -24,13 +24,24 @@ from insiders_spark.session import build_spark_session
 FEATURES_DIR = "features.parquet"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The Spark job's read + aggregation step alone.")
+def step_arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options of a Spark step the runner starts: input, output and the configuration profile."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--env", default="local", help="configuration profile (default: local)")
     parser.add_argument("--conf-dir", help="folder of configuration profiles (default: the packaged conf/)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def write_metrics(out: Path, metrics: dict) -> None:
+    """``<out>/metrics.json``, which the runner reads, and the same on stdout."""
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps(metrics))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = step_arguments("The Spark job's read + aggregation step alone.", argv)
 
     started = time.perf_counter()
     config = load_config(args.conf_dir, args.env, overrides={"input.path": args.input, "output.path": args.output})
@@ -59,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "read_aggregate_s": round(durations["read and aggregate"] + durations["write features"], 3),
         "total_s": round(time.perf_counter() - started, 3),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps(metrics))
+    write_metrics(out, metrics)
     return 0
 
 

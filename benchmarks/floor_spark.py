@@ -14,12 +14,11 @@ Usage: ``python benchmarks/floor_spark.py --input PATH --output DIR [--env bench
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from aggregate_spark import step_arguments, write_metrics  # benchmarks/: this script's folder
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -28,7 +27,6 @@ from insiders_spark.schemas import RAW_PARQUET_SCHEMA
 from insiders_spark.session import build_spark_session
 
 FLOOR_DIR = "floor.parquet"
-CUSTOMERS = "customers"
 
 
 def floor_aggregate(spark: SparkSession, path: str) -> DataFrame:
@@ -43,12 +41,7 @@ def floor_aggregate(spark: SparkSession, path: str) -> DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--env", default="local", help="configuration profile (default: local)")
-    parser.add_argument("--conf-dir", help="folder of configuration profiles (default: the packaged conf/)")
-    args = parser.parse_args(argv)
+    args = step_arguments(__doc__.splitlines()[0], argv)
 
     config = load_config(args.conf_dir, args.env)
     out = Path(args.output)
@@ -69,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "read_aggregate_s": durations["read and aggregate"],
         "total_s": round(time.perf_counter() - started, 3),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps(metrics))
+    write_metrics(out, metrics)
     return 0
 
 
