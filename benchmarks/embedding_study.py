@@ -91,6 +91,10 @@ LEAF_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "n_init_200": ("local solver with n_init 200", {"clustering.n_init": 200}),
     "bins_256_n_init_200": ("max_bins 256 and n_init 200 together", {"embedding.max_bins": 256, "clustering.n_init": 200}),
     "mllib": ("MLlib KMeans solver (weightCol, 20 seeds)", {"clustering.solver": "mllib"}),
+    "grid_1_2_5": ("tree inputs snapped to the 1-2-5 grid (split_grid), n_init 200",
+                   {"embedding.split_grid": "1-2-5", "clustering.n_init": 200}),
+    "grid_1_2_5_n_init_2000": ("tree inputs snapped to the 1-2-5 grid, n_init 2000",
+                               {"embedding.split_grid": "1-2-5", "clustering.n_init": 2000}),
 }
 GRID_SKIPPED = {"mllib"}  # 20 MLlib fits per (run, k): the grid would take an hour; k = 9 only
 

@@ -19,6 +19,12 @@ The tree learns ``log1p(gross_revenue)`` by default: revenue is heavy-tailed, an
 criterion on raw revenue spends its splits isolating a handful of the largest spenders, while on
 the log scale the splits follow the whole value ladder. ``min_leaf_share`` keeps every leaf to at
 least that share of the customers. The measured comparison is in docs/embedding_study.md.
+
+``split_grid = "1-2-5"`` snaps every tree input down to a fixed grid (0, then 1, 2, 5 times the
+powers of ten from 0.001 to 5e9) before the tree sees it. A split can then only fall between two
+grid values, whatever the sample: refitted on more days or on a resample, the same split gives the
+same customers, and the rules read in round numbers (``200 ≤ qty_items < 500``). The snapping is
+a stage of the saved pipeline, so scoring applies it too.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import math
 from dataclasses import dataclass
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.feature import VectorAssembler
+from pyspark.ml.feature import SQLTransformer, VectorAssembler
 from pyspark.ml.linalg import SparseVector, Vectors, VectorUDT
 from pyspark.ml.regression import DecisionTreeRegressionModel, DecisionTreeRegressor
 from pyspark.sql import Column, DataFrame
@@ -42,6 +48,42 @@ TREE_FEATURES = "tree_features"
 TREE_LABEL = "tree_label"
 PREDICTED_LABEL = "predicted_label"  # the tree's prediction, on the label's scale
 EMBEDDING = "embedding"
+
+NO_GRID = "none"
+GRID_MANTISSAS: dict[str, tuple[float, ...]] = {"1-2-5": (1.0, 2.0, 5.0)}
+GRID_DECADES = range(-3, 10)  # 0.001 ... 5e9: past every feature's range (quantities stop at 1e9 per line)
+GRID_PREFIX = "grid_"  # the snapped copy of a tree input, inside the pipeline only
+
+
+def grid_values(split_grid: str) -> tuple[float, ...]:
+    """The grid's values, ascending: 0, then each mantissa times each power of ten."""
+    if split_grid == NO_GRID:
+        return ()
+    mantissas = GRID_MANTISSAS[split_grid]
+    # parsed from text so that 0.002 is the double closest to 0.002, as in the SQL literal
+    return (0.0, *sorted(float(f"{m:g}e{e}") for e in GRID_DECADES for m in mantissas))
+
+
+def snapped_sql(column: str, values: tuple[float, ...]) -> str:
+    """Spark SQL: the largest grid value at or below ``column`` (0 below the first positive one)."""
+    cases = " ".join(f"WHEN `{column}` >= {v!r}D THEN {v!r}D" for v in reversed(values[1:]))
+    return f"CASE {cases} ELSE 0.0D END AS `{GRID_PREFIX}{column}`"
+
+
+def grid_stage(split_grid: str) -> SQLTransformer:
+    """The pipeline stage that adds the snapped copy of every tree input."""
+    values = grid_values(split_grid)
+    columns = ", ".join(snapped_sql(c, values) for c in MODEL_INPUT_COLUMNS)
+    return SQLTransformer(statement=f"SELECT *, {columns} FROM __THIS__")
+
+
+def snapped_columns(split_grid: str) -> list[str]:
+    """The snapped copies the grid stage adds (none without a grid)."""
+    return [] if split_grid == NO_GRID else [f"{GRID_PREFIX}{c}" for c in MODEL_INPUT_COLUMNS]
+
+
+def tree_inputs(split_grid: str) -> list[str]:
+    return snapped_columns(split_grid) or list(MODEL_INPUT_COLUMNS)
 
 
 def tree_label(gross_revenue: Column, label: str) -> Column:
@@ -76,13 +118,14 @@ def fit_revenue_tree(
 
     ``customers`` (counted upstream) turns ``min_leaf_share`` into MLlib's ``minInstancesPerNode``.
     """
-    assembler = VectorAssembler(inputCols=list(MODEL_INPUT_COLUMNS), outputCol=TREE_FEATURES)
+    assembler = VectorAssembler(inputCols=tree_inputs(config.split_grid), outputCol=TREE_FEATURES)
     regressor = tree_regressor(
         config, seed=seed, customers=customers, features_col=TREE_FEATURES, label_col=TREE_LABEL,
         prediction_col=PREDICTED_LABEL,
     ).setLeafCol(LEAF)
     labelled = features.withColumn(TREE_LABEL, tree_label(F.col(LABEL_COLUMN), config.label))
-    return Pipeline(stages=[assembler, regressor]).fit(labelled)
+    snapping = [grid_stage(config.split_grid)] if config.split_grid != NO_GRID else []
+    return Pipeline(stages=[*snapping, assembler, regressor]).fit(labelled)
 
 
 def node_weights(tree: Tree, encoding: str) -> dict[int, float]:
@@ -119,6 +162,7 @@ class LeafEmbedding:
     tree: Tree
     encoding: str
     label: str
+    split_grid: str = NO_GRID
 
     @property
     def regressor(self) -> DecisionTreeRegressionModel:
@@ -136,6 +180,7 @@ class LeafEmbedding:
             "nodes": len(self.tree.nodes),
             "leaves": len(self.tree.leaves),
             "dimensions": len(self.tree.internal_nodes),
+            "split_grid": self.split_grid,
         }
 
     def transform(self, features: DataFrame) -> DataFrame:
@@ -145,7 +190,7 @@ class LeafEmbedding:
             [T.StructField(LEAF, T.IntegerType(), False), T.StructField(EMBEDDING, VectorUDT(), False)]
         )
         lookup = spark.createDataFrame(list(self.leaf_vectors().items()), schema)
-        scored = self.model.transform(features).drop(TREE_FEATURES)
+        scored = self.model.transform(features).drop(TREE_FEATURES, *snapped_columns(self.split_grid))
         return scored.withColumn(LEAF, F.col(LEAF).cast(T.IntegerType())).join(
             F.broadcast(lookup), on=LEAF, how="inner"
         )
@@ -156,5 +201,6 @@ def fit_embedding(
 ) -> LeafEmbedding:
     model = fit_revenue_tree(features, config=config, seed=seed, customers=customers)
     return LeafEmbedding(
-        model=model, tree=read_tree(model.stages[-1]._java_obj), encoding=config.encoding, label=config.label
+        model=model, tree=read_tree(model.stages[-1]._java_obj), encoding=config.encoding, label=config.label,
+        split_grid=config.split_grid,
     )

@@ -5,7 +5,9 @@ on one feature collapse into an interval (``37.5 < recency_days ≤ 120``), and 
 shown on whole numbers (``qty_invoices ≤ 3.5`` reads ``qty_invoices ≤ 3``). Each rule is also a
 Spark SQL predicate that selects exactly the leaf's customers (MLlib goes left when
 ``feature <= threshold``). A cluster is the union of its leaves' rules, so the rules *are* the
-cluster's definition. Per rule, the rules table gives its support (customers, share of all and of
+cluster's definition. With a split grid (``embedding.split_grid``) the tree splits the snapped
+inputs, so each bound is stated on the raw feature as the grid value it stands for:
+``snapped ≤ 150`` is ``qty_items < 200``, ``snapped > 150`` is ``qty_items ≥ 200``. Per rule, the rules table gives its support (customers, share of all and of
 its cluster), its precision (the share of the rule's customers in that cluster: 1.0 with a single
 tree, as every leaf belongs to one cluster; computed, not assumed) and its revenue.
 
@@ -27,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from insiders_spark.embedding import NO_GRID, grid_values
 from insiders_spark.profiles import ClusterProfile
 from insiders_spark.schemas import (
     CLUSTER,
@@ -102,9 +105,43 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class GridCondition:
+    """``low <= feature < high`` on the raw feature (either bound may be absent): the tree's
+    splits of the grid-snapped input, stated on the feature itself."""
+
+    feature: str
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def text(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"{_number(self.low)} ≤ {self.feature} < {_number(self.high)}"
+        return f"{self.feature} ≥ {_number(self.low)}" if self.low is not None else f"{self.feature} < {_number(self.high)}"
+
+    @property
+    def predicate(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"`{self.feature}` >= {self.low!r}D")
+        if self.high is not None:
+            parts.append(f"`{self.feature}` < {self.high!r}D")
+        return " AND ".join(parts)
+
+
+def grid_bound(threshold: float, values: Sequence[float]) -> float:
+    """The raw bound a split of snapped values stands for: the first grid value above it (a
+    snapped value is at most ``threshold`` exactly when the raw value is below that)."""
+    above = [v for v in values if v > threshold]
+    if not above:
+        raise ValueError(f"split threshold {threshold!r} is past the grid's last value {values[-1]!r}")
+    return above[0]
+
+
+@dataclass(frozen=True)
 class LeafRule:
     leaf: int
-    conditions: tuple[Condition, ...]
+    conditions: tuple[Condition | GridCondition, ...]
     prediction: float  # the leaf's value, on the tree's label scale
 
     @property
@@ -121,8 +158,14 @@ def leaf_rules(
     *,
     feature_names: Sequence[str] = MODEL_INPUT_COLUMNS,
     integer_features: frozenset[str] = INTEGER_FEATURES,
+    split_grid: str = NO_GRID,
 ) -> dict[int, LeafRule]:
-    """Leaf index -> its rule, one interval per feature, features in the order of first use."""
+    """Leaf index -> its rule, one interval per feature, features in the order of first use.
+
+    ``split_grid``: the grid the tree's inputs were snapped to; the bounds are then stated on the
+    raw features (:class:`GridCondition`).
+    """
+    values = grid_values(split_grid)
     by_id = {n.node_id: n for n in tree.nodes}
     leaf_node = {n.leaf_index: n for n in tree.leaves}
     rules = {}
@@ -135,7 +178,13 @@ def leaf_rules(
             else:
                 bounds[step.feature][1] = step.threshold if high is None else min(high, step.threshold)
         conditions = tuple(
-            Condition(
+            GridCondition(
+                feature=feature_names[index],
+                low=None if low is None else grid_bound(low, values),
+                high=None if high is None else grid_bound(high, values),
+            )
+            if values
+            else Condition(
                 feature=feature_names[index],
                 low=low,
                 high=high,
@@ -211,7 +260,12 @@ class RuleRow:
 
 
 def to_rule_rows(
-    segmented: DataFrame, tree: Tree, leaf_clusters: Mapping[int, int], profiles: Sequence[ClusterProfile]
+    segmented: DataFrame,
+    tree: Tree,
+    leaf_clusters: Mapping[int, int],
+    profiles: Sequence[ClusterProfile],
+    *,
+    split_grid: str = NO_GRID,
 ) -> list[RuleRow]:
     """Each leaf's rule with its cluster, support, precision and revenue (one small aggregation).
 
@@ -232,7 +286,7 @@ def to_rule_rows(
         for cluster, (count, _) in clusters.items():
             cluster_sizes[cluster] = cluster_sizes.get(cluster, 0) + count
     rows = []
-    for leaf, rule in leaf_rules(tree).items():
+    for leaf, rule in leaf_rules(tree, split_grid=split_grid).items():
         if leaf not in leaf_clusters:
             continue
         profile = by_kmeans[leaf_clusters[leaf]]

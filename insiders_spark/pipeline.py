@@ -295,7 +295,8 @@ def _publish(
             log.info("Insiders churn: %s", churn.to_dict())
         published[PROFILES] = outputs.write_table(to_profiles_frame(spark, profiles), PROFILES)
         rules = explain.to_rule_rows(
-            to_segments(clustered, profiles), model.embedding.tree, model.kmeans.leaf_clusters, profiles
+            to_segments(clustered, profiles), model.embedding.tree, model.kmeans.leaf_clusters, profiles,
+            split_grid=model.embedding.split_grid,
         )
         published[RULES] = outputs.write_table(explain.to_rules_frame(spark, rules), RULES)
 

@@ -1,15 +1,18 @@
 """Rules per leaf and cluster, checked against the tree's own leaves; per-customer contributions."""
 
 import dataclasses
+import itertools
 
 import pytest
 from pyspark.sql import functions as F
 
 from insiders_spark.clustering import KMEANS_CLUSTER
-from insiders_spark.embedding import PREDICTED_LABEL
+from insiders_spark.embedding import GRID_PREFIX, PREDICTED_LABEL, grid_values
 from insiders_spark.explain import (
     TOP_FEATURES,
     Condition,
+    GridCondition,
+    grid_bound,
     leaf_contributions,
     leaf_rules,
     rules_markdown,
@@ -107,6 +110,52 @@ def test_every_customer_matches_exactly_the_rule_of_its_leaf(fitted):
         selected = segmented.where(rule.predicate)
         assert selected.where(F.col(LEAF) != leaf).count() == 0
         assert selected.count() == segmented.where(F.col(LEAF) == leaf).count()
+
+
+def test_grid_bounds_are_the_grid_values_the_splits_stand_for():
+    values = grid_values("1-2-5")
+    assert values[:4] == (0.0, 0.001, 0.002, 0.005) and values[-1] == 5e9
+    assert grid_bound(150.0, values) == 200.0  # a split between the snapped 100 and 200
+    assert grid_bound(0.0015, values) == 0.002
+    assert grid_bound(0.0005, values) == 0.001  # between 0 and the first positive value
+    with pytest.raises(ValueError):
+        grid_bound(6e9, values)
+    assert GridCondition("qty_items", low=200.0, high=500.0).text == "200 ≤ qty_items < 500"
+    assert GridCondition("frequency", high=0.02).predicate == "`frequency` < 0.02D"
+
+
+@pytest.fixture(scope="module")
+def fitted_on_grid(spark, test_config):
+    config = dataclasses.replace(
+        test_config,
+        embedding=dataclasses.replace(
+            test_config.embedding, max_depth=3, min_leaf_share=0.02, max_bins=32, split_grid="1-2-5"
+        ),
+        clustering=dataclasses.replace(test_config.clustering, n_init=3),
+    )
+    features = _features(spark).cache()
+    model, clustered = fit_segmentation(features, config=config, customers=600, k=3, seed=7)
+    return model, features, clustered
+
+
+def test_a_grid_tree_splits_between_grid_values_and_its_rules_select_its_leaves_on_raw_features(fitted_on_grid):
+    model, features, clustered = fitted_on_grid
+    values = grid_values("1-2-5")
+    internal = model.embedding.tree.internal_nodes
+    assert internal and all(
+        any(a < n.threshold < b for a, b in itertools.pairwise(values)) for n in internal
+    ), [n.threshold for n in internal]
+    # the snapped copies stay inside the pipeline: the scored frame has the features as they were
+    assert set(clustered.columns) >= set(features.columns)
+    assert not [c for c in clustered.columns if c.startswith(GRID_PREFIX)]
+    rules = leaf_rules(model.embedding.tree, split_grid="1-2-5")
+    bounds = [b for r in rules.values() for c in r.conditions for b in (c.low, c.high) if b is not None]
+    assert bounds and set(bounds) <= set(values)
+    for leaf, rule in rules.items():
+        selected = clustered.where(rule.predicate)  # raw features, no snapping
+        assert selected.where(F.col(LEAF) != leaf).count() == 0
+        assert selected.count() == clustered.where(F.col(LEAF) == leaf).count()
+    assert sum(clustered.where(rule.predicate).count() for rule in rules.values()) == 600
 
 
 def test_rule_rows_cover_every_customer_and_cluster(spark, fitted):

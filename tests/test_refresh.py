@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pyspark.sql import functions as F
 
 from insiders_spark import continuity, io, models, pipeline
 from insiders_spark.config import load_config
+from insiders_spark.embedding import grid_values
 
 SYNTHETIC_LINES = 40_000
 
@@ -133,6 +135,27 @@ def test_retraining_with_another_seed_keeps_cluster_numbers_and_names(spark, tmp
         assert (match["previous_cluster"], match["previous_segment"]) == (match["cluster"], match["segment"])
         assert match["jaccard"] >= 0.99
     assert second.metrics["previous_model_version"] == first.metrics["model_version"]
+
+
+def test_a_split_grid_model_is_saved_with_its_grid_and_scores_as_it_trained(spark, tmp_path):
+    grid = {"embedding.split_grid": "1-2-5"}
+    trained = pipeline.run(spark, _config(tmp_path, **grid), run_date=dt.date(2011, 12, 1))
+    version = trained.metrics["model_version"]
+    description = json.loads((tmp_path / "models" / version / "segmentation.json").read_text())
+    assert description["split_grid"] == "1-2-5"
+    # scored by the saved pipeline (its snapping stage included), under a config without the grid
+    pipeline.run(spark, _config(tmp_path), run_date=dt.date(2011, 12, 2), mode="score")
+    columns = ["customer_id", "cluster", "segment"]
+    assert_df_equality(
+        io.read_partition(spark, str(tmp_path), "segments", "2011-12-02").select(columns),
+        io.read_partition(spark, str(tmp_path), "segments", "2011-12-01").select(columns),
+        ignore_row_order=True,
+    )
+    # the published rules are stated on the raw features, in grid values
+    rules = io.read_partition(spark, str(tmp_path), "rules", "2011-12-01").collect()
+    assert rules and all("<=" not in r.predicate and " > " not in r.predicate for r in rules)
+    bounds = {float(number) for r in rules for number in re.findall(r"([0-9.eE+-]+)D", r.predicate)}
+    assert bounds and bounds <= set(grid_values("1-2-5"))
 
 
 # --- churn on a hand-built case --------------------------------------------------------------
