@@ -7,9 +7,10 @@ Spark SQL predicate that selects exactly the leaf's customers (MLlib goes left w
 ``feature <= threshold``). A cluster is the union of its leaves' rules, so the rules *are* the
 cluster's definition. With a split grid (``embedding.split_grid``) the tree splits the snapped
 inputs, so each bound is stated on the raw feature as the grid value it stands for:
-``snapped ≤ 150`` is ``qty_items < 200``, ``snapped > 150`` is ``qty_items ≥ 200``. Per rule, the rules table gives its support (customers, share of all and of
-its cluster), its precision (the share of the rule's customers in that cluster: 1.0 with a single
-tree, as every leaf belongs to one cluster; computed, not assumed) and its revenue.
+``snapped ≤ 150`` is ``qty_items < 200``, ``snapped > 150`` is ``qty_items ≥ 200``. Per rule,
+the rules table gives its support (customers, share of all and of its cluster), its precision
+(the share of the rule's customers in that cluster: 1.0 with a single tree, as every leaf belongs
+to one cluster; computed, not assumed) and its revenue.
 
 **Reasons per customer** (Saabas' decomposition of a tree's prediction): walking from the root to
 the leaf, each split moves the prediction from the node's value to its child's; that change is
