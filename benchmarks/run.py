@@ -42,7 +42,8 @@ RESULTS = BENCHMARKS / "results"
 DEFAULT_REAL_LOG = PROJECT_ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
 REAL = "real log"  # the dataset label of the real-log runs
 ENGINES = ("spark", "spark_aggregate", "spark_floor", "pandas", "duckdb")
-SPARK_ENGINES = frozenset({"spark", "spark_aggregate", "spark_floor"})  # they take the Spark profile
+SPARK_STEPS = {"spark_aggregate": "aggregate_spark.py", "spark_floor": "floor_spark.py"}  # a step of Spark alone
+SPARK_ENGINES = frozenset({"spark", *SPARK_STEPS})  # they take the Spark profile
 GIB = 2**30
 
 # targets of issue 6: (size in lines, threshold)
@@ -238,10 +239,8 @@ def engine_command(engine: str, data: Path, output: Path, *, spark_args: list[st
     python = sys.executable
     if engine == "spark":
         return [python, "-m", "insiders_spark.cli", "run", *spark_args, "--input", str(data), "--output", str(output)]
-    if engine == "spark_aggregate":
-        return [python, str(BENCHMARKS / "aggregate_spark.py"), *spark_args, "--input", str(data), "--output", str(output)]
-    if engine == "spark_floor":
-        return [python, str(BENCHMARKS / "floor_spark.py"), *spark_args, "--input", str(data), "--output", str(output)]
+    if engine in SPARK_STEPS:
+        return [python, str(BENCHMARKS / SPARK_STEPS[engine]), *spark_args, "--input", str(data), "--output", str(output)]
     if engine == "pandas":
         return [python, str(BENCHMARKS / "reference_pandas.py"), "--input", str(data), "--output", str(output)]
     if engine == "duckdb":

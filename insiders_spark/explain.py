@@ -22,6 +22,7 @@ tree is bounded by its depth) and reach customers through a broadcast join on ``
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -133,10 +134,10 @@ class GridCondition:
 def grid_bound(threshold: float, values: Sequence[float]) -> float:
     """The raw bound a split of snapped values stands for: the first grid value above it (a
     snapped value is at most ``threshold`` exactly when the raw value is below that)."""
-    above = [v for v in values if v > threshold]
-    if not above:
+    above = bisect.bisect_right(values, threshold)
+    if above == len(values):
         raise ValueError(f"split threshold {threshold!r} is past the grid's last value {values[-1]!r}")
-    return above[0]
+    return values[above]
 
 
 @dataclass(frozen=True)
