@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from insiders_spark.cleaning import MAX_LINE_AMOUNT, MAX_LINE_QUANTITY
+from insiders_spark.cleaning import MAX_CUSTOMER_ID, MAX_LINE_AMOUNT, MAX_LINE_QUANTITY
 from insiders_spark.config import CleaningConfig, load_config
 
 DEFAULT_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # the job's "yyyy-MM-dd HH:mm:ss"
@@ -46,9 +46,9 @@ def activity_sql(files: list[str], rules: CleaningConfig, *, timestamp_format: s
             nullif(trim(CAST(StockCode AS VARCHAR)), '') AS stock_code,
             CAST(Quantity AS BIGINT) AS quantity,
             try_strptime(nullif(trim(CAST(InvoiceDate AS VARCHAR)), ''), '{fmt}') AS invoice_ts,
-            CAST(UnitPrice AS DOUBLE) AS unit_price,
-            CASE WHEN CustomerID > 0 AND CustomerID = floor(CustomerID) THEN CAST(CustomerID AS BIGINT) END
-                AS customer_id,
+            CASE WHEN isfinite(CAST(UnitPrice AS DOUBLE)) THEN CAST(UnitPrice AS DOUBLE) END AS unit_price,
+            CASE WHEN CustomerID > 0 AND CustomerID < {MAX_CUSTOMER_ID!r} AND CustomerID = floor(CustomerID)
+                THEN CAST(CustomerID AS BIGINT) END AS customer_id,
             CustomerID IS NOT NULL AS has_customer,
             trim(CAST(Country AS VARCHAR)) AS country
         FROM read_parquet({file_list})

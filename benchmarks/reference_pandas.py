@@ -49,6 +49,7 @@ PARSE_REASONS = (
     "non_numeric_quantity", "non_numeric_price", "invalid_customer_id", "amount_out_of_range",
 )
 MAX_LINE_QUANTITY, MAX_LINE_AMOUNT = 1e9, 1e10  # insiders_spark.cleaning's (the tests compare)
+MAX_CUSTOMER_ID = 2.0**53  # ids are whole numbers below it (insiders_spark.cleaning's)
 AFTER_AS_OF = "after_as_of"
 STUDY_RULE_REASONS = ("price_below_minimum", "non_product_code", "excluded_country", "excluded_customer")
 RULE_ORDER = PARSE_REASONS + (AFTER_AS_OF,) + STUDY_RULE_REASONS
@@ -147,7 +148,8 @@ def to_lines(raw: pa.Table, *, timestamp_format: str) -> pd.DataFrame:
     quantity, quantity_missing = _numbers(raw.column("Quantity"), pa.int64())
     price = raw.column("UnitPrice").cast(pa.float64()).to_numpy()
     price_missing = raw.column("UnitPrice").is_null().to_numpy(zero_copy_only=False)
-    customer = raw.column("CustomerID").cast(pa.float64()).to_numpy()
+    customer = raw.column("CustomerID").cast(pa.float64()).to_numpy()  # null -> NaN, so the mask:
+    customer_missing = raw.column("CustomerID").is_null().to_numpy(zero_copy_only=False)
     return pd.DataFrame(
         {
             "invoice_no": _categorical(invoice_codes, _trimmed(invoice_values, blank_is_null=True)),
@@ -158,6 +160,7 @@ def to_lines(raw: pa.Table, *, timestamp_format: str) -> pd.DataFrame:
             "unit_price": price,
             "price_missing": price_missing,
             "customer_raw": customer,
+            "customer_missing": customer_missing,
             "country": _categorical(country_codes, _trimmed(country_values, blank_is_null=False)),
         }
     )
@@ -170,7 +173,8 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
     """Add ``customer_id`` (Int64) and ``reason`` (0 kept, else 1 + its index in RULE_ORDER)."""
     rules = config.cleaning
     raw_customer = lines["customer_raw"]
-    is_id = (raw_customer > 0) & (raw_customer == np.floor(raw_customer))
+    # NaN, the infinities and numbers from 2^53 on are not ids (insiders_spark.cleaning.to_customer_id)
+    is_id = (raw_customer > 0) & (raw_customer < MAX_CUSTOMER_ID) & (raw_customer == np.floor(raw_customer))
     customer_id = pd.arrays.IntegerArray(np.where(is_id, raw_customer, 0).astype(np.int64), ~is_id.to_numpy())
     quantity_size = np.abs(lines["quantity"].to_numpy(dtype=np.float64))
     price_size = np.abs(lines["unit_price"].to_numpy(dtype=np.float64))
@@ -184,8 +188,8 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
         "missing_stock_code": lines["stock_code"].isna(),
         "unparsable_timestamp": lines["invoice_ts"].isna(),
         "non_numeric_quantity": lines["quantity_missing"],
-        "non_numeric_price": lines["price_missing"],
-        "invalid_customer_id": raw_customer.notna() & ~is_id,
+        "non_numeric_price": lines["price_missing"] | ~np.isfinite(lines["unit_price"]),  # null, NaN, ±inf
+        "invalid_customer_id": ~lines["customer_missing"] & ~is_id,  # a stored NaN is not a guest
         "amount_out_of_range": pd.Series(
             (quantity_size > MAX_LINE_QUANTITY) | (price_size > MAX_LINE_AMOUNT)
             | (quantity_size * price_size > MAX_LINE_AMOUNT),
@@ -200,7 +204,7 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
     conditions = [checks[name].to_numpy(dtype=bool) for name in RULE_ORDER]
     reason = np.select(conditions, [np.int8(i + 1) for i in range(len(RULE_ORDER))], default=np.int8(KEPT))
     return lines.assign(customer_id=customer_id, reason=reason.astype(np.int8)).drop(
-        columns=["customer_raw", "quantity_missing", "price_missing"]
+        columns=["customer_raw", "customer_missing", "quantity_missing", "price_missing"]
     )
 
 

@@ -101,6 +101,7 @@ def test_pandas_reference_has_the_jobs_rule_order(bench):
     assert bench["reference_pandas"].STUDY_RULE_REASONS == cleaning.STUDY_RULE_REASONS
     reference = bench["reference_pandas"]
     assert (reference.MAX_LINE_QUANTITY, reference.MAX_LINE_AMOUNT) == (cleaning.MAX_LINE_QUANTITY, cleaning.MAX_LINE_AMOUNT)
+    assert reference.MAX_CUSTOMER_ID == cleaning.MAX_CUSTOMER_ID
 
 
 def test_pandas_reference_features_equal_spark(spark_features, pandas_features):
@@ -144,6 +145,74 @@ def test_pandas_reference_whole_job_on_the_small_log(bench, small_log, pandas_fe
     assert metrics["rows"]["kept"] + metrics["quarantined"] + metrics["rows"].get("after_as_of", 0) == LINES
     assert pd.read_parquet(tmp_path / "quarantine.parquet").shape[0] == metrics["quarantined"]
     assert 0.0 < metrics["silhouette"] <= 1.0
+
+
+# --- lines whose numbers are not numbers: every engine sets them aside for the same reason ---------
+
+EDGE_PRICES = (float("nan"), float("inf"), float("-inf"))  # stored in parquet: non_numeric_price
+EDGE_CUSTOMER_IDS = (float("nan"), float("inf"), 1e300, 2.0**53)  # not ids: invalid_customer_id
+LARGEST_ID = 2.0**53 - 1  # the largest whole number a double holds exactly: a customer
+
+
+@pytest.fixture(scope="module")
+def edge_log(tmp_path_factory) -> Path:
+    """A small clean log plus copies of one registered purchase with a price or id that is not a
+    number, or out of range (parquet doubles can hold them where a CSV would hold text)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("edge_log")
+    write_parquet(SyntheticLogSpec(lines=3_000, seed=11), folder, chunk_lines=3_000)
+    (path,) = sorted(folder.glob("*.parquet"))
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    row = int(np.flatnonzero(frame["CustomerID"].notna() & (frame["Quantity"] > 0) & (frame["UnitPrice"] >= 1))[0])
+    template = table.slice(row, 1)
+
+    def with_value(name: str, value: float) -> pa.Table:  # pa.array keeps NaN a NaN (pandas would null it)
+        return template.set_column(template.schema.get_field_index(name), name, pa.array([value], pa.float64()))
+
+    edges = [with_value("UnitPrice", price) for price in EDGE_PRICES]
+    edges += [with_value("CustomerID", number) for number in (*EDGE_CUSTOMER_IDS, LARGEST_ID)]
+    pq.write_table(pa.concat_tables(edges), folder / "part-edges.parquet")
+    return folder
+
+
+def test_engines_set_aside_prices_and_ids_that_are_not_numbers_alike(spark, bench, edge_log):
+    config = load_config(env="test", overrides={"input.path": str(edge_log)}, environ={})
+    table = pipeline.prepare_customers(spark, config)
+    spark_features = _sorted(table.features().toPandas())
+    accounting = table.accounting
+    table.unpersist()
+    features, summary = bench["reference_pandas"].compute_features(edge_log, load_config(env="base", environ={}))
+
+    # independent expectation: the edge lines are quarantined for exactly these reasons
+    clean = pipeline.prepare_customers(
+        spark, load_config(env="test", overrides={"input.path": str(edge_log / "part-00000.parquet")}, environ={})
+    )
+    clean_accounting = clean.accounting
+    clean.unpersist()
+    assert accounting.quarantined.get("non_numeric_price", 0) - clean_accounting.quarantined.get(
+        "non_numeric_price", 0) == len(EDGE_PRICES)
+    assert accounting.quarantined.get("invalid_customer_id", 0) - clean_accounting.quarantined.get(
+        "invalid_customer_id", 0) == len(EDGE_CUSTOMER_IDS)
+    assert int(LARGEST_ID) in set(spark_features["customer_id"])
+
+    rows = summary["rows"]
+    assert {reason: rows.get(reason, 0) for reason in accounting.quarantined} == accounting.quarantined
+    assert rows["kept"] == accounting.kept
+    assert_same_features(spark_features, _sorted(features))
+
+
+def test_duckdb_sets_aside_prices_and_ids_that_are_not_numbers_as_spark(spark, edge_log, tmp_path):
+    pytest.importorskip("duckdb", reason="DuckDB is a benchmark dependency (pip install -e '.[bench]')")
+    aggregate_duckdb = _import_benchmarks("aggregate_duckdb")["aggregate_duckdb"]
+    config = load_config(env="test", overrides={"input.path": str(edge_log)}, environ={})
+    table = pipeline.prepare_customers(spark, config)
+    expected = _sorted(table.features().toPandas())
+    table.unpersist()
+    aggregate_duckdb.aggregate(str(edge_log), str(tmp_path), threads=2)
+    assert_same_features(expected, _sorted(pd.read_parquet(tmp_path / aggregate_duckdb.FEATURES_FILE)))
 
 
 def test_leaf_paths_encode_the_root_to_leaf_decisions(bench):
