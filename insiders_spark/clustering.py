@@ -6,8 +6,9 @@ table is bounded by the tree (at most 2^max_depth rows), not by the number of cu
 
 Two solvers minimise that objective:
 
-* ``local`` (default): scikit-learn's KMeans on the driver over the bounded point table, greedy
-  k-means++ with ``n_init`` starts, customer counts as sample weights.
+* ``local`` (default): KMeans on the driver over the bounded point table (:func:`weighted_kmeans`):
+  ``n_init`` weighted k-means++ starts, each improved by single-point moves (Hartigan's rule) until
+  no move lowers the cost, all starts at once in numpy; the lowest cost wins.
 * ``mllib``: MLlib's KMeans on the same weighted points (``weightCol``), one fit per seed from
   ``seed`` to ``seed + n_init - 1``, lowest cost kept.
 
@@ -144,12 +145,113 @@ def fit_kmeans_to_points(
 
 
 def _local_centers(points: EmbeddingPoints, *, config: ClusteringConfig, k: int, seed: int) -> np.ndarray:
-    from sklearn.cluster import KMeans
+    labels, _ = weighted_kmeans(
+        points.vectors, points.customers, k=k, starts=config.n_init, seed=seed, max_moves=config.max_iter * len(points.leaves)
+    )
+    return cluster_centers(points.vectors, points.customers, labels, k)
 
-    model = KMeans(
-        n_clusters=k, n_init=config.n_init, max_iter=config.max_iter, tol=config.tol, random_state=seed
-    ).fit(points.vectors, sample_weight=points.customers)
-    return model.cluster_centers_
+
+def weighted_kmeans(
+    vectors: np.ndarray, weights: np.ndarray, *, k: int, starts: int, seed: int, max_moves: int = 10_000
+) -> tuple[np.ndarray, float]:
+    """The lowest-cost partition of a few weighted points into ``k`` non-empty clusters found from
+    ``starts`` weighted k-means++ seedings, each improved by single-point moves until none lowers
+    the cost (Hartigan's rule). Returns (labels, cost); labels are numbered by first appearance.
+
+    A partition no single move improves is also one Lloyd's iterations leave as it is (not the
+    reverse): a stricter local optimum, and on a few points nearly always the global one. All
+    starts advance together as numpy arrays (starts × points × k): on ≤ 2^max_depth leaf points
+    hundreds of starts take milliseconds. Among starts that end at the same lowest cost (to 1e-9),
+    the partition with the smallest canonical labelling wins, so the answer does not depend on the
+    seed once the optimum is found.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    n = len(x)
+    if not 1 <= k <= n:
+        raise ClusteringError(f"cannot split {n} points into {k} non-empty clusters")
+    rng = np.random.default_rng(seed)
+    labels = _kmeans_plus_plus_labels(x, w, k=k, starts=max(1, starts), rng=rng)
+    labels, cost = _single_point_moves(x, w, labels, k=k, max_moves=max_moves)
+    best = cost <= cost.min() * (1 + 1e-9) + 1e-12
+    canonical = sorted(tuple(_canonical(row).tolist()) for row in labels[best])
+    winner = np.array(canonical[0], dtype=np.int64)
+    return winner, float(cost[best].min())
+
+
+def cluster_centers(vectors: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """The weighted mean of each cluster's points (every cluster non-empty)."""
+    onehot = np.eye(k)[labels]
+    return (onehot * weights[:, None]).T @ vectors / (onehot.T @ weights)[:, None]
+
+
+def _canonical(labels: np.ndarray) -> np.ndarray:
+    """Clusters renumbered in order of their first point, so equal partitions compare equal."""
+    numbers: dict[int, int] = {}
+    return np.array([numbers.setdefault(label, len(numbers)) for label in labels.tolist()], dtype=np.int64)
+
+
+def _kmeans_plus_plus_labels(x: np.ndarray, w: np.ndarray, *, k: int, starts: int, rng: np.random.Generator) -> np.ndarray:
+    """Weighted k-means++ seeds for every start (a point with probability ∝ customers × squared
+    distance to the nearest seed so far), each point labelled with its nearest seed: (starts, n)."""
+    n = len(x)
+    squared = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    seeds = np.empty((starts, k), dtype=np.int64)
+    seeds[:, 0] = rng.choice(n, size=starts, p=w / w.sum())
+    nearest = squared[seeds[:, 0]]
+    for j in range(1, k):
+        mass = w[None, :] * nearest
+        total = mass.sum(axis=1, keepdims=True)
+        # every point already a seed (duplicates only): any point not yet chosen will do
+        unchosen = np.ones((starts, n))
+        np.put_along_axis(unchosen, seeds[:, :j], 0.0, axis=1)
+        mass = np.where(total > 0, mass, unchosen)
+        cumulative = mass.cumsum(axis=1)
+        draw = rng.random(starts)[:, None] * cumulative[:, -1:]
+        seeds[:, j] = np.minimum((cumulative <= draw).sum(axis=1), n - 1)
+        nearest = np.minimum(nearest, squared[seeds[:, j]])
+    return squared[seeds].argmin(axis=1)  # a seed is at distance 0 from itself: no cluster is empty
+
+
+def _single_point_moves(x: np.ndarray, w: np.ndarray, labels: np.ndarray, *, k: int, max_moves: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per start, the single move of one point to another cluster that lowers the cost most, until
+    none does (or ``max_moves``). Moving a point of weight ``v`` from cluster A (weight W_A, squared
+    distance d_A to its centre) to B changes the cost by v·W_B/(W_B+v)·d_B − v·W_A/(W_A−v)·d_A; a
+    point alone in its cluster stays, so every cluster keeps a point. Returns (labels, costs)."""
+    starts = len(labels)
+    eye = np.eye(k)
+    rows = np.arange(starts)
+    labels = labels.copy()
+
+    def state(labels: np.ndarray) -> tuple:
+        onehot = eye[labels]  # (starts, n, k)
+        mass = np.einsum("snk,n->sk", onehot, w)
+        centers = np.einsum("snk,n,nd->skd", onehot, w, x) / mass[:, :, None]
+        squared = np.maximum(  # (starts, n, k), without a (starts, n, k, dimensions) intermediate
+            (x**2).sum(axis=1)[None, :, None] - 2 * np.einsum("nd,skd->snk", x, centers)
+            + (centers**2).sum(axis=2)[:, None, :],
+            0.0,
+        )
+        own = np.take_along_axis(squared, labels[:, :, None], axis=2)[:, :, 0]
+        return mass, squared, own, (w[None, :] * own).sum(axis=1)
+
+    for _ in range(max_moves):
+        mass, squared, own, cost = state(labels)
+        own_mass = np.take_along_axis(mass, labels, axis=1)
+        rest = own_mass - w[None, :]
+        alone = rest <= 0
+        leaving = np.where(alone, -np.inf, w[None, :] * own_mass / np.where(alone, 1.0, rest) * own)
+        joining = w[None, :, None] * mass[:, None, :] / (mass[:, None, :] + w[None, :, None]) * squared
+        change = joining - leaving[:, :, None]
+        np.put_along_axis(change, labels[:, :, None], np.inf, axis=2)
+        flat = change.reshape(starts, -1)
+        best = flat.argmin(axis=1)
+        improves = flat[rows, best] < -1e-9 * (1.0 + cost)
+        if not improves.any():
+            return labels, cost
+        point, cluster = np.divmod(best[improves], k)
+        labels[np.flatnonzero(improves), point] = cluster
+    return labels, state(labels)[3]
 
 
 def _mllib_centers(

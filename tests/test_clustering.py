@@ -12,6 +12,7 @@ from insiders_spark.clustering import (
     collect_points,
     fit_kmeans,
     silhouette,
+    weighted_kmeans,
     with_kmeans_clusters,
 )
 from insiders_spark.config import ClusteringConfig
@@ -80,3 +81,71 @@ def test_points_are_weighted_by_customers(spark):
     points = collect_points(_embedded(spark))
     assert points.leaves == (0, 1, 2, 3, 4, 5)
     assert points.customers.tolist() == [30, 10, 25, 5, 12, 18]
+
+
+# --- the local solver against every partition ------------------------------------------------
+
+
+def _partitions(n: int, k: int):
+    """Every partition of n points into exactly k non-empty clusters (restricted growth strings)."""
+    labels = [0] * n
+
+    def grow(i: int, used: int):
+        if i == n:
+            if used == k:
+                yield np.array(labels)
+            return
+        if k - used > n - i:
+            return
+        for label in range(min(used + 1, k)):
+            labels[i] = label
+            yield from grow(i + 1, max(used, label + 1))
+
+    yield from grow(0, 0)
+
+
+def _cost(vectors: np.ndarray, weights: np.ndarray, labels: np.ndarray) -> float:
+    total = 0.0
+    for label in np.unique(labels):
+        members = labels == label
+        center = np.average(vectors[members], axis=0, weights=weights[members])
+        total += float((weights[members] * ((vectors[members] - center) ** 2).sum(axis=1)).sum())
+    return total
+
+
+def _random_points(rng: np.random.Generator, n: int, leaf_like: bool) -> tuple[np.ndarray, np.ndarray]:
+    if leaf_like:  # root-to-leaf codes: -1 / 0 / +1, some leaves far more crowded than others
+        vectors = np.unique(rng.choice([-1.0, 0.0, 1.0], size=(n, 5)), axis=0)
+    else:
+        vectors = rng.normal(size=(n, 3))
+    return vectors, rng.integers(1, 2_000, size=len(vectors)).astype(float)
+
+
+@pytest.mark.parametrize("case", range(30))
+def test_local_solver_finds_the_best_of_every_partition(case):
+    rng = np.random.default_rng(case)
+    vectors, weights = _random_points(rng, int(rng.integers(5, 10)), leaf_like=case % 2 == 1)
+    k = int(rng.integers(2, len(vectors)))
+    best = min(_cost(vectors, weights, labels) for labels in _partitions(len(vectors), k))
+    labels, cost = weighted_kmeans(vectors, weights, k=k, starts=50, seed=case)
+    assert sorted(set(labels.tolist())) == list(range(k))  # k clusters, none empty
+    assert cost == pytest.approx(_cost(vectors, weights, labels), rel=1e-9)
+    assert cost == pytest.approx(best, rel=1e-9)
+
+
+def test_local_solver_gives_one_answer_for_every_seed():
+    rng = np.random.default_rng(99)
+    vectors, weights = _random_points(rng, 14, leaf_like=True)
+    answers = {tuple(weighted_kmeans(vectors, weights, k=6, starts=100, seed=seed)[0].tolist()) for seed in range(8)}
+    assert len(answers) == 1
+    (labels,) = answers
+    assert labels[0] == 0 and max(labels) == 5  # numbered by first appearance
+
+
+def test_local_solver_keeps_a_point_alone_rather_than_empty_a_cluster():
+    # one crowded point far from three light ones: k = 4 leaves every point its own cluster
+    vectors = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 0.1], [10.1, 0.0]])
+    labels, cost = weighted_kmeans(vectors, np.array([1000.0, 1.0, 1.0, 1.0]), k=4, starts=3, seed=0)
+    assert sorted(labels.tolist()) == [0, 1, 2, 3] and cost == 0.0
+    with pytest.raises(ClusteringError, match="4 points into 5"):
+        weighted_kmeans(vectors, np.ones(4), k=5, starts=3, seed=0)
