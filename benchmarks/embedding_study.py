@@ -75,7 +75,7 @@ SEED_VALUE = 42
 
 # name -> (what changes, config overrides); the first is the job's default
 LEAF_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "default": ("path, log1p, depth 4, min_leaf_share 0.01, local solver (n_init 20)", {}),
+    "default": ("", {}),  # described from conf/base.toml (default_description)
     "path_depth": ("encoding path_depth (split weight halves per level)", {"embedding.encoding": "path_depth"}),
     "path_gain": ("encoding path_gain (split weight = share of variance explained)", {"embedding.encoding": "path_gain"}),
     "raw_label": ("label gross_revenue (raw, as the study)", {"embedding.label": "gross_revenue"}),
@@ -86,15 +86,10 @@ LEAF_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "leaf_0.02": ("min_leaf_share 0.02", {"embedding.min_leaf_share": 0.02}),
     "leaf_0.05": ("min_leaf_share 0.05", {"embedding.min_leaf_share": 0.05}),
     "bins_16": ("max_bins 16 (coarser split candidates)", {"embedding.max_bins": 16}),
-    "bins_256": ("max_bins 256 (finer split candidates)", {"embedding.max_bins": 256}),
-    "bins_1024": ("max_bins 1024 (split candidates close to every distinct value)", {"embedding.max_bins": 1024}),
-    "n_init_200": ("local solver with n_init 200", {"clustering.n_init": 200}),
-    "bins_256_n_init_200": ("max_bins 256 and n_init 200 together", {"embedding.max_bins": 256, "clustering.n_init": 200}),
-    "mllib": ("MLlib KMeans solver (weightCol, 20 seeds)", {"clustering.solver": "mllib"}),
-    "grid_1_2_5": ("tree inputs snapped to the 1-2-5 grid (split_grid), n_init 200",
-                   {"embedding.split_grid": "1-2-5", "clustering.n_init": 200}),
-    "grid_1_2_5_n_init_2000": ("tree inputs snapped to the 1-2-5 grid, n_init 2000",
-                               {"embedding.split_grid": "1-2-5", "clustering.n_init": 2000}),
+    "bins_64": ("max_bins 64", {"embedding.max_bins": 64}),
+    "n_init_20": ("local solver with n_init 20", {"clustering.n_init": 20}),
+    "mllib": ("MLlib KMeans solver (weightCol, 20 seeds)", {"clustering.solver": "mllib", "clustering.n_init": 20}),
+    "grid_1_2_5": ("tree inputs snapped to the 1-2-5 grid (split_grid)", {"embedding.split_grid": "1-2-5"}),
 }
 GRID_SKIPPED = {"mllib"}  # 20 MLlib fits per (run, k): the grid would take an hour; k = 9 only
 
@@ -478,6 +473,12 @@ def render(rows: list[dict], meta: dict) -> str:
 # --- main -------------------------------------------------------------------------------------
 
 
+def default_description(config) -> str:
+    e, c = config.embedding, config.clustering
+    return (f"{e.encoding}, {e.label}, depth {e.max_depth}, min_leaf_share {e.min_leaf_share}, max_bins {e.max_bins}, "
+            f"split_grid {e.split_grid}, {c.solver} solver (n_init {c.n_init})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(DEFAULT_INPUT))
@@ -516,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             if wanted and name not in wanted:
                 continue
             config = load_config(env="test", overrides={"input.path": args.input, **overrides})
+            what = what or default_description(config)
             log.info("variant %s: %s", name, what)
             rows.append(leaf_study(name, what, features, config=config, customers=customers,
                                    seeds=args.seeds, bootstraps=args.bootstraps))

@@ -13,7 +13,7 @@ needed columns read at once with pyarrow, everything vectorised, nothing chunked
   left out.
 * Segmentation: scikit-learn's ``DecisionTreeRegressor`` on ``log1p(gross_revenue)`` (depth 4,
   every leaf at least ``ceil(0.01 * customers)``), the same root-to-leaf path encoding, KMeans
-  (k = 9, 20 starts) on the distinct leaf points weighted by their customers, the silhouette with
+  (scikit-learn's, k = 9, ``clustering.n_init`` starts) on the distinct leaf points weighted by their customers, the silhouette with
   squared Euclidean distance on a bounded sample of customers, profiles ranked by mean revenue.
 
 MLlib's tree bins every feature into at most ``maxBins = 64`` candidate thresholds (approximate

@@ -160,12 +160,7 @@ def score_k(runs: StabilityRuns, *, k: int, config: Config, targets: QualityTarg
     value = leaf_silhouette(runs.reference.points(), reference.kmeans.leaf_clusters)
     insiders = reference.profiles[0]
     smallest = min(p.customer_share for p in reference.profiles)
-    failures = targets.segmentation_failures(
-        silhouette=value,
-        smallest_cluster_share=smallest,
-        insiders_share=insiders.customer_share,
-        insiders_revenue_share=insiders.revenue_share,
-    ) + stability_failures
+    failures = targets.profile_failures(reference.profiles, silhouette=value) + stability_failures
     return KScore(
         k=k,
         silhouette=value,

@@ -74,6 +74,15 @@ class QualityTargets:
             )
         return failures
 
+    def profile_failures(self, profiles: Sequence[ClusterProfile], *, silhouette: float) -> list[str]:
+        """``segmentation_failures`` of ranked profiles (the Insiders first)."""
+        return self.segmentation_failures(
+            silhouette=silhouette,
+            smallest_cluster_share=min(p.customer_share for p in profiles),
+            insiders_share=profiles[0].customer_share,
+            insiders_revenue_share=profiles[0].revenue_share,
+        )
+
     def stability_failures(self, *, ari_min: float, jaccard_min: float) -> list[str]:
         failures = []
         if ari_min < self.ari:
@@ -92,12 +101,7 @@ def quality_verdict(
 ) -> dict:
     """The manifest's verdict: every target, what missed it (``stability_failures``: from
     ``Stability.failures()``; None when stability was not measured, which is then said)."""
-    failures = targets.segmentation_failures(
-        silhouette=silhouette,
-        smallest_cluster_share=min(p.customer_share for p in profiles),
-        insiders_share=profiles[0].customer_share,
-        insiders_revenue_share=profiles[0].revenue_share,
-    )
+    failures = targets.profile_failures(profiles, silhouette=silhouette)
     failures += ["stability not measured"] if stability_failures is None else list(stability_failures)
     return {"targets": targets.to_dict(), "meets_targets": not failures, "failures": failures}
 
