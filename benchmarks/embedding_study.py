@@ -30,9 +30,7 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -64,11 +62,11 @@ from insiders_spark.stability import (
     bootstrap_resample,
     fit_stability_runs,
 )
+from real_log_study import DEFAULT_INPUT, start_study
 
 log = logging.getLogger("embedding_study")
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
 DEFAULT_OUT = ROOT / "docs" / "embedding_study.md"
 STUDY_K = 9
 SEED_VALUE = 42
@@ -500,9 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         saved["meta"]["conclusion"] = conclusion.read_text() if conclusion.is_file() else ""
         out.write_text(render(saved["rows"], saved["meta"]))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    start_study()
 
     started = time.perf_counter()
     base = load_config(env="test", overrides={"input.path": args.input})

@@ -17,8 +17,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -29,9 +27,9 @@ from insiders_spark.clustering import weighted_kmeans
 from insiders_spark.config import load_config
 from insiders_spark.session import build_spark_session
 from insiders_spark.stability import fit_stability_runs
+from real_log_study import DEFAULT_INPUT, start_study
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
 SEEDS = range(42, 47)
 KS = range(4, 15)
 RELATIVE = 1e-9
@@ -112,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstraps", type=int, default=5)
     parser.add_argument("--out", default=str(ROOT / "docs" / "kmeans_solver_check.md"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    start_study()
     tables = leaf_tables(args.input, args.bootstraps)
     result = check(tables)
     out = Path(args.out)

@@ -18,8 +18,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -28,9 +26,9 @@ from insiders_spark.config import load_config
 from insiders_spark.quality import QualityTargets
 from insiders_spark.segmentation import fit_segmentation, silhouette_of
 from insiders_spark.session import build_spark_session
+from real_log_study import DEFAULT_INPUT, start_study
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
 DATES = tuple(dt.date(2011, month, 9) for month in range(4, 13))
 
 
@@ -92,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", default="none,1-2-5", help="embedding.split_grid values, comma-separated")
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality_over_dates.md"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    start_study()
 
     settings = [s for s in args.settings.split(",") if s]
     configs = {s: load_config(env="test", overrides={"input.path": args.input, "embedding.split_grid": s}) for s in settings}

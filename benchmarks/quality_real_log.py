@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -27,9 +24,9 @@ from insiders_spark.quality_report import render_quality
 from insiders_spark.segmentation import fit_segmentation, silhouette_of
 from insiders_spark.session import build_spark_session
 from insiders_spark.stability import fit_stability_runs
+from real_log_study import DEFAULT_INPUT, start_study
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstraps", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality_real_log.md"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    start_study()
 
     config = load_config(env="test", overrides={"input.path": args.input})
     spark = build_spark_session("insiders-quality-real-log", config.spark)
