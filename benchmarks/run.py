@@ -376,8 +376,10 @@ def evaluate_targets(runs: list[dict]) -> dict:
         value = ratio(spark["wall_s"], pandas["wall_s"])
         targets["P2"] = {"what": what, "ratio": value, "met": value <= P2_MAX_RATIO}
     elif spark and pandas:
-        targets["P2"] = {"what": what, "ratio": None, "met": True,
-                         "note": f"pandas did not complete ({pandas['status']}: {pandas['detail']})"}
+        # killed at the runner's memory cap (below the machine's memory) or its timeout: no ratio to
+        # judge by, so neither met nor missed
+        targets["P2"] = {"what": what, "ratio": None, "met": None,
+                         "note": f"no ratio: pandas did not complete ({pandas['status']}: {pandas['detail']})"}
     else:
         targets["P2"] = _not_measured(what, f"needs spark and pandas at {p2}", spark, pandas)
 
@@ -456,7 +458,7 @@ def render_markdown(results: dict) -> str:
     lines += ["", "## Targets", "", "| target | what | measured | met |", "|---|---|---|---|"]
     for name, target in results["targets"].items():
         if target.get("met") is None:
-            measured, met = target["note"], "not measured"
+            measured, met = target["note"], "not shown" if "ratio" in target else "not measured"
         else:
             measured = ", ".join(
                 f"{k} {v}" for k, v in target.items() if k not in ("what", "met") and not isinstance(v, dict)

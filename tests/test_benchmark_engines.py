@@ -294,6 +294,9 @@ def test_runner_targets_from_recorded_runs(runner):
     assert targets["P3"]["met"] is True and targets["P3"]["pandas"]["status"] == "out_of_memory"
     assert targets["P4"]["met"] is True and targets["P4"]["floor_wall_s"] == 9.0
     assert runner.evaluate_targets([])["P1"]["met"] is None
+    reference_killed = [record("100M", "spark", 70.0), record("100M", "pandas", 30.0, status="out_of_memory", peak_gib=20.1)]
+    p2 = runner.evaluate_targets(reference_killed)["P2"]
+    assert p2["met"] is None and p2["ratio"] is None and "out_of_memory" in p2["note"]
     assert "P1" in runner.render_markdown({
         "run_id": "x", "command": "c", "machine": {"cpus": 2, "memory_gib": 24}, "runs": runs,
         "settings": {"memory_cap_gib": 20, "timeout_s": 60}, "targets": targets, "consistency": {},
