@@ -165,6 +165,18 @@ def weighted_kmeans(
     the partition with the smallest canonical labelling wins, so the answer does not depend on the
     seed once the optimum is found.
     """
+    optima = local_optima(vectors, weights, k=k, starts=starts, seed=seed, max_moves=max_moves)
+    lowest = optima[0][1]
+    tied = [labels for labels, cost in optima if cost <= lowest * (1 + 1e-9) + 1e-12]
+    return min(tied, key=lambda labels: labels.tolist()), lowest
+
+
+def local_optima(
+    vectors: np.ndarray, weights: np.ndarray, *, k: int, starts: int, seed: int, max_moves: int = 10_000
+) -> list[tuple[np.ndarray, float]]:
+    """Every distinct partition the starts of ``weighted_kmeans`` end at, as (canonical labels,
+    cost), cheapest first. The alternatives to the optimum and what they cost (the stability
+    studies look at them)."""
     x = np.asarray(vectors, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     n = len(x)
@@ -172,11 +184,13 @@ def weighted_kmeans(
         raise ClusteringError(f"cannot split {n} points into {k} non-empty clusters")
     rng = np.random.default_rng(seed)
     labels = _kmeans_plus_plus_labels(x, w, k=k, starts=max(1, starts), rng=rng)
-    labels, cost = _single_point_moves(x, w, labels, k=k, max_moves=max_moves)
-    best = cost <= cost.min() * (1 + 1e-9) + 1e-12
-    canonical = sorted(tuple(_canonical(row).tolist()) for row in labels[best])
-    winner = np.array(canonical[0], dtype=np.int64)
-    return winner, float(cost[best].min())
+    labels, costs = _single_point_moves(x, w, labels, k=k, max_moves=max_moves)
+    cheapest: dict[tuple[int, ...], float] = {}
+    for row, cost in zip(labels, costs.tolist()):
+        key = tuple(_canonical(row).tolist())
+        cheapest[key] = min(cost, cheapest.get(key, np.inf))
+    ranked = sorted(cheapest.items(), key=lambda item: (item[1], item[0]))
+    return [(np.array(key, dtype=np.int64), float(cost)) for key, cost in ranked]
 
 
 def cluster_centers(vectors: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:

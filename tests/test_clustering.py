@@ -1,7 +1,5 @@
 """KMeans on leaf points: sizes, reproducibility, silhouette against a direct computation."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score
@@ -11,6 +9,7 @@ from insiders_spark.clustering import (
     ClusteringError,
     collect_points,
     fit_kmeans,
+    local_optima,
     silhouette,
     weighted_kmeans,
     with_kmeans_clusters,
@@ -140,6 +139,30 @@ def test_local_solver_gives_one_answer_for_every_seed():
     assert len(answers) == 1
     (labels,) = answers
     assert labels[0] == 0 and max(labels) == 5  # numbered by first appearance
+
+
+def test_local_optima_are_distinct_single_move_optima_cheapest_first():
+    rng = np.random.default_rng(7)
+    vectors, weights = _random_points(rng, 12, leaf_like=True)
+    k = 5
+    optima = local_optima(vectors, weights, k=k, starts=300, seed=3)
+    assert len(optima) > 1  # this set has alternatives, so the ordering below is tested
+    keys = [tuple(labels.tolist()) for labels, _ in optima]
+    assert len(set(keys)) == len(keys)
+    costs = [cost for _, cost in optima]
+    assert costs == sorted(costs)
+    for labels, cost in optima:
+        assert cost == pytest.approx(_cost(vectors, weights, labels), rel=1e-9)
+        # no single point moves to another cluster (keeping k non-empty) at a lower cost
+        for i in range(len(labels)):
+            if (labels == labels[i]).sum() == 1:
+                continue
+            for other in set(range(k)) - {int(labels[i])}:
+                moved = labels.copy()
+                moved[i] = other
+                assert _cost(vectors, weights, moved) >= cost * (1 - 1e-9)
+    best, best_cost = weighted_kmeans(vectors, weights, k=k, starts=300, seed=3)
+    assert best.tolist() == list(keys[0]) and best_cost == costs[0]
 
 
 def test_local_solver_keeps_a_point_alone_rather_than_empty_a_cluster():
