@@ -108,13 +108,22 @@ def cluster_run(
     # slower on a busy 2-core machine); the result does not depend on the thread count
     with threadpool_limits(limits=1):
         fitted = fit_kmeans_to_points(run.points(), config=config.clustering, k=k, seed=run.seed, spark=spark)
+    ranked, profiles = rank_leaf_clusters(run, fitted.leaf_clusters, config=config)
+    return RunClusters(leaf_clusters=ranked, profiles=profiles, kmeans=fitted)
+
+
+def rank_leaf_clusters(
+    run: LeafRun, leaf_clusters: Mapping[int, int], *, config: Config
+) -> tuple[dict[int, int], list[ClusterProfile]]:
+    """A partition of the run's leaves (leaf -> any cluster label) as ranked clusters: each leaf's
+    rank (1 = Insiders, by mean revenue over the run's training customers) and the profiles."""
     summaries = []
-    for kmeans_cluster in sorted(set(fitted.leaf_clusters.values())):
-        sums = [run.leaf_sums[leaf] for leaf, c in fitted.leaf_clusters.items() if c == kmeans_cluster]
+    for label in sorted(set(leaf_clusters.values())):
+        sums = [run.leaf_sums[leaf] for leaf, c in leaf_clusters.items() if c == label]
         customers = sum(s[CUSTOMERS] for s in sums)
         summaries.append(
             {
-                "kmeans_cluster": kmeans_cluster,
+                "kmeans_cluster": label,
                 "customers": int(customers),
                 "revenue_total": sum(s[GROSS_REVENUE] for s in sums),
                 **{f"{name}_mean": sum(s[name] for s in sums) / customers for name in PROFILED_FEATURES},
@@ -122,11 +131,7 @@ def cluster_run(
         )
     profiles = build_profiles(summaries, insiders_name=config.segments.insiders_name)
     rank = {p.kmeans_cluster: p.cluster for p in profiles}
-    return RunClusters(
-        leaf_clusters={leaf: rank[c] for leaf, c in fitted.leaf_clusters.items()},
-        profiles=profiles,
-        kmeans=fitted,
-    )
+    return {leaf: rank[c] for leaf, c in leaf_clusters.items()}, profiles
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,22 @@ class RunAgreement:
             "insiders_jaccard": round(self.insiders_jaccard, 4),
             "insiders": self.insiders,
         }
+
+
+def agreement(run: LeafRun, reference_ranks: Mapping[int, int], run_ranks: Mapping[int, int]) -> RunAgreement:
+    """``run`` against the reference over every customer, given each one's leaf -> cluster rank."""
+    table = Contingency.from_pairs(
+        (reference_ranks[ref_leaf], run_ranks[leaf], count) for (ref_leaf, leaf), count in run.overlap.items()
+    )
+    return RunAgreement(
+        kind=run.kind,
+        seed=run.seed,
+        sample_seed=run.sample_seed,
+        training_customers=run.training_customers,
+        ari=table.adjusted_rand_index(),
+        insiders_jaccard=table.jaccard(1, 1),
+        insiders=table.other_sizes().get(1, 0),
+    )
 
 
 def _summary(values: list[float]) -> dict:
@@ -249,21 +270,7 @@ class StabilityRuns:
                 other = cluster_run(run, config=config, k=k, spark=self.spark)
             except ClusteringError as error:
                 raise ClusteringError(f"{run.describe()}: {error}") from error
-            table = Contingency.from_pairs(
-                (ref.leaf_clusters[ref_leaf], other.leaf_clusters[leaf], count)
-                for (ref_leaf, leaf), count in run.overlap.items()
-            )
-            agreements.append(
-                RunAgreement(
-                    kind=run.kind,
-                    seed=run.seed,
-                    sample_seed=run.sample_seed,
-                    training_customers=run.training_customers,
-                    ari=table.adjusted_rand_index(),
-                    insiders_jaccard=table.jaccard(1, 1),
-                    insiders=table.other_sizes().get(1, 0),
-                )
-            )
+            agreements.append(agreement(run, ref.leaf_clusters, other.leaf_clusters))
         return Stability(
             k=k,
             reference_seed=self.reference.seed,
