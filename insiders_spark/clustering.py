@@ -12,6 +12,12 @@ Two solvers minimise that objective:
 * ``mllib``: MLlib's KMeans on the same weighted points (``weightCol``), one fit per seed from
   ``seed`` to ``seed + n_init - 1``, lowest cost kept.
 
+``clustering.insiders_cap`` (off by default) makes the ``local`` solver take, of the partitions its
+starts end at (:func:`local_optima`), the cheapest whose top cluster by mean revenue holds at most
+that share of the customers: a loyalty programme of a fixed size. When the optimum already fits,
+nothing changes; when no partition found fits, the optimum stays and the quality verdict says so.
+docs/stability_alternatives.md measures it on the real log.
+
 On the real log MLlib's k-means|| initialisation lands in poor local optima on these few, heavily
 weighted points (within-cluster cost 3,486 at best over 10 seeds against 2,247 for ``local``, and a
 different answer for most seeds), so the default is ``local``; docs/embedding_study.md has the
@@ -21,7 +27,7 @@ silhouette is MLlib's ``ClusteringEvaluator`` over every customer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pyspark.ml.clustering import KMeans as MLlibKMeans
@@ -33,10 +39,11 @@ from pyspark.sql import types as T
 
 from insiders_spark.config import ClusteringConfig
 from insiders_spark.embedding import EMBEDDING
-from insiders_spark.schemas import LEAF
+from insiders_spark.schemas import GROSS_REVENUE, LEAF
 
 KMEANS_CLUSTER = "kmeans_cluster"  # KMeans' own cluster index, before ranking by revenue
 POINT_WEIGHT = "point_customers"  # customers sharing one embedding point
+POINT_REVENUE = "point_revenue"  # their gross revenue
 SILHOUETTE_DISTANCE = "squaredEuclidean"  # what MLlib's ClusteringEvaluator measures by default
 
 
@@ -51,6 +58,7 @@ class EmbeddingPoints:
     leaves: tuple[int, ...]
     vectors: np.ndarray  # one row per leaf
     customers: np.ndarray  # customers at each leaf
+    revenue: np.ndarray | None = None  # their gross revenue (what ranks clusters; needed by the cap)
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class FittedKMeans:
     runs: int
     points: int
     best_seed: int | None = None  # mllib: the seed of the winning run
+    cap: CapOutcome | None = None  # with clustering.insiders_cap
 
     def describe(self) -> dict:
         return {
@@ -70,14 +79,37 @@ class FittedKMeans:
             "points": self.points,
             "cost": round(self.cost, 6),
             **({"best_seed": self.best_seed} if self.best_seed is not None else {}),
+            **({"insiders_cap": self.cap.describe()} if self.cap is not None else {}),
+        }
+
+
+@dataclass(frozen=True)
+class CapOutcome:
+    """What ``clustering.insiders_cap`` did to one fit."""
+
+    cap: float  # the largest share of customers the top cluster may hold
+    optimum_top_share: float  # the top cluster's share in the cheapest partition
+    binding: bool  # the optimum's top cluster was larger, so a costlier partition was taken
+    fits: bool  # the partition taken has its top cluster within the cap
+    cost_over_optimum: float  # the partition's cost / the optimum's - 1
+
+    def describe(self) -> dict:
+        return {
+            "cap": self.cap,
+            "optimum_top_share": round(self.optimum_top_share, 6),
+            "binding": self.binding,
+            "fits": self.fits,
+            "cost_over_optimum": round(self.cost_over_optimum, 6),
         }
 
 
 def collect_points(embedded: DataFrame) -> EmbeddingPoints:
     """Group customers by leaf (one small aggregation; at most 2^max_depth rows come back)."""
+    has_revenue = GROSS_REVENUE in embedded.columns
+    revenue = [F.sum(GROSS_REVENUE).cast(T.DoubleType()).alias(POINT_REVENUE)] if has_revenue else []
     rows = (
         embedded.groupBy(LEAF)
-        .agg(F.first(EMBEDDING).alias(EMBEDDING), F.count(F.lit(1)).alias(POINT_WEIGHT))
+        .agg(F.first(EMBEDDING).alias(EMBEDDING), F.count(F.lit(1)).alias(POINT_WEIGHT), *revenue)
         .orderBy(LEAF)
         .collect()
     )
@@ -85,6 +117,7 @@ def collect_points(embedded: DataFrame) -> EmbeddingPoints:
         leaves=tuple(int(r[LEAF]) for r in rows),
         vectors=np.array([r[EMBEDDING].toArray() for r in rows]),
         customers=np.array([float(r[POINT_WEIGHT]) for r in rows]),
+        revenue=np.array([float(r[POINT_REVENUE]) for r in rows]) if has_revenue else None,
     )
 
 
@@ -122,11 +155,19 @@ def fit_kmeans_to_points(
             f"the embedding has only {len(points.leaves)} distinct points (occupied tree leaves) for "
             f"k={k} clusters; lower --k or let the tree grow (embedding.max_depth, embedding.min_leaf_share)"
         )
-    best_seed = None
+    best_seed, cap = None, None
     if config.solver == "mllib":
         if spark is None:
             raise ValueError("clustering.solver = 'mllib' needs a SparkSession")
         centers, best_seed = _mllib_centers(spark, points, config=config, k=k, seed=seed)
+    elif config.insiders_cap > 0:
+        if points.revenue is None:
+            raise ValueError("clustering.insiders_cap needs each point's revenue (a gross_revenue column)")
+        optima = local_optima(
+            points.vectors, points.customers, k=k, starts=config.n_init, seed=seed, max_moves=_max_moves(config, points)
+        )
+        labels, cap = capped_partition(optima, points.customers, points.revenue, k=k, cap=config.insiders_cap)
+        centers = cluster_centers(points.vectors, points.customers, labels, k)
     else:
         centers = _local_centers(points, config=config, k=k, seed=seed)
     labels = nearest_center(points.vectors, centers)
@@ -141,14 +182,45 @@ def fit_kmeans_to_points(
         runs=config.n_init,
         points=len(points.leaves),
         best_seed=best_seed,
+        cap=cap,
     )
+
+
+def _max_moves(config: ClusteringConfig, points: EmbeddingPoints) -> int:
+    return config.max_iter * len(points.leaves)
 
 
 def _local_centers(points: EmbeddingPoints, *, config: ClusteringConfig, k: int, seed: int) -> np.ndarray:
     labels, _ = weighted_kmeans(
-        points.vectors, points.customers, k=k, starts=config.n_init, seed=seed, max_moves=config.max_iter * len(points.leaves)
+        points.vectors, points.customers, k=k, starts=config.n_init, seed=seed, max_moves=_max_moves(config, points)
     )
     return cluster_centers(points.vectors, points.customers, labels, k)
+
+
+def top_cluster_share(labels: np.ndarray, customers: np.ndarray, revenue: np.ndarray, k: int) -> float:
+    """The share of customers in the cluster with the highest mean revenue (the Insiders-to-be;
+    ties go to the lower label, as ``profiles.build_profiles`` ranks them)."""
+    sizes = np.bincount(labels, weights=customers, minlength=k)
+    totals = np.bincount(labels, weights=revenue, minlength=k)
+    means = np.where(sizes > 0, totals / np.where(sizes > 0, sizes, 1.0), -np.inf)
+    return float(sizes[int(np.argmax(means))] / customers.sum())
+
+
+def capped_partition(
+    optima: list[tuple[np.ndarray, float]], customers: np.ndarray, revenue: np.ndarray, *, k: int, cap: float
+) -> tuple[np.ndarray, CapOutcome]:
+    """Of ``optima`` (``local_optima``: cheapest first), the cheapest whose top cluster holds at
+    most ``cap`` of the customers; the cheapest of all when none does."""
+    best_labels, best_cost = optimum(optima)
+    best_share = top_cluster_share(best_labels, customers, revenue, k)
+    outcome = CapOutcome(cap=cap, optimum_top_share=best_share, binding=False, fits=best_share <= cap, cost_over_optimum=0.0)
+    if outcome.fits:
+        return best_labels, outcome
+    for labels, cost in optima:
+        if top_cluster_share(labels, customers, revenue, k) <= cap:
+            over = cost / best_cost - 1 if best_cost > 0 else 0.0
+            return labels, replace(outcome, binding=True, fits=True, cost_over_optimum=over)
+    return best_labels, outcome
 
 
 def weighted_kmeans(
@@ -165,7 +237,11 @@ def weighted_kmeans(
     the partition with the smallest canonical labelling wins, so the answer does not depend on the
     seed once the optimum is found.
     """
-    optima = local_optima(vectors, weights, k=k, starts=starts, seed=seed, max_moves=max_moves)
+    return optimum(local_optima(vectors, weights, k=k, starts=starts, seed=seed, max_moves=max_moves))
+
+
+def optimum(optima: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, float]:
+    """The lowest cost of ``local_optima``; among costs equal to 1e-9, the smallest canonical labelling."""
     lowest = optima[0][1]
     tied = [labels for labels, cost in optima if cost <= lowest * (1 + 1e-9) + 1e-12]
     return min(tied, key=lambda labels: labels.tolist()), lowest

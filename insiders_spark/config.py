@@ -99,6 +99,7 @@ class ClusteringConfig:
     max_iter: int = 100
     tol: float = 1e-6
     init_steps: int = 2
+    insiders_cap: float = 0.0  # > 0: the top cluster holds at most this share of customers (clustering.capped_partition)
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,12 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"embedding.max_depth = {config.embedding.max_depth}: must be at least 1")
     if not 0.0 <= config.embedding.min_leaf_share < 0.5:
         raise ConfigError(f"embedding.min_leaf_share = {config.embedding.min_leaf_share}: expected 0 <= share < 0.5")
+    if not 0.0 <= config.clustering.insiders_cap < 1.0:
+        raise ConfigError(
+            f"clustering.insiders_cap = {config.clustering.insiders_cap}: expected 0 (off) or a share below 1"
+        )
+    if config.clustering.insiders_cap > 0 and config.clustering.solver != "local":
+        raise ConfigError("clustering.insiders_cap works with clustering.solver = 'local' only")
     if config.clustering.n_init < 1:
         raise ConfigError(f"clustering.n_init = {config.clustering.n_init}: at least one KMeans run is needed")
     shares = {"quarantine.max_share": config.quarantine.max_share} | {

@@ -77,6 +77,7 @@ def describe(model: SegmentationModel, *, version: str, as_of: dt.date, run_date
             "runs": kmeans.runs,
             "points": kmeans.points,
             "best_seed": kmeans.best_seed,
+            "insiders_cap": kmeans.cap.describe() if kmeans.cap else None,  # a record; scoring uses leaf_clusters
         },
         "profiles": [dataclasses.asdict(p) for p in model.profiles],
     }

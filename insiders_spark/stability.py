@@ -85,6 +85,7 @@ class LeafRun:
             leaves=leaves,
             vectors=np.array([vectors[leaf].toArray() for leaf in leaves]),
             customers=np.array([float(self.leaf_sums[leaf][CUSTOMERS]) for leaf in leaves]),
+            revenue=np.array([float(self.leaf_sums[leaf][GROSS_REVENUE]) for leaf in leaves]),
         )
 
 

@@ -7,6 +7,7 @@ from sklearn.metrics import silhouette_score
 from insiders_spark.clustering import (
     KMEANS_CLUSTER,
     ClusteringError,
+    capped_partition,
     collect_points,
     fit_kmeans,
     local_optima,
@@ -17,6 +18,7 @@ from insiders_spark.clustering import (
 from insiders_spark.config import ClusteringConfig
 from insiders_spark.embedding import EMBEDDING
 from pyspark.ml.linalg import Vectors
+from pyspark.sql import functions as F
 
 
 def _embedded(spark):
@@ -153,14 +155,7 @@ def test_local_optima_are_distinct_single_move_optima_cheapest_first():
     assert costs == sorted(costs)
     for labels, cost in optima:
         assert cost == pytest.approx(_cost(vectors, weights, labels), rel=1e-9)
-        # no single point moves to another cluster (keeping k non-empty) at a lower cost
-        for i in range(len(labels)):
-            if (labels == labels[i]).sum() == 1:
-                continue
-            for other in set(range(k)) - {int(labels[i])}:
-                moved = labels.copy()
-                moved[i] = other
-                assert _cost(vectors, weights, moved) >= cost * (1 - 1e-9)
+        assert _single_move_optimal(vectors, weights, labels, k, cost)
     best, best_cost = weighted_kmeans(vectors, weights, k=k, starts=300, seed=3)
     assert best.tolist() == list(keys[0]) and best_cost == costs[0]
 
@@ -172,3 +167,99 @@ def test_local_solver_keeps_a_point_alone_rather_than_empty_a_cluster():
     assert sorted(labels.tolist()) == [0, 1, 2, 3] and cost == 0.0
     with pytest.raises(ClusteringError, match="4 points into 5"):
         weighted_kmeans(vectors, np.ones(4), k=5, starts=3, seed=0)
+
+
+# --- the size cap on the top cluster (clustering.insiders_cap) -------------------------------
+
+
+def _single_move_optimal(vectors, weights, labels, k, cost) -> bool:
+    """No single point moves to another cluster (keeping k non-empty) at a lower cost."""
+    for i in range(len(labels)):
+        if (labels == labels[i]).sum() == 1:
+            continue
+        for other in set(range(k)) - {int(labels[i])}:
+            moved = labels.copy()
+            moved[i] = other
+            if _cost(vectors, weights, moved) < cost * (1 - 1e-9):
+                return False
+    return True
+
+
+def _top_share(labels, weights, revenue) -> float:
+    clusters = np.unique(labels)
+    means = [revenue[labels == c].sum() / weights[labels == c].sum() for c in clusters]
+    top = clusters[int(np.argmax(means))]
+    return float(weights[labels == top].sum() / weights.sum())
+
+
+def test_cap_takes_the_cheapest_single_move_optimum_whose_top_cluster_fits():
+    binding = 0
+    for case in range(40):
+        rng = np.random.default_rng(case)
+        vectors, weights = _random_points(rng, int(rng.integers(6, 9)), leaf_like=case % 2 == 1)
+        k = int(rng.integers(2, min(5, len(vectors))))
+        revenue = weights * rng.lognormal(0.0, 1.5, size=len(weights))
+        optima = local_optima(vectors, weights, k=k, starts=300, seed=case)
+        cap = 0.7 * _top_share(optima[0][0], weights, revenue)
+        labels, outcome = capped_partition(optima, weights, revenue, k=k, cap=cap)
+        # independently: every partition no single move improves, the cheapest whose top cluster fits
+        fitting = [
+            cost
+            for candidate in _partitions(len(vectors), k)
+            if _top_share(candidate, weights, revenue) <= cap
+            and _single_move_optimal(vectors, weights, candidate, k, cost := _cost(vectors, weights, candidate))
+        ]
+        if not fitting:
+            assert not outcome.fits and not outcome.binding
+            continue
+        assert outcome.fits and outcome.binding and _top_share(labels, weights, revenue) <= cap
+        assert _cost(vectors, weights, labels) == pytest.approx(min(fitting), rel=1e-9)
+        assert outcome.cost_over_optimum == pytest.approx(_cost(vectors, weights, labels) / optima[0][1] - 1, abs=1e-9)
+        binding += 1
+    assert binding >= 5  # the cap changed the answer often enough for the comparison to mean something
+
+
+def test_cap_leaves_a_fitting_optimum_alone():
+    rng = np.random.default_rng(3)
+    vectors, weights = _random_points(rng, 8, leaf_like=False)
+    optima = local_optima(vectors, weights, k=3, starts=200, seed=1)
+    labels, outcome = capped_partition(optima, weights, weights * 2.0, k=3, cap=0.99)
+    assert labels.tolist() == weighted_kmeans(vectors, weights, k=3, starts=200, seed=1)[0].tolist()
+    assert outcome.fits and not outcome.binding and outcome.cost_over_optimum == 0.0
+
+
+def _revenue_points(spark):
+    """Seven points, 5-39 customers each, spending 1-100 apiece; at k = 3 the cheapest partition's
+    top cluster holds 58% of the customers."""
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(7, 2))
+    customers = rng.integers(5, 40, size=7)
+    spend = rng.choice([1.0, 5.0, 20.0, 100.0], size=7)
+    rows, customer = [], 0
+    for leaf in range(7):
+        for _ in range(int(customers[leaf])):
+            rows.append((customer, leaf, Vectors.dense(vectors[leaf].tolist()), float(spend[leaf])))
+            customer += 1
+    return spark.createDataFrame(rows, ["customer_id", "leaf", EMBEDDING, "gross_revenue"]), customers * spend
+
+
+def _top_cluster_share_of(clustered) -> float:
+    sizes = clustered.groupBy(KMEANS_CLUSTER).agg(F.count("*").alias("n"), F.avg("gross_revenue").alias("mean")).collect()
+    top = max(sizes, key=lambda r: r["mean"])
+    return top["n"] / sum(r["n"] for r in sizes)
+
+
+def test_cap_through_spark_keeps_the_top_cluster_within_the_share(spark):
+    embedded, revenue = _revenue_points(spark)
+    points = collect_points(embedded)
+    assert points.revenue.tolist() == pytest.approx(revenue.tolist())
+    free = fit_kmeans(embedded, config=ClusteringConfig(), k=3, seed=1)
+    capped = fit_kmeans(embedded, config=ClusteringConfig(insiders_cap=0.3), k=3, seed=1)
+    assert _top_cluster_share_of(with_kmeans_clusters(embedded, free)) > 0.5
+    assert _top_cluster_share_of(with_kmeans_clusters(embedded, capped)) <= 0.3
+    assert capped.cost > free.cost and free.cap is None
+    described = capped.describe()["insiders_cap"]
+    assert described["binding"] and described["fits"] and described["optimum_top_share"] > 0.5
+    assert described["cost_over_optimum"] == pytest.approx(capped.cost / free.cost - 1, abs=1e-6)
+    with pytest.raises(ValueError, match="revenue"):
+        fit_kmeans(embedded.drop("gross_revenue"), config=ClusteringConfig(insiders_cap=0.3), k=3, seed=1)

@@ -58,6 +58,11 @@ def test_wrong_types_and_choices_are_refused(conf):
         load_config(conf, "dev", overrides={"embedding.encoding": "onehot"}, environ={})
     with pytest.raises(ConfigError, match=r"clustering\.k = 1"):
         load_config(conf, "dev", overrides={"clustering.k": 1}, environ={})
+    with pytest.raises(ConfigError, match=r"clustering\.insiders_cap = 1\.0"):
+        load_config(conf, "dev", overrides={"clustering.insiders_cap": 1.0}, environ={})
+    with pytest.raises(ConfigError, match=r"insiders_cap works with clustering\.solver = 'local' only"):
+        load_config(conf, "dev", overrides={"clustering.insiders_cap": 0.1, "clustering.solver": "mllib"}, environ={})
+    assert load_config(conf, "dev", overrides={"clustering.insiders_cap": 0.1}, environ={}).clustering.insiders_cap == 0.1
 
 
 def test_missing_profile_and_bad_spark_key(conf):
