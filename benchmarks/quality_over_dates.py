@@ -53,6 +53,21 @@ def measure(features, *, config, customers: int, targets: QualityTargets) -> dic
     }
 
 
+def over_dates(spark, base, settings: list[str]):
+    """For each as-of date of ``DATES`` and each split_grid setting: (date, customers with
+    purchases, setting, its config, the cached features as of that date), released after the date."""
+    configs = {s: load_config(env="test", overrides={"input.path": base.input.path, "embedding.split_grid": s}) for s in settings}
+    for as_of in DATES:
+        table = pipeline.prepare_customers(spark, base, as_of=as_of)
+        features = table.features().cache()
+        try:
+            for setting in settings:
+                yield as_of, table.summary.with_purchases, setting, configs[setting], features
+        finally:
+            features.unpersist()
+            table.unpersist()
+
+
 def render(rows: list[dict], settings: list[str], meta: dict) -> str:
     lines = [
         "# The segmentation targets over the year",
@@ -93,25 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     start_study()
 
     settings = [s for s in args.settings.split(",") if s]
-    configs = {s: load_config(env="test", overrides={"input.path": args.input, "embedding.split_grid": s}) for s in settings}
-    base = configs[settings[0]]
+    base = load_config(env="test", overrides={"input.path": args.input, "embedding.split_grid": settings[0]})
     targets = QualityTargets.from_config(base.quality)
     spark = build_spark_session("insiders-quality-over-dates", base.spark)
     started = time.perf_counter()
     rows = []
     try:
-        for as_of in DATES:
-            table = pipeline.prepare_customers(spark, base, as_of=as_of)
-            features = table.features().cache()
-            try:
-                for setting in settings:
-                    result = measure(features, config=configs[setting], customers=table.summary.with_purchases, targets=targets)
-                    rows.append({"as_of": as_of.isoformat(), "customers": table.summary.with_purchases,
-                                 "split_grid": setting, "result": result})
-                    logging.info("%s", json.dumps(rows[-1]))
-            finally:
-                features.unpersist()
-                table.unpersist()
+        for as_of, customers, setting, config, features in over_dates(spark, base, settings):
+            result = measure(features, config=config, customers=customers, targets=targets)
+            rows.append({"as_of": as_of.isoformat(), "customers": customers, "split_grid": setting, "result": result})
+            logging.info("%s", json.dumps(rows[-1]))
         meta = {"spark": spark.version, "master": spark.sparkContext.master,
                 "minutes": (time.perf_counter() - started) / 60, "date": dt.date.today().isoformat()}
     finally:

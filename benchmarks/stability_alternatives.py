@@ -46,7 +46,7 @@ from insiders_spark.schemas import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from insiders_spark.session import build_spark_session
 from insiders_spark.stability import BOOTSTRAP, agreement, fit_stability_runs, rank_leaf_clusters
 from embedding_study import SEED_VALUE, STUDY_K, leaf_study
-from quality_over_dates import DATES, measure
+from quality_over_dates import measure, over_dates
 from real_log_study import DEFAULT_INPUT, start_study
 
 log = logging.getLogger("stability_alternatives")
@@ -146,37 +146,20 @@ def _strip(result: dict) -> dict:
 
 def cap_over_dates(spark, base, *, targets: QualityTargets, grids: list[str]) -> list[dict]:
     rows = []
-    for as_of in DATES:
-        table = pipeline.prepare_customers(spark, base, as_of=as_of)
-        features = table.features().cache()
-        try:
-            for grid in grids:
-                config = load_config(env="test", overrides={"input.path": base.input.path, "embedding.split_grid": grid})
-                runs = fit_stability_runs(features, config=config, customers=table.summary.with_purchases,
-                                          seed=SEED_VALUE, seeds=1, bootstraps=0)
-                rows.append({"as_of": as_of.isoformat(), "split_grid": grid,
-                             **_strip(capped_run(runs.reference, config=config, targets=targets))})
-                log.info("%s", json.dumps(rows[-1]))
-        finally:
-            features.unpersist()
-            table.unpersist()
+    for as_of, customers, grid, config, features in over_dates(spark, base, grids):
+        runs = fit_stability_runs(features, config=config, customers=customers, seed=SEED_VALUE, seeds=1, bootstraps=0)
+        rows.append({"as_of": as_of.isoformat(), "split_grid": grid,
+                     **_strip(capped_run(runs.reference, config=config, targets=targets))})
+        log.info("%s", json.dumps(rows[-1]))
     return rows
 
 
 def grids_over_dates(spark, base, *, targets: QualityTargets, grids: list[str]) -> list[dict]:
     rows = []
-    for as_of in DATES:
-        table = pipeline.prepare_customers(spark, base, as_of=as_of)
-        features = table.features().cache()
-        try:
-            for grid in grids:
-                config = load_config(env="test", overrides={"input.path": base.input.path, "embedding.split_grid": grid})
-                result = measure(features, config=config, customers=table.summary.with_purchases, targets=targets)
-                rows.append({"as_of": as_of.isoformat(), "split_grid": grid, **result})
-                log.info("%s", json.dumps(rows[-1]))
-        finally:
-            features.unpersist()
-            table.unpersist()
+    for as_of, customers, grid, config, features in over_dates(spark, base, grids):
+        result = measure(features, config=config, customers=customers, targets=targets)
+        rows.append({"as_of": as_of.isoformat(), "split_grid": grid, **result})
+        log.info("%s", json.dumps(rows[-1]))
     return rows
 
 
