@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from insiders_spark.config import ConfigError, load_config
+from insiders_spark.launch import ARCHIVE_SYNTHETIC_LINES
 
 log = logging.getLogger("insiders_spark")
 
@@ -107,6 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument("--output", help="output folder or URI (default: ./output)")
     registry.add_argument("--env", default="local")
     registry.add_argument("--conf-dir")
+    archive = commands.add_parser(
+        "class-archive",
+        help="make the JVM class archive that shortens local runs' start (launch.class_archive)",
+        description="Run the job once on a small log in a JVM that writes the classes it loads to a "
+        "class-data sharing archive; runs that name it in launch.class_archive start faster. Make it "
+        "again after upgrading Java or pyspark (the JVM then says it cannot use the old one).",
+    )
+    archive.add_argument("--archive", help="where to write it (default: launch.class_archive of the profile)")
+    archive.add_argument(
+        "--input",
+        help="a sample of your log, so the archive holds its reader's classes too (default: a "
+        f"{ARCHIVE_SYNTHETIC_LINES:,}-line synthetic log)",
+    )
+    archive.add_argument("--env", default="local", help="configuration profile in conf/ (default: local)")
+    archive.add_argument("--conf-dir")
     return parser
 
 
@@ -142,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_USAGE
             config = load_config(args.conf_dir, args.env, overrides={"output.path": args.output})
             return manage_models(config, args.action, args.version)
+        if args.command == "class-archive":
+            return make_class_archive(args)
         config = load_config(args.conf_dir, args.env, overrides=overrides_from(args))
     except ConfigError as error:
         print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
@@ -169,7 +187,7 @@ def run_job(
 ) -> int:
     from pyspark.sql import SparkSession
 
-    from insiders_spark import pipeline
+    from insiders_spark import launch, pipeline
     from insiders_spark.errors import explain
     from insiders_spark.progress import configure_logging
     from insiders_spark.session import build_spark_session
@@ -177,9 +195,17 @@ def run_job(
     configure_logging(config.job.log_level)
     spark = None
     already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
+    java_options: tuple[str, ...] = ()
+    if not (already_running or launched_by_spark_submit):
+        plan = launch.plan_launch(config)
+        log.info(plan.describe())
+        java_options = plan.java_options
     try:
         spark = build_spark_session(
-            config.job.app_name, config.spark, launched_by_spark_submit=launched_by_spark_submit
+            config.job.app_name,
+            config.spark,
+            launched_by_spark_submit=launched_by_spark_submit,
+            java_options=java_options,
         )
         result = pipeline.run(spark, config, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version)
     except Exception as error:  # every failure ends as one clear message and a non-zero status
@@ -203,6 +229,39 @@ def run_job(
         result.metrics["clustering"]["silhouette"],
         config.output.path,
     )
+    return EXIT_OK
+
+
+def make_class_archive(args: argparse.Namespace) -> int:
+    """``class-archive``: run the job once on a small log and keep the classes its JVM loaded."""
+    import tempfile
+
+    from insiders_spark import launch
+    from insiders_spark.errors import explain
+    from insiders_spark.progress import configure_logging
+
+    try:
+        profile = load_config(args.conf_dir, args.env)
+        target = args.archive or profile.launch.class_archive
+        if not target:
+            raise ConfigError(f"no archive path: give --archive PATH or set launch.class_archive in the {args.env} profile")
+    except ConfigError as error:
+        print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(profile.job.log_level)
+    with tempfile.TemporaryDirectory(prefix="insiders-class-archive-") as scratch:
+        overrides = {
+            "input.path": args.input or "",
+            "synthetic.lines": ARCHIVE_SYNTHETIC_LINES,
+            "output.path": scratch,
+        }
+        config = load_config(args.conf_dir, args.env, overrides=overrides)
+        try:
+            result = launch.write_class_archive(config, target)
+        except Exception as error:
+            print(f"insiders-spark: error: {explain(error)}", file=sys.stderr)
+            return EXIT_FAILED
+    log.info("class archive: %s (%.0f MiB, made in %.0f s)", result.path, result.bytes / 2**20, result.seconds)
     return EXIT_OK
 
 

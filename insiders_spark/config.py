@@ -151,6 +151,14 @@ class RefreshConfig:
 
 
 @dataclass(frozen=True)
+class LaunchConfig:
+    """The driver JVM's start when Python starts it (local runs): ``insiders_spark.launch``."""
+
+    class_archive: str = ""  # a class-data sharing archive (insiders-spark class-archive); "" = none
+    quick_jit_max_bytes: int = 0  # inputs up to this size run with the quick JIT only; 0 = never
+
+
+@dataclass(frozen=True)
 class Config:
     env: str = "local"
     job: JobConfig = field(default_factory=JobConfig)
@@ -166,6 +174,7 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
     spark: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -413,6 +422,8 @@ def _validate(config: Config) -> None:
             dt.date.fromisoformat(config.backtest.cutoff)
         except ValueError:
             raise ConfigError(f"backtest.cutoff = {config.backtest.cutoff!r}: expected a date, YYYY-MM-DD") from None
+    if config.launch.quick_jit_max_bytes < 0:
+        raise ConfigError(f"launch.quick_jit_max_bytes = {config.launch.quick_jit_max_bytes}: 0 (never) or a size in bytes")
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")
 

@@ -6,7 +6,7 @@ No master is chosen here: local profiles set ``spark.master`` in their TOML, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -23,6 +23,7 @@ def build_spark_session(
     log4j_config: str | Path | None = None,
     *,
     launched_by_spark_submit: bool = False,
+    java_options: Sequence[str] = (),
 ) -> SparkSession:
     """Create (or reuse) the session with every setting from ``spark_conf``.
 
@@ -30,17 +31,22 @@ def build_spark_session(
     ``spark-submit`` (``launched_by_spark_submit``) the JVM is already running with the profile's
     settings (scripts/submit.sh passes them as ``--conf``, and the log4j file) plus whatever the
     person submitting added: those win, and only keys spark-submit did not set are applied here.
+
+    ``java_options`` (``insiders_spark.launch``) are added to the driver's JVM options when Python
+    starts the JVM; a JVM that is already running (spark-submit's, a notebook's) cannot take them.
     """
     builder = SparkSession.builder.appName(app_name)
     settings = dict(spark_conf)
     if launched_by_spark_submit:
         settings = {key: value for key, value in settings.items() if key not in _launcher_settings()}
     else:
+        options = [settings.get("spark.driver.extraJavaOptions", ""), *java_options]
         log4j = Path(log4j_config) if log4j_config else default_conf_dir() / LOG4J_FILE
         if isinstance(log4j, Path) and log4j.is_file():
-            option = f"-Dlog4j2.configurationFile={log4j.resolve().as_uri()}"
-            existing = settings.get("spark.driver.extraJavaOptions", "")
-            settings["spark.driver.extraJavaOptions"] = f"{existing} {option}".strip()
+            options.append(f"-Dlog4j2.configurationFile={log4j.resolve().as_uri()}")
+        joined = " ".join(option for option in options if option)
+        if joined:
+            settings["spark.driver.extraJavaOptions"] = joined
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

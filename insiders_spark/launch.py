@@ -1,0 +1,160 @@
+"""How the driver JVM is started when Python starts it (local runs): a cold start costs less.
+
+A run on a small input spends most of its time starting the JVM, loading classes and compiling
+code it runs once; two standard JVM features cut that, chosen per run from ``[launch]``:
+
+- a **class-data sharing archive** (AppCDS): the classes a run loads, parsed and verified once
+  and mapped from one file at start-up. ``write_class_archive`` (``insiders-spark
+  class-archive``) makes it by running the job on a small log in a JVM that dumps its classes on
+  exit. The archive belongs to the Java build and the class path it was made with: after an
+  upgrade of either, the JVM says it cannot use it and starts as before (make a new one).
+- the **quick JIT** (``-XX:TieredStopAtLevel=1``, the client compiler only) for inputs up to
+  ``quick_jit_max_bytes``: it compiles far less, which a short run gains and a long one loses
+  (measured in benchmarks/README.md).
+
+Under ``spark-submit`` the JVM is already running: none of this applies.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+QUICK_JIT_OPTION = "-XX:TieredStopAtLevel=1"
+# The embedded synthetic log has no file to measure: it counts as its lines times the parquet
+# size of a line of the benchmark's logs (15.7 MB per million lines).
+SYNTHETIC_BYTES_PER_LINE = 16
+# The lines of the synthetic log an archive is made from when no sample input is given: enough
+# for every step of the job (tree, KMeans, stability runs, report) to run, so their classes load.
+ARCHIVE_SYNTHETIC_LINES = 20_000
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """The JVM options of one run and why."""
+
+    java_options: tuple[str, ...]
+    input_bytes: int | None  # None: not a local input (or nothing matches; the read will say so)
+    quick_jit: bool
+    class_archive: str | None  # the archive passed to the JVM (it exists)
+
+    def describe(self) -> str:
+        size = "unknown" if self.input_bytes is None else f"{self.input_bytes / 2**20:,.1f} MiB"
+        archive = self.class_archive or "none"
+        return f"driver JVM: input {size}, quick JIT {'on' if self.quick_jit else 'off'}, class archive {archive}"
+
+
+def local_input_bytes(path: str) -> int | None:
+    """The size of a local input (file, folder read recursively, or glob) as the job reads it.
+
+    Hidden and underscore-prefixed names are skipped, as the reader skips them. ``None`` for a
+    remote URI (``s3a://``, ``hdfs://``...) or a path that matches nothing.
+    """
+    parsed = urlparse(path)
+    if parsed.scheme == "file":
+        path = parsed.path
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        return None
+    matches = glob.glob(os.path.expanduser(path))
+    if not matches:
+        return None
+    total = 0
+    for match in matches:
+        if os.path.isdir(match):
+            for root, folders, files in os.walk(match):
+                folders[:] = [name for name in folders if _is_data_name(name)]
+                total += sum(os.path.getsize(os.path.join(root, name)) for name in files if _is_data_name(name))
+        elif _is_data_name(os.path.basename(match)):
+            total += os.path.getsize(match)
+    return total
+
+
+def _is_data_name(name: str) -> bool:
+    return not (name.startswith("_") or name.startswith("."))
+
+
+def input_bytes(config) -> int | None:
+    """The input's size for the launch decision: the files', or the synthetic log's estimate."""
+    if not config.input.path:
+        return config.synthetic.lines * SYNTHETIC_BYTES_PER_LINE
+    return local_input_bytes(config.input.path)
+
+
+def _quick_jit(config, size: int | None) -> bool:
+    limit = config.launch.quick_jit_max_bytes
+    return limit > 0 and size is not None and size <= limit
+
+
+def plan_launch(config) -> LaunchPlan:
+    """The driver JVM options for ``config`` (``[launch]``) and its input."""
+    size = input_bytes(config)
+    quick = _quick_jit(config, size)
+    options: list[str] = []
+    archive = None
+    if config.launch.class_archive:
+        candidate = Path(config.launch.class_archive).expanduser().resolve()
+        if candidate.is_file():
+            archive = str(candidate)
+            options.append(f"-XX:SharedArchiveFile={archive}")
+        else:
+            log.warning(
+                "launch.class_archive %s does not exist: starting without it (make it with "
+                "'insiders-spark class-archive')", candidate
+            )
+    if quick:
+        options.append(QUICK_JIT_OPTION)
+    return LaunchPlan(java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive)
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    path: Path
+    bytes: int
+    seconds: float
+
+
+def write_class_archive(config, archive: str | Path) -> ArchiveResult:
+    """Run the job once (``config``: its input, output and profile) in a JVM that writes the
+    classes it loaded to ``archive`` when it exits; wait for that exit, then move the file into
+    place in one step, so a run starting meanwhile sees the old archive or the new one, never half.
+
+    Call it in a process that has not started a JVM yet (the CLI command does).
+    """
+    from pyspark import SparkContext
+
+    from insiders_spark import pipeline
+    from insiders_spark.session import build_spark_session
+
+    if SparkContext._gateway is not None:
+        raise RuntimeError("a JVM is already running in this process: the archive needs a fresh one")
+    target = Path(archive).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    started = time.monotonic()
+    # -Xlog: the dump lists every class it skips (signed jars, generated classes) as a warning
+    dump = [f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds*=error"]
+    if _quick_jit(config, input_bytes(config)):
+        dump.append(QUICK_JIT_OPTION)
+    spark = build_spark_session(config.job.app_name, config.spark, java_options=dump)
+    try:
+        pipeline.run(spark, config, run_date=None, as_of=None)
+    finally:
+        spark.stop()
+        gateway = SparkContext._gateway
+        if gateway is not None and getattr(gateway, "proc", None) is not None:
+            gateway.proc.stdin.close()  # the JVM exits when its stdin closes, and dumps on exit
+            gateway.proc.wait(timeout=600)
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+    if not partial.is_file() or partial.stat().st_size == 0:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"the JVM wrote no class archive to {partial}")
+    os.replace(partial, target)
+    return ArchiveResult(path=target, bytes=target.stat().st_size, seconds=time.monotonic() - started)
