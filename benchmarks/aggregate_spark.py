@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from insiders_spark import pipeline
+from insiders_spark import launch, pipeline
 from insiders_spark.config import load_config
 from insiders_spark.progress import configure_logging
 from insiders_spark.session import build_spark_session
@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     durations: dict[str, float] = {}
 
-    spark = build_spark_session(f"{config.job.app_name}-aggregate", config.spark)
+    # the JVM starts as the job's does (class archive, quick JIT for small inputs)
+    spark = build_spark_session(
+        f"{config.job.app_name}-aggregate", config.spark, java_options=launch.plan_launch(config).java_options
+    )
     try:
         durations["session"] = round(time.perf_counter() - started, 3)
         mark = time.perf_counter()

@@ -22,6 +22,7 @@ from aggregate_spark import step_arguments, write_metrics  # benchmarks/: this s
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from insiders_spark import launch
 from insiders_spark.config import load_config
 from insiders_spark.schemas import RAW_PARQUET_SCHEMA
 from insiders_spark.session import build_spark_session
@@ -43,11 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = step_arguments(__doc__.splitlines()[0], argv)
 
-    config = load_config(args.conf_dir, args.env)
+    config = load_config(args.conf_dir, args.env, overrides={"input.path": args.input})
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     durations: dict[str, float] = {}
-    spark = build_spark_session(f"{config.job.app_name}-floor", config.spark)
+    # the JVM starts as the job's does (class archive, quick JIT for small inputs)
+    spark = build_spark_session(
+        f"{config.job.app_name}-floor", config.spark, java_options=launch.plan_launch(config).java_options
+    )
     try:
         durations["session"] = round(time.perf_counter() - started, 3)
         mark = time.perf_counter()

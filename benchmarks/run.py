@@ -45,6 +45,7 @@ ENGINES = ("spark", "spark_aggregate", "spark_floor", "pandas", "duckdb")
 SPARK_STEPS = {"spark_aggregate": "aggregate_spark.py", "spark_floor": "floor_spark.py"}  # a step of Spark alone
 SPARK_ENGINES = frozenset({"spark", *SPARK_STEPS})  # they take the Spark profile
 GIB = 2**30
+ARCHIVE_SAMPLE_LINES = 30_000  # the log the JVM class archive is made from (ensure_class_archive)
 
 # targets of issue 6: (size in lines, threshold)
 P1_LINES, P1_MAX_RATIO = 50_000_000, 3.0  # spark read + aggregation / DuckDB's
@@ -233,6 +234,31 @@ def spark_conf_args(env_name: str, run_dir: Path) -> list[str]:
     shutil.copy(packaged / f"{BASE_PROFILE}.toml", folder / f"{BASE_PROFILE}.toml")
     shutil.copy(proposal, folder / f"{env_name}.toml")
     return ["--env", env_name, "--conf-dir", str(folder)]
+
+
+def ensure_class_archive(spark_args: list[str], env: dict[str, str], log_path: Path) -> dict:
+    """Make the profile's JVM class archive (``launch.class_archive``) if it is missing.
+
+    A one-off preparation, like installing the jars, not part of any measured run: every Spark
+    run then starts from it, as a deployed job would. Made from the smallest generated log.
+    """
+    from insiders_spark.config import load_config
+
+    options = dict(zip(spark_args[::2], spark_args[1::2]))
+    config = load_config(options.get("--conf-dir"), options["--env"])
+    if not config.launch.class_archive:
+        return {"class_archive": None}
+    archive = PROJECT_ROOT / config.launch.class_archive
+    if archive.is_file():
+        return {"class_archive": str(archive), "made_s": None}
+    sample = generate.ensure_log(ARCHIVE_SAMPLE_LINES, generate.DEFAULT_DATA_DIR)
+    command = [sys.executable, "-m", "insiders_spark.cli", "class-archive", *spark_args, "--input", str(sample)]
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"could not make the class archive {archive}: see {log_path}")
+    return {"class_archive": str(archive), "made_s": round(time.perf_counter() - started, 1)}
 
 
 def engine_command(engine: str, data: Path, output: Path, *, spark_args: list[str], threads: int) -> list[str]:
@@ -424,6 +450,16 @@ def _fmt(value, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def archive_note(settings: dict) -> list[str]:
+    """The JVM class archive the Spark runs started from, as one line (none: no line)."""
+    archive = settings.get("class_archive")
+    if not archive:
+        return []
+    made = settings.get("made_s")
+    how = f"made before the runs in {made:.0f} s, not timed" if made is not None else "made by an earlier run"
+    return [f"Spark runs start from the JVM class archive `{Path(archive).name}` ({how}; `launch` in the profile)."]
+
+
 def render_markdown(results: dict) -> str:
     runs = results["runs"]
     lines = [
@@ -434,6 +470,7 @@ def render_markdown(results: dict) -> str:
         f"Memory: the peak of each run's whole process tree (the JVM and Python workers included), as the sum "
         f"of the processes' proportional set sizes (PSS), read every second and at each new RSS high (RSS every 100 ms); cap {results['settings']['memory_cap_gib']} GiB, timeout "
         f"{results['settings']['timeout_s']:.0f} s.",
+        *archive_note(results["settings"]),
         "",
         "| data | engine | status | wall (s) | read + aggregation (s) | peak memory (GiB) | wall / pandas | "
         "read + agg. / DuckDB | CPU (s) | load before |",
@@ -579,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_dir.mkdir(parents=True, exist_ok=True)
     spark_args = spark_conf_args(args.spark_env, raw_dir) if SPARK_ENGINES & set(engines) else []
     env = child_env()
+    archive = ensure_class_archive(spark_args, env, raw_dir / "class_archive.log") if spark_args else {}
 
     runs: list[dict] = []
     warm: dict[str, float] = {}
@@ -604,7 +642,8 @@ def main(argv: list[str] | None = None) -> int:
                     "platform": platform.platform()},
         "versions": versions(),
         "settings": {"spark_env": args.spark_env, "spark_args": spark_args, "timeout_s": args.timeout,
-                     "memory_cap_gib": args.memory_cap_gib, "repeat": args.repeat, "duckdb_threads": args.threads},
+                     "memory_cap_gib": args.memory_cap_gib, "repeat": args.repeat, "duckdb_threads": args.threads,
+                     **archive},
         "page_cache_warm_s": warm,
         "runs": runs,
         "consistency": consistency(runs),
