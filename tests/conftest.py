@@ -26,11 +26,8 @@ def spark():
     from insiders_spark.config import load_config
     from insiders_spark.session import build_spark_session
 
-    from insiders_spark import launch
-
     config = load_config(env="test")
-    # the suite's JVM starts as a local run on a small log does (quick JIT: many short jobs)
-    session = build_spark_session("insiders-spark-tests", config.spark, java_options=launch.plan_launch(config).java_options)
+    session = build_spark_session("insiders-spark-tests", config.spark)
     yield session
     session.stop()
 
