@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from insiders_spark.config import ConfigError, load_config
 from insiders_spark.launch import ARCHIVE_SYNTHETIC_LINES
@@ -261,7 +262,10 @@ def make_class_archive(args: argparse.Namespace) -> int:
         except Exception as error:
             print(f"insiders-spark: error: {explain(error)}", file=sys.stderr)
             return EXIT_FAILED
-    log.info("class archive: %s (%.0f MiB, made in %.0f s)", result.path, result.bytes / 2**20, result.seconds)
+    print(f"class archive: {result.path} ({result.bytes / 2**20:.0f} MiB, made in {result.seconds:.0f} s)")
+    named = profile.launch.class_archive
+    if not named or Path(named).expanduser().resolve() != result.path:
+        print(f"runs start from it with launch.class_archive = \"{result.path}\" in the {args.env} profile")
     return EXIT_OK
 
 

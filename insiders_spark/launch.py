@@ -21,9 +21,14 @@ import glob
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +125,11 @@ class ArchiveResult:
     seconds: float
 
 
-def write_class_archive(config, archive: str | Path) -> ArchiveResult:
-    """Run the job once (``config``: its input, output and profile) in a JVM that writes the
-    classes it loaded to ``archive`` when it exits; wait for that exit, then move the file into
-    place in one step, so a run starting meanwhile sees the old archive or the new one, never half.
+def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSession], object] | None = None) -> ArchiveResult:
+    """Run ``workload`` (by default the job once, with ``config``'s input, output and profile) in
+    a JVM that writes the classes it loaded to ``archive`` when it exits; wait for that exit, then
+    move the file into place in one step, so a run starting meanwhile sees the old archive or the
+    new one, never half of one. If the workload fails, nothing is kept.
 
     Call it in a process that has not started a JVM yet (the CLI command does).
     """
@@ -144,17 +150,34 @@ def write_class_archive(config, archive: str | Path) -> ArchiveResult:
         dump.append(QUICK_JIT_OPTION)
     spark = build_spark_session(config.job.app_name, config.spark, java_options=dump)
     try:
-        pipeline.run(spark, config, run_date=None, as_of=None)
-    finally:
-        spark.stop()
-        gateway = SparkContext._gateway
-        if gateway is not None and getattr(gateway, "proc", None) is not None:
-            gateway.proc.stdin.close()  # the JVM exits when its stdin closes, and dumps on exit
-            gateway.proc.wait(timeout=600)
-        SparkContext._gateway = None
-        SparkContext._jvm = None
+        if workload is None:
+            pipeline.run(spark, config, run_date=None, as_of=None)
+        else:
+            workload(spark)
+    except BaseException:
+        _stop_jvm(spark, write_archive=False)  # the classes of a failed run are no archive to keep
+        partial.unlink(missing_ok=True)
+        raise
+    _stop_jvm(spark, write_archive=True)
     if not partial.is_file() or partial.stat().st_size == 0:
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"the JVM wrote no class archive to {partial}")
     os.replace(partial, target)
     return ArchiveResult(path=target, bytes=target.stat().st_size, seconds=time.monotonic() - started)
+
+
+def _stop_jvm(spark, *, write_archive: bool) -> None:
+    """Stop the session and wait until its JVM has exited: normally, so that it writes the archive
+    on its way out, or killed, so that it writes nothing (a kill skips the exit hooks)."""
+    from pyspark import SparkContext
+
+    spark.stop()
+    gateway = SparkContext._gateway
+    if gateway is not None and getattr(gateway, "proc", None) is not None:
+        if write_archive:
+            gateway.proc.stdin.close()  # the JVM exits when its stdin closes
+        else:
+            gateway.proc.kill()
+        gateway.proc.wait(timeout=600)
+    SparkContext._gateway = None
+    SparkContext._jvm = None

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from insiders_spark import launch, synthetic
+from insiders_spark import launch
 from insiders_spark.config import default_conf_dir, load_config
 
 
@@ -66,8 +66,12 @@ def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
 
 
 def _cli(*args, cwd, env=None):
+    return _python("-m", "insiders_spark.cli", *args, cwd=cwd, env=env)
+
+
+def _python(*args, cwd, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "insiders_spark.cli", *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -76,32 +80,60 @@ def _cli(*args, cwd, env=None):
     )
 
 
-def test_the_class_archive_command_makes_an_archive_the_jvm_takes(spark, tmp_path):
-    log = str(tmp_path / "log.parquet")  # a small log keeps the job's runs short
-    synthetic.to_spark(spark, synthetic.SyntheticLogSpec(lines=3_000, seed=7)).write.parquet(log)
+# A fresh process (the suite's JVM is already running): write_class_archive with a short workload,
+# the same dump, wait and rename as the command, which runs the whole job (benchmarks/run.py makes
+# the benchmark's archive with it).
+ARCHIVE_SCRIPT = """
+import sys
+from insiders_spark import launch
+from insiders_spark.config import load_config
+
+def workload(spark):
+    spark.range(10_000).selectExpr("id % 7 AS k").groupBy("k").count().collect()
+    if sys.argv[2] == "fail":
+        raise RuntimeError("the workload failed")
+
+launch.write_class_archive(load_config(env="test"), sys.argv[1], workload)
+"""
+
+
+def test_a_class_archive_is_written_whole_and_taken_by_the_jvm(tmp_path):
     archive = tmp_path / "archives" / "classes.jsa"
-    made = _cli("class-archive", "--env", "test", "--archive", str(archive), "--input", log, cwd=tmp_path)
+    made = _python("-c", ARCHIVE_SCRIPT, str(archive), "ok", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert archive.stat().st_size > 10 * 2**20  # thousands of classes
     assert sorted(p.name for p in archive.parent.iterdir()) == ["classes.jsa"]  # no partial file left
 
-    # -Xshare:on makes a JVM that cannot map the archive fail to start instead of ignoring it
+    failed = _python("-c", ARCHIVE_SCRIPT, str(tmp_path / "other" / "classes.jsa"), "fail", cwd=tmp_path)
+    assert failed.returncode == 1 and "the workload failed" in failed.stderr
+    assert list((tmp_path / "other").iterdir()) == []  # a failed run leaves no archive, whole or partial
+
+    # a run through the CLI starts its JVM from the archive: -Xshare:on makes a JVM that cannot map
+    # it fail to start instead of ignoring it. The input is missing, so a JVM that did start ends
+    # the run at once with the input's message (whole runs from an archive: benchmarks/results/p4)
     conf = tmp_path / "conf"
     shutil.copytree(str(default_conf_dir()), conf)
     with open(conf / "test.toml", "a", encoding="utf-8") as profile:  # [spark] is its last table
         profile.write('\n"spark.driver.extraJavaOptions" = "-Xshare:on"\n')
-    common = ("run", "--env", "test", "--conf-dir", str(conf), "--input", log, "--log-level", "INFO")
+    missing = tmp_path / "no-such-log"
+    common = ("run", "--env", "test", "--conf-dir", str(conf), "--input", str(missing), "--log-level", "INFO")
 
-    def run_with(candidate, output):
+    def run_with(candidate):
         variables = {"INSIDERS_SPARK__LAUNCH__CLASS_ARCHIVE": str(candidate)}
-        return _cli(*common, "--output", str(tmp_path / output), env=variables, cwd=tmp_path)
+        return _cli(*common, "--output", str(tmp_path / "out"), env=variables, cwd=tmp_path)
 
-    used = run_with(archive, "out")
-    assert used.returncode == 0, used.stderr
+    used = run_with(archive)
     assert f"class archive {archive}" in used.stderr
+    assert used.returncode == 1 and f"input {str(missing)!r} does not exist" in used.stderr, used.stderr
 
     not_an_archive = tmp_path / "other.jsa"
     not_an_archive.write_bytes(b"not a class archive\n" * 1000)
-    refused = run_with(not_an_archive, "out2")
-    assert refused.returncode == 1
+    refused = run_with(not_an_archive)
+    assert refused.returncode == 1 and "does not exist" not in refused.stderr
     assert "shared archive" in refused.stdout + refused.stderr
+
+
+def test_the_class_archive_command_needs_a_path(tmp_path):
+    result = _cli("class-archive", "--env", "test", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--archive PATH" in result.stderr and "launch.class_archive" in result.stderr
