@@ -241,29 +241,24 @@ def make_class_archive(args: argparse.Namespace) -> int:
     from insiders_spark.errors import explain
     from insiders_spark.progress import configure_logging
 
-    try:
-        profile = load_config(args.conf_dir, args.env)
-        target = args.archive or profile.launch.class_archive
-        if not target:
-            raise ConfigError(f"no archive path: give --archive PATH or set launch.class_archive in the {args.env} profile")
-    except ConfigError as error:
-        print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    configure_logging(profile.job.log_level)
     with tempfile.TemporaryDirectory(prefix="insiders-class-archive-") as scratch:
-        overrides = {
-            "input.path": args.input or "",
-            "synthetic.lines": ARCHIVE_SYNTHETIC_LINES,
-            "output.path": scratch,
-        }
-        config = load_config(args.conf_dir, args.env, overrides=overrides)
+        overrides = {"input.path": args.input or "", "synthetic.lines": ARCHIVE_SYNTHETIC_LINES, "output.path": scratch}
+        try:
+            config = load_config(args.conf_dir, args.env, overrides=overrides)
+            target = args.archive or config.launch.class_archive
+            if not target:
+                raise ConfigError(f"no archive path: give --archive PATH or set launch.class_archive in the {args.env} profile")
+        except ConfigError as error:
+            print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        configure_logging(config.job.log_level)
         try:
             result = launch.write_class_archive(config, target)
         except Exception as error:
             print(f"insiders-spark: error: {explain(error)}", file=sys.stderr)
             return EXIT_FAILED
     print(f"class archive: {result.path} ({result.bytes / 2**20:.0f} MiB, made in {result.seconds:.0f} s)")
-    named = profile.launch.class_archive
+    named = config.launch.class_archive
     if not named or Path(named).expanduser().resolve() != result.path:
         print(f"runs start from it with launch.class_archive = \"{result.path}\" in the {args.env} profile")
     return EXIT_OK

@@ -6,10 +6,13 @@ local folders, HDFS and object stores alike.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -93,6 +96,32 @@ def list_input_files(spark: SparkSession, path: str) -> list[InputFile]:
     if not files:
         raise InputError(f"input {path!r} holds no data files (an empty folder, or only hidden files)")
     return sorted(files, key=lambda f: f.path)
+
+
+def local_input_bytes(path: str) -> int | None:
+    """The size of a local input (file, folder read recursively, or glob) as the job reads it,
+    known before the JVM starts (``list_input_files`` lists through it): the launch plan needs it.
+
+    Hidden and underscore-prefixed names are skipped, as the reader skips them. ``None`` for a
+    remote URI (``s3a://``, ``hdfs://``...) or a path that matches nothing.
+    """
+    parsed = urlparse(path)
+    if parsed.scheme == "file":
+        path = parsed.path
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        return None
+    matches = glob.glob(os.path.expanduser(path))
+    if not matches:
+        return None
+    total = 0
+    for match in matches:
+        if os.path.isdir(match):
+            for root, folders, files in os.walk(match):
+                folders[:] = [name for name in folders if _is_data_file(name)]
+                total += sum(os.path.getsize(os.path.join(root, name)) for name in files if _is_data_file(name))
+        elif _is_data_file(os.path.basename(match)):
+            total += os.path.getsize(match)
+    return total
 
 
 def detect_format(files: Sequence[str], configured: str) -> str:

@@ -17,7 +17,6 @@ Under ``spark-submit`` the JVM is already running: none of this applies.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import time
@@ -25,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -56,39 +54,12 @@ class LaunchPlan:
         return f"driver JVM: input {size}, quick JIT {'on' if self.quick_jit else 'off'}, class archive {archive}"
 
 
-def local_input_bytes(path: str) -> int | None:
-    """The size of a local input (file, folder read recursively, or glob) as the job reads it.
-
-    Hidden and underscore-prefixed names are skipped, as the reader skips them. ``None`` for a
-    remote URI (``s3a://``, ``hdfs://``...) or a path that matches nothing.
-    """
-    parsed = urlparse(path)
-    if parsed.scheme == "file":
-        path = parsed.path
-    elif parsed.scheme and len(parsed.scheme) > 1:
-        return None
-    matches = glob.glob(os.path.expanduser(path))
-    if not matches:
-        return None
-    total = 0
-    for match in matches:
-        if os.path.isdir(match):
-            for root, folders, files in os.walk(match):
-                folders[:] = [name for name in folders if _is_data_name(name)]
-                total += sum(os.path.getsize(os.path.join(root, name)) for name in files if _is_data_name(name))
-        elif _is_data_name(os.path.basename(match)):
-            total += os.path.getsize(match)
-    return total
-
-
-def _is_data_name(name: str) -> bool:
-    return not (name.startswith("_") or name.startswith("."))
-
-
 def input_bytes(config) -> int | None:
     """The input's size for the launch decision: the files', or the synthetic log's estimate."""
     if not config.input.path:
         return config.synthetic.lines * SYNTHETIC_BYTES_PER_LINE
+    from insiders_spark.io import local_input_bytes  # imports pyspark: only when a run plans its start
+
     return local_input_bytes(config.input.path)
 
 

@@ -9,6 +9,7 @@ import sys
 
 from insiders_spark import launch
 from insiders_spark.config import default_conf_dir, load_config
+from insiders_spark.io import local_input_bytes
 
 
 def _write(path, size):
@@ -25,11 +26,11 @@ def test_a_local_input_counts_the_files_the_reader_reads(tmp_path):
     _write(drop / ".2011-12-03.csv.crc", 9)
     _write(drop / "_temporary" / "part.csv", 50)
 
-    assert launch.local_input_bytes(str(drop)) == 350
-    assert launch.local_input_bytes(str(drop / "*.csv")) == 100
-    assert launch.local_input_bytes(first.as_uri()) == 100
-    assert launch.local_input_bytes(str(tmp_path / "missing")) is None
-    assert launch.local_input_bytes("s3a://lake/transactions/") is None
+    assert local_input_bytes(str(drop)) == 350
+    assert local_input_bytes(str(drop / "*.csv")) == 100
+    assert local_input_bytes(first.as_uri()) == 100
+    assert local_input_bytes(str(tmp_path / "missing")) is None
+    assert local_input_bytes("s3a://lake/transactions/") is None
 
 
 def _config(**overrides):
