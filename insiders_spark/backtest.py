@@ -66,6 +66,7 @@ from insiders_spark.clustering import KMEANS_CLUSTER
 from insiders_spark.config import Config, EmbeddingConfig
 from insiders_spark.embedding import PREDICTED_LABEL, tree_regressor
 from insiders_spark.features import GUEST_INVOICE, days_between, invoice_day, is_kept, line_revenue
+from insiders_spark.literals import literal_frame
 from insiders_spark.pipeline import CustomerTable, prepare_customers
 from insiders_spark.profiles import with_clusters
 from insiders_spark.schemas import (
@@ -386,7 +387,15 @@ def to_ranks(rankings: Mapping[str, DataFrame], outcomes: DataFrame) -> DataFram
         frame = ranking.select(F.lit(name).alias(SCORER), CUSTOMER_ID, RANK_KEY)
         stacked = frame if stacked is None else stacked.unionByName(frame)
     if stacked is None:
-        return spark.createDataFrame([], f"{SCORER} string, {CUSTOMER_ID} long, {RANK} long, {NEXT_REVENUE} double")
+        empty = T.StructType(
+            [
+                T.StructField(SCORER, T.StringType()),
+                T.StructField(CUSTOMER_ID, T.LongType()),
+                T.StructField(RANK, T.LongType()),
+                T.StructField(NEXT_REVENUE, T.DoubleType()),
+            ]
+        )
+        return literal_frame(spark, [], empty)
     indexed = stacked.orderBy(F.col(SCORER), F.col(RANK_KEY).desc(), F.col(CUSTOMER_ID)).zipWithIndex("position")
     first = indexed.groupBy(SCORER).agg(F.min("position").alias("first_position"))
     return (
@@ -655,7 +664,7 @@ def to_curve_frame(spark: SparkSession, result: BacktestResult) -> DataFrame:
                 None if closed is None else float(closed),
             )
         )
-    return spark.createDataFrame(rows, CURVE_SCHEMA)
+    return literal_frame(spark, rows, CURVE_SCHEMA)
 
 
 def curve_markdown(result: BacktestResult, shares: Sequence[float] = (0.05, 0.10, 0.20)) -> str:

@@ -39,6 +39,7 @@ from pyspark.sql import types as T
 
 from insiders_spark.config import ClusteringConfig
 from insiders_spark.embedding import EMBEDDING
+from insiders_spark.literals import literal_frame
 from insiders_spark.schemas import GROSS_REVENUE, LEAF
 
 KMEANS_CLUSTER = "kmeans_cluster"  # KMeans' own cluster index, before ranking by revenue
@@ -350,8 +351,8 @@ def _mllib_centers(
     schema = T.StructType(
         [T.StructField(EMBEDDING, VectorUDT(), False), T.StructField(POINT_WEIGHT, T.DoubleType(), False)]
     )
-    table = spark.createDataFrame(
-        [(Vectors.dense(v), float(w)) for v, w in zip(points.vectors, points.customers)], schema
+    table = literal_frame(
+        spark, [(Vectors.dense(v), float(w)) for v, w in zip(points.vectors, points.customers)], schema
     ).cache()
     try:
         runs = {}
@@ -377,7 +378,7 @@ def with_kmeans_clusters(embedded: DataFrame, fitted: FittedKMeans) -> DataFrame
     schema = T.StructType(
         [T.StructField(LEAF, T.IntegerType(), False), T.StructField(KMEANS_CLUSTER, T.IntegerType(), False)]
     )
-    mapping = embedded.sparkSession.createDataFrame(list(fitted.leaf_clusters.items()), schema)
+    mapping = literal_frame(embedded.sparkSession, fitted.leaf_clusters.items(), schema)
     return embedded.join(F.broadcast(mapping), on=LEAF, how="inner")
 
 

@@ -25,6 +25,7 @@ from pyspark.sql import types as T
 from scipy.optimize import linear_sum_assignment
 
 from insiders_spark import io
+from insiders_spark.literals import literal_frame
 from insiders_spark.schemas import CLUSTER, CUSTOMER_ID, INSIDER_SINCE, IS_INSIDER, RUNS_OUTSIDE_INSIDERS, SEGMENT
 
 PREVIOUS = "previous_"
@@ -72,8 +73,15 @@ def with_insider_history(
     """
     base = segments.drop(IS_INSIDER, INSIDER_SINCE, RUNS_OUTSIDE_INSIDERS)
     if previous is None:
-        schema = f"{CUSTOMER_ID} long, {IS_INSIDER} boolean, {INSIDER_SINCE} date, {RUNS_OUTSIDE_INSIDERS} int"
-        previous = segments.sparkSession.createDataFrame([], schema)
+        schema = T.StructType(
+            [
+                T.StructField(CUSTOMER_ID, T.LongType()),
+                T.StructField(IS_INSIDER, T.BooleanType()),
+                T.StructField(INSIDER_SINCE, T.DateType()),
+                T.StructField(RUNS_OUTSIDE_INSIDERS, T.IntegerType()),
+            ]
+        )
+        previous = literal_frame(segments.sparkSession, [], schema)
     prior = previous.select(
         F.col(CUSTOMER_ID),
         F.col(IS_INSIDER).alias(f"{PREVIOUS}{IS_INSIDER}"),

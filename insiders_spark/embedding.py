@@ -41,6 +41,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from insiders_spark.config import EmbeddingConfig
+from insiders_spark.literals import literal_frame
 from insiders_spark.schemas import LABEL_COLUMN, LEAF, MODEL_INPUT_COLUMNS
 from insiders_spark.tree import Tree, read_tree
 
@@ -189,7 +190,7 @@ class LeafEmbedding:
         schema = T.StructType(
             [T.StructField(LEAF, T.IntegerType(), False), T.StructField(EMBEDDING, VectorUDT(), False)]
         )
-        lookup = spark.createDataFrame(list(self.leaf_vectors().items()), schema)
+        lookup = literal_frame(spark, self.leaf_vectors().items(), schema)
         scored = self.model.transform(features).drop(TREE_FEATURES, *snapped_columns(self.split_grid))
         return scored.withColumn(LEAF, F.col(LEAF).cast(T.IntegerType())).join(
             F.broadcast(lookup), on=LEAF, how="inner"

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from insiders_spark.embedding import NO_GRID, grid_values
+from insiders_spark.literals import literal_frame
 from insiders_spark.profiles import ClusterProfile
 from insiders_spark.schemas import (
     CLUSTER,
@@ -236,7 +237,7 @@ def with_top_contributions(scored: DataFrame, tree: Tree, *, top: int = 3) -> Da
         (leaf, [(name, round(value, PUBLISHED_DIGITS)) for name, value in top_contributions(c, top)])
         for leaf, c in leaf_contributions(tree).items()
     ]
-    lookup = scored.sparkSession.createDataFrame(rows, schema)
+    lookup = literal_frame(scored.sparkSession, rows, schema)
     return scored.join(F.broadcast(lookup), on=LEAF, how="left")
 
 
@@ -318,7 +319,7 @@ def to_rule_rows(
 
 
 def to_rules_frame(spark: SparkSession, rows: Sequence[RuleRow]) -> DataFrame:
-    return spark.createDataFrame([tuple(asdict(r).values()) for r in rows], RULES_SCHEMA)
+    return literal_frame(spark, [tuple(asdict(r).values()) for r in rows], RULES_SCHEMA)
 
 
 def rules_markdown(rows: Sequence[RuleRow]) -> str:

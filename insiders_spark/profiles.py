@@ -40,6 +40,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from insiders_spark.literals import literal_frame
 from insiders_spark.schemas import (
     AVG_TICKET,
     CLUSTER,
@@ -238,7 +239,7 @@ def _names(ordered: Sequence[dict], population: dict, *, insiders_name: str) -> 
 
 
 def to_profiles_frame(spark: SparkSession, profiles: Sequence[ClusterProfile]) -> DataFrame:
-    return spark.createDataFrame([tuple(asdict(p).values()) for p in profiles], PROFILE_SCHEMA)
+    return literal_frame(spark, [tuple(asdict(p).values()) for p in profiles], PROFILE_SCHEMA)
 
 
 def with_clusters(scored: DataFrame, profiles: Sequence[ClusterProfile], *, cluster_col: str) -> DataFrame:
@@ -252,7 +253,5 @@ def with_clusters(scored: DataFrame, profiles: Sequence[ClusterProfile], *, clus
             T.StructField(IS_INSIDER, T.BooleanType(), False),
         ]
     )
-    mapping = spark.createDataFrame(
-        [(p.kmeans_cluster, p.cluster, p.segment, p.is_insider) for p in profiles], schema
-    )
+    mapping = literal_frame(spark, [(p.kmeans_cluster, p.cluster, p.segment, p.is_insider) for p in profiles], schema)
     return scored.join(F.broadcast(mapping), on=cluster_col, how="inner").drop(cluster_col)
