@@ -1,5 +1,5 @@
 """What the real-log studies (quality_real_log, quality_over_dates, embedding_study,
-kmeans_solver_check, stability_alternatives) share: where the real log is, and how a study starts."""
+kmeans_solver_check, stability_alternatives, offline_alternatives) share: where the real log is, and how a study starts."""
 
 from __future__ import annotations
 
