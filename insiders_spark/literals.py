@@ -38,8 +38,12 @@ def carried_type(data_type: T.DataType) -> T.DataType:
 
 
 def sql_string(text: str) -> str:
-    """A Spark SQL string literal (the parser's default escapes: backslash and quote)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A Spark SQL string: a plain literal, or, for text with a quote or a backslash (whose reading
+    depends on spark.sql.parser.escapedStringLiterals), its UTF-8 bytes in hexadecimal, decoded."""
+    if "'" not in text and "\\" not in text:
+        return f"'{text}'"
+    # unhex may be null for bad input; the coalesce tells the analyser this one is not
+    return f"coalesce(decode(unhex('{text.encode('utf-8').hex()}'), 'UTF-8'), '')"
 
 
 def _double(value: Any) -> str:

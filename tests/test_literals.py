@@ -31,7 +31,7 @@ SCHEMA = T.StructType(
 ROWS = [
     (3, Vectors.sparse(3, [0, 2], [1.0, -1.0]), [("qty_items", 2.5), ("recency_days", -0.25)], dt.date(2011, 9, 9), None, 2**62),
     (7, Vectors.dense([0.0, 1.0, 1.0]), [], None, 0.1 + 0.2, -1),
-    (9, Vectors.dense([0.0, 0.0, 0.0]), [('a "quoted" \\ path ≤ 5', float("inf"))], dt.date(1, 1, 1), float("nan"), 0),
+    (9, Vectors.dense([0.0, 0.0, 0.0]), [("it's a \"quoted\" \\ path ≤ 5", float("inf"))], dt.date(1, 1, 1), float("nan"), 0),
 ]
 
 
@@ -60,8 +60,18 @@ def test_values_come_back_exactly(spark):
     assert built[3]["count"] == 2**62 and built[7]["count"] == -1
     assert built[7]["share"] == 0.1 + 0.2 and built[3]["share"] is None
     assert math.isnan(built[9]["share"])
-    assert built[9]["top"][0]["feature"] == 'a "quoted" \\ path ≤ 5' and built[9]["top"][0]["value"] == float("inf")
+    assert built[9]["top"][0]["feature"] == "it's a \"quoted\" \\ path ≤ 5" and built[9]["top"][0]["value"] == float("inf")
     assert built[9]["day"] == dt.date(1, 1, 1)
+
+
+def test_text_does_not_depend_on_how_the_parser_reads_escapes(spark):
+    text = ROWS[2][2][0][0]
+    spark.conf.set("spark.sql.parser.escapedStringLiterals", "true")
+    try:
+        built = literal_frame(spark, ROWS, SCHEMA).where("leaf = 9").collect()
+    finally:
+        spark.conf.unset("spark.sql.parser.escapedStringLiterals")
+    assert built[0]["top"][0]["feature"] == text
 
 
 def test_names_types_and_nullability_are_the_schemas(spark):
