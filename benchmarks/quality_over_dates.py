@@ -102,7 +102,7 @@ def render(rows: list[dict], settings: list[str], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(DEFAULT_INPUT))
-    parser.add_argument("--settings", default="none,1-2-5", help="embedding.split_grid values, comma-separated")
+    parser.add_argument("--settings", default="none,1-2-5,decades", help="embedding.split_grid values, comma-separated")
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality_over_dates.md"))
     args = parser.parse_args(argv)
     start_study()

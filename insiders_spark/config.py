@@ -86,7 +86,7 @@ class EmbeddingConfig:
     min_leaf_share: float = 0.01  # every leaf holds at least this share of the customers
     min_info_gain: float = 0.0
     max_bins: int = 256
-    split_grid: str = "none"  # none | 1-2-5: tree inputs snapped to a fixed grid (embedding.py)
+    split_grid: str = "none"  # none | 1-2-5 | decades: tree inputs snapped to a fixed grid (embedding.py)
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "clustering.solver": ("local", "mllib"),
     "embedding.encoding": ("path", "path_depth", "path_gain"),
     "embedding.label": ("log1p", "gross_revenue"),
-    "embedding.split_grid": ("none", "1-2-5"),
+    "embedding.split_grid": ("none", "1-2-5", "decades"),
     "control.scope": ("insiders", "all"),
 }
 

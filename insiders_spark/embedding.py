@@ -24,7 +24,8 @@ least that share of the customers. The measured comparison is in docs/embedding_
 powers of ten from 0.001 to 5e9) before the tree sees it. A split can then only fall between two
 grid values, whatever the sample: refitted on more days or on a resample, the same split gives the
 same customers, and the rules read in round numbers (``200 ≤ qty_items < 500``). The snapping is
-a stage of the saved pipeline, so scoring applies it too.
+a stage of the saved pipeline, so scoring applies it too. ``split_grid = "decades"`` is the
+coarsest grid: 0, then the powers of ten alone.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ PREDICTED_LABEL = "predicted_label"  # the tree's prediction, on the label's sca
 EMBEDDING = "embedding"
 
 NO_GRID = "none"
-GRID_MANTISSAS: dict[str, tuple[float, ...]] = {"1-2-5": (1.0, 2.0, 5.0)}
+GRID_MANTISSAS: dict[str, tuple[float, ...]] = {"1-2-5": (1.0, 2.0, 5.0), "decades": (1.0,)}
 GRID_DECADES = range(-3, 10)  # 0.001 ... 5e9: past every feature's range (quantities stop at 1e9 per line)
 GRID_PREFIX = "grid_"  # the snapped copy of a tree input, inside the pipeline only
 

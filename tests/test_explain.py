@@ -120,6 +120,9 @@ def test_grid_bounds_are_the_grid_values_the_splits_stand_for():
     assert grid_bound(0.0005, values) == 0.001  # between 0 and the first positive value
     with pytest.raises(ValueError):
         grid_bound(6e9, values)
+    decades = grid_values("decades")
+    assert decades[:3] == (0.0, 0.001, 0.01) and decades[-1] == 1e9 and len(decades) == 1 + 13
+    assert grid_bound(150.0, decades) == 1000.0  # a split between the snapped 100 and 1,000
     assert GridCondition("qty_items", low=200.0, high=500.0).text == "200 ≤ qty_items < 500"
     assert GridCondition("frequency", high=0.02).predicate == "`frequency` < 0.02D"
 
