@@ -26,7 +26,15 @@ from scipy.optimize import linear_sum_assignment
 
 from insiders_spark import io
 from insiders_spark.literals import literal_frame
-from insiders_spark.schemas import CLUSTER, CUSTOMER_ID, INSIDER_SINCE, IS_INSIDER, RUNS_OUTSIDE_INSIDERS, SEGMENT
+from insiders_spark.schemas import (
+    CLUSTER,
+    CUSTOMER_ID,
+    INSIDER_SINCE,
+    IS_INSIDER,
+    RUNS_OUTSIDE_INSIDERS,
+    SEGMENT,
+    SEGMENTS_SCHEMA,
+)
 
 PREVIOUS = "previous_"
 
@@ -73,15 +81,8 @@ def with_insider_history(
     """
     base = segments.drop(IS_INSIDER, INSIDER_SINCE, RUNS_OUTSIDE_INSIDERS)
     if previous is None:
-        schema = T.StructType(
-            [
-                T.StructField(CUSTOMER_ID, T.LongType()),
-                T.StructField(IS_INSIDER, T.BooleanType()),
-                T.StructField(INSIDER_SINCE, T.DateType()),
-                T.StructField(RUNS_OUTSIDE_INSIDERS, T.IntegerType()),
-            ]
-        )
-        previous = literal_frame(segments.sparkSession, [], schema)
+        history = T.StructType([SEGMENTS_SCHEMA[name] for name in (CUSTOMER_ID, IS_INSIDER, INSIDER_SINCE, RUNS_OUTSIDE_INSIDERS)])
+        previous = literal_frame(segments.sparkSession, [], history)
     prior = previous.select(
         F.col(CUSTOMER_ID),
         F.col(IS_INSIDER).alias(f"{PREVIOUS}{IS_INSIDER}"),

@@ -69,8 +69,13 @@ def _placeholder(data_type: T.DataType) -> Any:
         return [_placeholder(data_type.elementType)]
     if isinstance(data_type, T.StructType):
         return tuple(_placeholder(f.dataType) for f in data_type.fields)
-    placeholders = {T.StringType: "", T.BooleanType: False, T.IntegerType: 0, T.LongType: 0, T.DoubleType: 0.0}
-    return placeholders.get(type(data_type), dt.date(1970, 1, 1))
+    placeholders = {
+        T.StringType: "", T.BooleanType: False, T.IntegerType: 0, T.LongType: 0, T.DoubleType: 0.0,
+        T.DateType: dt.date(1970, 1, 1),
+    }
+    if type(data_type) not in placeholders:
+        raise TypeError(f"literal_frame does not carry {data_type.simpleString()}")
+    return placeholders[type(data_type)]
 
 
 def sql_literal(value: Any, data_type: T.DataType) -> str:
