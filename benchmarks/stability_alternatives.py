@@ -36,8 +36,8 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.regression import RandomForestRegressor
 from pyspark.sql import functions as F
 
-from insiders_spark import config as config_module
 from insiders_spark import embedding as embedding_module
+from insiders_spark import grids as grids_module
 from insiders_spark import pipeline
 from insiders_spark.clustering import capped_partition, local_optima, optimum
 from insiders_spark.config import load_config
@@ -59,10 +59,8 @@ STARTS = 200  # the solver's default starts (conf/base.toml)
 
 
 def add_finer_grids() -> None:
-    """Make ``embedding.split_grid = "r5" | "r10"`` valid for this process only."""
-    embedding_module.GRID_MANTISSAS.update(FINER_GRIDS)
-    key = "embedding.split_grid"
-    config_module.CHOICES[key] = tuple(dict.fromkeys((*config_module.CHOICES[key], *FINER_GRIDS)))
+    """Name the grids ``embedding.split_grid = "r5" | "r10"`` for this process only."""
+    grids_module.NAMED_GRIDS.update(FINER_GRIDS)
 
 
 @contextlib.contextmanager
@@ -85,9 +83,9 @@ def born_again_trees():
             config, seed=seed, customers=customers, features_col=embedding_module.TREE_FEATURES,
             label_col=embedding_module.TREE_LABEL, prediction_col=embedding_module.PREDICTED_LABEL,
         ).setLeafCol(embedding_module.LEAF)
-        assembler = VectorAssembler(inputCols=embedding_module.tree_inputs(config.split_grid),
-                                    outputCol=embedding_module.TREE_FEATURES)
-        snapping = [embedding_module.grid_stage(config.split_grid)] if config.split_grid != embedding_module.NO_GRID else []
+        grid = embedding_module.configured_grid(config)
+        assembler = VectorAssembler(inputCols=embedding_module.tree_inputs(grid), outputCol=embedding_module.TREE_FEATURES)
+        snapping = embedding_module.snapping_stages(grid)
         training = smoothed.withColumnRenamed(prediction, embedding_module.TREE_LABEL)
         return Pipeline(stages=[*snapping, assembler, tree]).fit(training)
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import tomllib
 
+from insiders_spark.grids import GridError, SplitGrid
+
 ENV_PREFIX = "INSIDERS_SPARK__"
 BASE_PROFILE = "base"
 
@@ -86,7 +88,8 @@ class EmbeddingConfig:
     min_leaf_share: float = 0.01  # every leaf holds at least this share of the customers
     min_info_gain: float = 0.0
     max_bins: int = 256
-    split_grid: str = "none"  # none | 1-2-5 | decades: tree inputs snapped to a fixed grid (embedding.py)
+    split_grid: str = "none"  # none | decades | steps like 1-2-5: tree inputs snapped to a fixed grid (grids.py)
+    split_grid_by_feature: Mapping[str, str] = field(default_factory=dict)  # tree input -> its own grid
 
 
 @dataclass(frozen=True)
@@ -356,7 +359,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "clustering.solver": ("local", "mllib"),
     "embedding.encoding": ("path", "path_depth", "path_gain"),
     "embedding.label": ("log1p", "gross_revenue"),
-    "embedding.split_grid": ("none", "1-2-5", "decades"),
     "control.scope": ("insiders", "all"),
 }
 
@@ -368,6 +370,10 @@ def _validate(config: Config) -> None:
         value = plain[section][key]
         if value not in allowed:
             raise ConfigError(f"{dotted} = {value!r}: expected one of {', '.join(allowed)}")
+    try:
+        SplitGrid.of(config.embedding.split_grid, config.embedding.split_grid_by_feature)
+    except GridError as error:
+        raise ConfigError(f"embedding.split_grid / split_grid_by_feature: {error}") from None
     if config.clustering.k < 2:
         raise ConfigError(f"clustering.k = {config.clustering.k}: at least 2 clusters are needed")
     if config.embedding.max_depth < 1:

@@ -25,7 +25,8 @@ powers of ten from 0.001 to 5e9) before the tree sees it. A split can then only 
 grid values, whatever the sample: refitted on more days or on a resample, the same split gives the
 same customers, and the rules read in round numbers (``200 ≤ qty_items < 500``). The snapping is
 a stage of the saved pipeline, so scoring applies it too. ``split_grid = "decades"`` is the
-coarsest grid: 0, then the powers of ten alone.
+coarsest grid: 0, then the powers of ten alone. ``split_grid_by_feature`` gives one input its own
+grid (``{ qty_items = "2" }``: 0, 2, 20, 200, 2,000, ...); grids.py names them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from insiders_spark.config import EmbeddingConfig
+from insiders_spark.grids import SplitGrid
 from insiders_spark.literals import literal_frame
 from insiders_spark.schemas import LABEL_COLUMN, LEAF, MODEL_INPUT_COLUMNS
 from insiders_spark.tree import Tree, read_tree
@@ -51,19 +53,12 @@ TREE_LABEL = "tree_label"
 PREDICTED_LABEL = "predicted_label"  # the tree's prediction, on the label's scale
 EMBEDDING = "embedding"
 
-NO_GRID = "none"
-GRID_MANTISSAS: dict[str, tuple[float, ...]] = {"1-2-5": (1.0, 2.0, 5.0), "decades": (1.0,)}
-GRID_DECADES = range(-3, 10)  # 0.001 ... 5e9: past every feature's range (quantities stop at 1e9 per line)
 GRID_PREFIX = "grid_"  # the snapped copy of a tree input, inside the pipeline only
 
 
-def grid_values(split_grid: str) -> tuple[float, ...]:
-    """The grid's values, ascending: 0, then each mantissa times each power of ten."""
-    if split_grid == NO_GRID:
-        return ()
-    mantissas = GRID_MANTISSAS[split_grid]
-    # parsed from text so that 0.002 is the double closest to 0.002, as in the SQL literal
-    return (0.0, *sorted(float(f"{m:g}e{e}") for e in GRID_DECADES for m in mantissas))
+def configured_grid(config: EmbeddingConfig) -> SplitGrid:
+    """The split grid of ``[embedding]``: ``split_grid`` for every input, ``split_grid_by_feature`` for some."""
+    return SplitGrid.of(config.split_grid, config.split_grid_by_feature)
 
 
 def snapped_sql(column: str, values: tuple[float, ...]) -> str:
@@ -72,20 +67,25 @@ def snapped_sql(column: str, values: tuple[float, ...]) -> str:
     return f"CASE {cases} ELSE 0.0D END AS `{GRID_PREFIX}{column}`"
 
 
-def grid_stage(split_grid: str) -> SQLTransformer:
-    """The pipeline stage that adds the snapped copy of every tree input."""
-    values = grid_values(split_grid)
-    columns = ", ".join(snapped_sql(c, values) for c in MODEL_INPUT_COLUMNS)
+def grid_stage(grid: SplitGrid) -> SQLTransformer:
+    """The pipeline stage that adds the snapped copy of every snapped tree input."""
+    columns = ", ".join(snapped_sql(c, grid.values(c)) for c in grid.snapped)
     return SQLTransformer(statement=f"SELECT *, {columns} FROM __THIS__")
 
 
-def snapped_columns(split_grid: str) -> list[str]:
+def snapping_stages(grid: SplitGrid) -> list[SQLTransformer]:
+    return [grid_stage(grid)] if grid.snapped else []
+
+
+def snapped_columns(grid: SplitGrid) -> list[str]:
     """The snapped copies the grid stage adds (none without a grid)."""
-    return [] if split_grid == NO_GRID else [f"{GRID_PREFIX}{c}" for c in MODEL_INPUT_COLUMNS]
+    return [f"{GRID_PREFIX}{c}" for c in grid.snapped]
 
 
-def tree_inputs(split_grid: str) -> list[str]:
-    return snapped_columns(split_grid) or list(MODEL_INPUT_COLUMNS)
+def tree_inputs(grid: SplitGrid) -> list[str]:
+    """The tree's input columns, in the order of ``MODEL_INPUT_COLUMNS``: snapped copies where snapped."""
+    snapped = set(grid.snapped)
+    return [f"{GRID_PREFIX}{c}" if c in snapped else c for c in MODEL_INPUT_COLUMNS]
 
 
 def tree_label(gross_revenue: Column, label: str) -> Column:
@@ -120,14 +120,14 @@ def fit_revenue_tree(
 
     ``customers`` (counted upstream) turns ``min_leaf_share`` into MLlib's ``minInstancesPerNode``.
     """
-    assembler = VectorAssembler(inputCols=tree_inputs(config.split_grid), outputCol=TREE_FEATURES)
+    grid = configured_grid(config)
+    assembler = VectorAssembler(inputCols=tree_inputs(grid), outputCol=TREE_FEATURES)
     regressor = tree_regressor(
         config, seed=seed, customers=customers, features_col=TREE_FEATURES, label_col=TREE_LABEL,
         prediction_col=PREDICTED_LABEL,
     ).setLeafCol(LEAF)
     labelled = features.withColumn(TREE_LABEL, tree_label(F.col(LABEL_COLUMN), config.label))
-    snapping = [grid_stage(config.split_grid)] if config.split_grid != NO_GRID else []
-    return Pipeline(stages=[*snapping, assembler, regressor]).fit(labelled)
+    return Pipeline(stages=[*snapping_stages(grid), assembler, regressor]).fit(labelled)
 
 
 def node_weights(tree: Tree, encoding: str) -> dict[int, float]:
@@ -164,7 +164,7 @@ class LeafEmbedding:
     tree: Tree
     encoding: str
     label: str
-    split_grid: str = NO_GRID
+    split_grid: SplitGrid = SplitGrid()
 
     @property
     def regressor(self) -> DecisionTreeRegressionModel:
@@ -182,7 +182,7 @@ class LeafEmbedding:
             "nodes": len(self.tree.nodes),
             "leaves": len(self.tree.leaves),
             "dimensions": len(self.tree.internal_nodes),
-            "split_grid": self.split_grid,
+            **self.split_grid.describe(),
         }
 
     def transform(self, features: DataFrame) -> DataFrame:
@@ -204,5 +204,5 @@ def fit_embedding(
     model = fit_revenue_tree(features, config=config, seed=seed, customers=customers)
     return LeafEmbedding(
         model=model, tree=read_tree(model.stages[-1]._java_obj), encoding=config.encoding, label=config.label,
-        split_grid=config.split_grid,
+        split_grid=configured_grid(config),
     )

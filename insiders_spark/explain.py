@@ -5,12 +5,12 @@ on one feature collapse into an interval (``37.5 < recency_days ≤ 120``), and 
 shown on whole numbers (``qty_invoices ≤ 3.5`` reads ``qty_invoices ≤ 3``). Each rule is also a
 Spark SQL predicate that selects exactly the leaf's customers (MLlib goes left when
 ``feature <= threshold``). A cluster is the union of its leaves' rules, so the rules *are* the
-cluster's definition. With a split grid (``embedding.split_grid``) the tree splits the snapped
-inputs, so each bound is stated on the raw feature as the grid value it stands for:
-``snapped ≤ 150`` is ``qty_items < 200``, ``snapped > 150`` is ``qty_items ≥ 200``. Per rule,
-the rules table gives its support (customers, share of all and of its cluster), its precision
-(the share of the rule's customers in that cluster: 1.0 with a single tree, as every leaf belongs
-to one cluster; computed, not assumed) and its revenue.
+cluster's definition. With a split grid (``embedding.split_grid``, ``split_grid_by_feature``) the
+tree splits the snapped inputs, so each of their bounds is stated on the raw feature as the grid
+value it stands for: ``snapped ≤ 150`` is ``qty_items < 200``, ``snapped > 150`` is
+``qty_items ≥ 200``. Per rule, the rules table gives its support (customers, share of all and of
+its cluster), its precision (the share of the rule's customers in that cluster: 1.0 with a single
+tree, as every leaf belongs to one cluster; computed, not assumed) and its revenue.
 
 **Reasons per customer** (Saabas' decomposition of a tree's prediction): walking from the root to
 the leaf, each split moves the prediction from the node's value to its child's; that change is
@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from insiders_spark.embedding import NO_GRID, grid_values
+from insiders_spark.grids import SplitGrid
 from insiders_spark.literals import literal_frame
 from insiders_spark.profiles import ClusterProfile
 from insiders_spark.schemas import (
@@ -161,14 +161,13 @@ def leaf_rules(
     *,
     feature_names: Sequence[str] = MODEL_INPUT_COLUMNS,
     integer_features: frozenset[str] = INTEGER_FEATURES,
-    split_grid: str = NO_GRID,
+    split_grid: SplitGrid = SplitGrid(),
 ) -> dict[int, LeafRule]:
     """Leaf index -> its rule, one interval per feature, features in the order of first use.
 
-    ``split_grid``: the grid the tree's inputs were snapped to; the bounds are then stated on the
-    raw features (:class:`GridCondition`).
+    ``split_grid``: the grids the tree's inputs were snapped to; the bounds of a snapped input are
+    then stated on the raw feature (:class:`GridCondition`).
     """
-    values = grid_values(split_grid)
     by_id = {n.node_id: n for n in tree.nodes}
     leaf_node = {n.leaf_index: n for n in tree.leaves}
     rules = {}
@@ -183,10 +182,10 @@ def leaf_rules(
         conditions = tuple(
             GridCondition(
                 feature=feature_names[index],
-                low=None if low is None else grid_bound(low, values),
-                high=None if high is None else grid_bound(high, values),
+                low=None if low is None else grid_bound(low, split_grid.values(feature_names[index])),
+                high=None if high is None else grid_bound(high, split_grid.values(feature_names[index])),
             )
-            if values
+            if split_grid.values(feature_names[index])
             else Condition(
                 feature=feature_names[index],
                 low=low,
@@ -268,7 +267,7 @@ def to_rule_rows(
     leaf_clusters: Mapping[int, int],
     profiles: Sequence[ClusterProfile],
     *,
-    split_grid: str = NO_GRID,
+    split_grid: SplitGrid = SplitGrid(),
 ) -> list[RuleRow]:
     """Each leaf's rule with its cluster, support, precision and revenue (one small aggregation).
 

@@ -25,7 +25,8 @@ from pyspark.sql import SparkSession
 
 from insiders_spark import io
 from insiders_spark.clustering import FittedKMeans
-from insiders_spark.embedding import NO_GRID, LeafEmbedding
+from insiders_spark.embedding import LeafEmbedding
+from insiders_spark.grids import NO_GRID, SplitGrid
 from insiders_spark.profiles import ClusterProfile
 from insiders_spark.segmentation import SegmentationModel
 from insiders_spark.tree import read_tree
@@ -68,7 +69,7 @@ def describe(model: SegmentationModel, *, version: str, as_of: dt.date, run_date
         "config_hash": config_hash,
         "encoding": model.embedding.encoding,
         "label": model.embedding.label,
-        "split_grid": model.embedding.split_grid,
+        **model.embedding.split_grid.describe(),
         "kmeans": {
             "centers": kmeans.centers.tolist(),
             "leaf_clusters": {str(leaf): cluster for leaf, cluster in kmeans.leaf_clusters.items()},
@@ -107,7 +108,8 @@ def load(spark: SparkSession, output: str, version: str | None = None) -> tuple[
         tree=read_tree(pipeline_model.stages[-1]._java_obj),
         encoding=description["encoding"],
         label=description["label"],
-        split_grid=description.get("split_grid", NO_GRID),  # models saved before the option: none
+        # models saved before the options: no grid, no per-input grids
+        split_grid=SplitGrid.of(description.get("split_grid", NO_GRID), description.get("split_grid_by_feature")),
     )
     stored = description["kmeans"]
     kmeans = FittedKMeans(

@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from insiders_spark.clustering import KMEANS_CLUSTER
-from insiders_spark.embedding import GRID_PREFIX, PREDICTED_LABEL, grid_values
+from insiders_spark.embedding import GRID_PREFIX, PREDICTED_LABEL
 from insiders_spark.explain import (
     TOP_FEATURES,
     Condition,
@@ -20,6 +20,7 @@ from insiders_spark.explain import (
     to_rules_frame,
     with_top_contributions,
 )
+from insiders_spark.grids import SplitGrid, grid_values
 from insiders_spark.profiles import with_clusters
 from insiders_spark.schemas import CLUSTER, LEAF, MODEL_INPUT_COLUMNS
 from insiders_spark.segmentation import fit_segmentation
@@ -55,6 +56,15 @@ def test_repeated_bounds_collapse_into_one_interval():
     assert rules[3].text == "31 ≤ recency_days ≤ 90 AND qty_invoices ≥ 4"
     assert rules[4].text == "recency_days ≥ 91 AND qty_invoices ≥ 4"
     assert rules[3].predicate == "(`recency_days` > 30.0D AND `recency_days` <= 90.0D) AND (`qty_invoices` > 3.5D)"
+
+
+def test_with_one_input_on_a_grid_only_its_bounds_become_grid_values():
+    # the tree split the snapped qty_invoices (0, 1, 10, ...) at 3.5: snapped <= 3.5 is raw < 10
+    rules = leaf_rules(_toy_tree(), split_grid=SplitGrid.of("none", {"qty_invoices": "decades"}))
+    assert rules[1].text == "11 ≤ recency_days ≤ 30"
+    assert rules[2].text == "recency_days ≥ 31 AND qty_invoices < 10"
+    assert rules[3].text == "31 ≤ recency_days ≤ 90 AND qty_invoices ≥ 10"
+    assert rules[3].predicate == "(`recency_days` > 30.0D AND `recency_days` <= 90.0D) AND (`qty_invoices` >= 10.0D)"
 
 
 def test_continuous_features_keep_their_thresholds():
@@ -151,7 +161,7 @@ def test_a_grid_tree_splits_between_grid_values_and_its_rules_select_its_leaves_
     # the snapped copies stay inside the pipeline: the scored frame has the features as they were
     assert set(clustered.columns) >= set(features.columns)
     assert not [c for c in clustered.columns if c.startswith(GRID_PREFIX)]
-    rules = leaf_rules(model.embedding.tree, split_grid="1-2-5")
+    rules = leaf_rules(model.embedding.tree, split_grid=SplitGrid("1-2-5"))
     bounds = [b for r in rules.values() for c in r.conditions for b in (c.low, c.high) if b is not None]
     assert bounds and set(bounds) <= set(values)
     for leaf, rule in rules.items():
@@ -159,6 +169,33 @@ def test_a_grid_tree_splits_between_grid_values_and_its_rules_select_its_leaves_
         assert selected.where(F.col(LEAF) != leaf).count() == 0
         assert selected.count() == clustered.where(F.col(LEAF) == leaf).count()
     assert sum(clustered.where(rule.predicate).count() for rule in rules.values()) == 600
+
+
+def test_a_tree_with_one_input_on_a_grid_splits_it_between_grid_values_and_the_others_freely(spark, test_config):
+    grid = SplitGrid.of("none", {"qty_items": "1-2-5"})
+    config = dataclasses.replace(
+        test_config,
+        embedding=dataclasses.replace(
+            test_config.embedding, max_depth=3, min_leaf_share=0.02, max_bins=32, split_grid_by_feature={"qty_items": "1-2-5"}
+        ),
+        clustering=dataclasses.replace(test_config.clustering, n_init=3),
+    )
+    model, clustered = fit_segmentation(_features(spark), config=config, customers=600, k=3, seed=7)
+    clustered = clustered.cache()
+    assert model.embedding.split_grid == grid
+    internal = model.embedding.tree.internal_nodes
+    items = MODEL_INPUT_COLUMNS.index("qty_items")
+    on_items = [n.threshold for n in internal if n.feature == items]
+    others = [n.threshold for n in internal if n.feature != items]
+    assert on_items and others, [(n.feature, n.threshold) for n in internal]  # both kinds of split to check
+    assert all(any(a < t < b for a, b in itertools.pairwise(grid_values("1-2-5"))) for t in on_items), on_items
+    rules = leaf_rules(model.embedding.tree, split_grid=grid)
+    kinds = {(c.feature, type(c)) for r in rules.values() for c in r.conditions}
+    assert kinds and all((kind is GridCondition) == (feature == "qty_items") for feature, kind in kinds), kinds
+    for leaf, rule in rules.items():
+        selected = clustered.where(rule.predicate)  # raw features, no snapping
+        assert selected.where(F.col(LEAF) != leaf).count() == 0
+        assert selected.count() == clustered.where(F.col(LEAF) == leaf).count()
 
 
 def test_rule_rows_cover_every_customer_and_cluster(spark, fitted):

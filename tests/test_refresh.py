@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from insiders_spark import continuity, io, models, pipeline
 from insiders_spark.config import load_config
-from insiders_spark.embedding import grid_values
+from insiders_spark.grids import grid_values
 
 SYNTHETIC_LINES = 40_000
 
@@ -138,11 +138,13 @@ def test_retraining_with_another_seed_keeps_cluster_numbers_and_names(spark, tmp
 
 
 def test_a_split_grid_model_is_saved_with_its_grid_and_scores_as_it_trained(spark, tmp_path):
-    grid = {"embedding.split_grid": "1-2-5"}
+    # every input on 1-2-5 but qty_items, on its own grid (3, 30, 300, ...: none of them on 1-2-5)
+    grid = {"embedding.split_grid": "1-2-5", "embedding.split_grid_by_feature": {"qty_items": "3"}}
     trained = pipeline.run(spark, _config(tmp_path, **grid), run_date=dt.date(2011, 12, 1))
     version = trained.metrics["model_version"]
     description = json.loads((tmp_path / "models" / version / "segmentation.json").read_text())
-    assert description["split_grid"] == "1-2-5"
+    assert description["split_grid"] == "1-2-5" and description["split_grid_by_feature"] == {"qty_items": "3"}
+    assert trained.metrics["embedding"]["split_grid_by_feature"] == {"qty_items": "3"}
     # scored by the saved pipeline (its snapping stage included), under a config without the grid
     pipeline.run(spark, _config(tmp_path), run_date=dt.date(2011, 12, 2), mode="score")
     columns = ["customer_id", "cluster", "segment"]
@@ -151,11 +153,13 @@ def test_a_split_grid_model_is_saved_with_its_grid_and_scores_as_it_trained(spar
         io.read_partition(spark, str(tmp_path), "segments", "2011-12-01").select(columns),
         ignore_row_order=True,
     )
-    # the published rules are stated on the raw features, in grid values
+    # the published rules are stated on the raw features, each in its own grid's values
     rules = io.read_partition(spark, str(tmp_path), "rules", "2011-12-01").collect()
     assert rules and all("<=" not in r.predicate and " > " not in r.predicate for r in rules)
-    bounds = {float(number) for r in rules for number in re.findall(r"([0-9.eE+-]+)D", r.predicate)}
-    assert bounds and bounds <= set(grid_values("1-2-5"))
+    bounds = [(f, float(n)) for r in rules for f, n in re.findall(r"`(\w+)` [<>]=? ([0-9.eE+-]+)D", r.predicate)]
+    assert {f for f, _ in bounds} >= {"qty_items"}, bounds  # the tree used the input with its own grid
+    expected = {f: set(grid_values("3" if f == "qty_items" else "1-2-5")) for f, _ in bounds}
+    assert all(n in expected[f] for f, n in bounds), bounds
 
 
 # --- churn on a hand-built case --------------------------------------------------------------
