@@ -9,6 +9,10 @@ per date and setting); docs/quality_real_log.md has it for the final date.
 
     SPARK_LOCAL_IP=127.0.0.1 python benchmarks/quality_over_dates.py [--settings none,1-2-5]
 
+A setting is an ``embedding.split_grid`` value, optionally followed by per-input grids
+(``embedding.split_grid_by_feature``): ``decades/qty_items=2`` is every input on decades but
+``qty_items`` on 0, 2, 20, 200, ...
+
 Output: docs/quality_over_dates.md (and .json).
 """
 
@@ -53,10 +57,17 @@ def measure(features, *, config, customers: int, targets: QualityTargets) -> dic
     }
 
 
+def grid_overrides(setting: str) -> dict:
+    """``"decades/qty_items=2"`` -> the configuration overrides of that grid setting."""
+    default, *by_feature = setting.split("/")
+    per_input = dict(part.split("=", 1) for part in by_feature)
+    return {"embedding.split_grid": default, "embedding.split_grid_by_feature": per_input}
+
+
 def over_dates(spark, base, settings: list[str]):
     """For each as-of date of ``DATES`` and each split_grid setting: (date, customers with
     purchases, setting, its config, the cached features as of that date), released after the date."""
-    configs = {s: load_config(env="test", overrides={"input.path": base.input.path, "embedding.split_grid": s}) for s in settings}
+    configs = {s: load_config(env="test", overrides={"input.path": base.input.path, **grid_overrides(s)}) for s in settings}
     for as_of in DATES:
         table = pipeline.prepare_customers(spark, base, as_of=as_of)
         features = table.features().cache()
@@ -102,13 +113,14 @@ def render(rows: list[dict], settings: list[str], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(DEFAULT_INPUT))
-    parser.add_argument("--settings", default="none,1-2-5,decades", help="embedding.split_grid values, comma-separated")
+    parser.add_argument("--settings", default="none,1-2-5,decades,decades/qty_items=2",
+                        help="embedding.split_grid values (each optionally /input=grid/...), comma-separated")
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality_over_dates.md"))
     args = parser.parse_args(argv)
     start_study()
 
     settings = [s for s in args.settings.split(",") if s]
-    base = load_config(env="test", overrides={"input.path": args.input, "embedding.split_grid": settings[0]})
+    base = load_config(env="test", overrides={"input.path": args.input, **grid_overrides(settings[0])})
     targets = QualityTargets.from_config(base.quality)
     spark = build_spark_session("insiders-quality-over-dates", base.spark)
     started = time.perf_counter()
