@@ -11,6 +11,7 @@ from typing import Any
 
 from insiders_spark import explain
 from insiders_spark.embedding import LeafEmbedding
+from insiders_spark.grids import NO_GRID, SplitGrid, grid_values
 from insiders_spark.explain import RuleRow
 from insiders_spark.profiles import ClusterProfile
 
@@ -168,10 +169,28 @@ def render_page(
             f"(depth {embedding['depth']}, {embedding['leaves']} leaves); each customer is placed by the path to its leaf "
             f"(`{embedding['encoding']}` encoding), and KMeans (k={metrics['clustering']['k']}, "
             f"seed {metrics['clustering']['seed']}) groups those positions. Clusters are numbered by mean "
-            "gross revenue; cluster 1 is the Insiders.",
+            f"gross revenue; cluster 1 is the Insiders.{_describe_grid(embedding)}",
             "",
             *sections,
         ]
+    )
+
+
+def _describe_grid(embedding: Mapping[str, Any]) -> str:
+    """A sentence on the split grids, when the tree's inputs were snapped (models before them: none)."""
+    grid = SplitGrid.of(embedding.get("split_grid", NO_GRID), embedding.get("split_grid_by_feature"))
+    if not grid.snapped:
+        return ""
+    inputs: dict[str, list[str]] = {}
+    for feature in grid.snapped:
+        inputs.setdefault(grid.name(feature), []).append(f"`{feature}`")
+    def first_steps(name: str) -> str:
+        return ", ".join(f"{v:,g}" for v in [v for v in grid_values(name) if v >= 1][:3])
+
+    steps = "; ".join(f"{', '.join(features)} on {first_steps(name)}, …" for name, features in inputs.items())
+    return (
+        f" The tree's inputs were first snapped down to fixed grids ({steps}), so every threshold falls "
+        "between two grid values and the rules read in them."
     )
 
 

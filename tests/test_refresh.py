@@ -160,6 +160,9 @@ def test_a_split_grid_model_is_saved_with_its_grid_and_scores_as_it_trained(spar
     assert {f for f, _ in bounds} >= {"qty_items"}, bounds  # the tree used the input with its own grid
     expected = {f: set(grid_values("3" if f == "qty_items" else "1-2-5")) for f, _ in bounds}
     assert all(n in expected[f] for f, n in bounds), bounds
+    # and the report says how the tree's inputs were snapped
+    report = (tmp_path / "report" / "run_date=2011-12-01" / "report.md").read_text()
+    assert "`qty_returns`, `avg_ticket` on 1, 2, 5, …; `qty_items` on 3, 30, 300, …)" in report
 
 
 # --- churn on a hand-built case --------------------------------------------------------------
