@@ -8,7 +8,7 @@ snapped. Each mantissa is at least 1 and below 10, in increasing order.
 ``embedding.split_grid`` sets the grid of every tree input, and ``embedding.split_grid_by_feature``
 one input's (``{ qty_items = "2" }``): a programme can put the steps where its entry rules should
 read (``qty_items ≥ 2,000``), and a split between two steps selects the same customers whatever the
-sample (embedding.py, README "Split grid"). Pure Python: the configuration validates with it.
+sample (embedding.py, README "Split grid"). No Spark at import: the configuration validates with it.
 """
 
 from __future__ import annotations
