@@ -67,14 +67,12 @@ def snapped_sql(column: str, values: tuple[float, ...]) -> str:
     return f"CASE {cases} ELSE 0.0D END AS `{GRID_PREFIX}{column}`"
 
 
-def grid_stage(grid: SplitGrid) -> SQLTransformer:
-    """The pipeline stage that adds the snapped copy of every snapped tree input."""
-    columns = ", ".join(snapped_sql(c, grid.values(c)) for c in grid.snapped)
-    return SQLTransformer(statement=f"SELECT *, {columns} FROM __THIS__")
-
-
 def snapping_stages(grid: SplitGrid) -> list[SQLTransformer]:
-    return [grid_stage(grid)] if grid.snapped else []
+    """The pipeline stage that adds the snapped copy of every snapped tree input (none without a grid)."""
+    if not grid.snapped:
+        return []
+    columns = ", ".join(snapped_sql(c, grid.values(c)) for c in grid.snapped)
+    return [SQLTransformer(statement=f"SELECT *, {columns} FROM __THIS__")]
 
 
 def snapped_columns(grid: SplitGrid) -> list[str]:

@@ -156,6 +156,19 @@ class LeafRule:
         return " AND ".join(f"({c.predicate})" for c in self.conditions) or "TRUE"
 
 
+def _condition(
+    feature: str, low: float | None, high: float | None, grid: Sequence[float], integer_features: frozenset[str]
+) -> Condition | GridCondition:
+    """One feature's interval on a path: on the raw feature's grid values when its input was snapped."""
+    if grid:
+        return GridCondition(
+            feature=feature,
+            low=None if low is None else grid_bound(low, grid),
+            high=None if high is None else grid_bound(high, grid),
+        )
+    return Condition(feature=feature, low=low, high=high, integer=feature in integer_features)
+
+
 def leaf_rules(
     tree: Tree,
     *,
@@ -180,18 +193,7 @@ def leaf_rules(
             else:
                 bounds[step.feature][1] = step.threshold if high is None else min(high, step.threshold)
         conditions = tuple(
-            GridCondition(
-                feature=feature_names[index],
-                low=None if low is None else grid_bound(low, split_grid.values(feature_names[index])),
-                high=None if high is None else grid_bound(high, split_grid.values(feature_names[index])),
-            )
-            if split_grid.values(feature_names[index])
-            else Condition(
-                feature=feature_names[index],
-                low=low,
-                high=high,
-                integer=feature_names[index] in integer_features,
-            )
+            _condition(feature_names[index], low, high, split_grid.values(feature_names[index]), integer_features)
             for index, (low, high) in bounds.items()
         )
         rules[leaf] = LeafRule(leaf=leaf, conditions=conditions, prediction=by_id[leaf_node[leaf].node_id].prediction)

@@ -78,6 +78,12 @@ class SplitGrid:
     def of(cls, default: str = NO_GRID, by_feature: Mapping[str, str] | None = None) -> SplitGrid:
         return cls(default=default, by_feature=tuple(sorted((by_feature or {}).items())))
 
+    @classmethod
+    def from_description(cls, description: Mapping) -> SplitGrid:
+        """The grid a :meth:`describe` block records (a model file, the metrics); one written before
+        the options has neither key: no grid."""
+        return cls.of(description.get("split_grid", NO_GRID), description.get("split_grid_by_feature"))
+
     def name(self, feature: str) -> str:
         return dict(self.by_feature).get(feature, self.default)
 

@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 from insiders_spark import io
 from insiders_spark.clustering import FittedKMeans
 from insiders_spark.embedding import LeafEmbedding
-from insiders_spark.grids import NO_GRID, SplitGrid
+from insiders_spark.grids import SplitGrid
 from insiders_spark.profiles import ClusterProfile
 from insiders_spark.segmentation import SegmentationModel
 from insiders_spark.tree import read_tree
@@ -108,8 +108,7 @@ def load(spark: SparkSession, output: str, version: str | None = None) -> tuple[
         tree=read_tree(pipeline_model.stages[-1]._java_obj),
         encoding=description["encoding"],
         label=description["label"],
-        # models saved before the options: no grid, no per-input grids
-        split_grid=SplitGrid.of(description.get("split_grid", NO_GRID), description.get("split_grid_by_feature")),
+        split_grid=SplitGrid.from_description(description),
     )
     stored = description["kmeans"]
     kmeans = FittedKMeans(

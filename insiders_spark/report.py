@@ -11,8 +11,8 @@ from typing import Any
 
 from insiders_spark import explain
 from insiders_spark.embedding import LeafEmbedding
-from insiders_spark.grids import NO_GRID, SplitGrid, grid_values
 from insiders_spark.explain import RuleRow
+from insiders_spark.grids import SplitGrid, grid_values
 from insiders_spark.profiles import ClusterProfile
 
 # The published study's headline numbers, to show ours beside them.
@@ -178,12 +178,13 @@ def render_page(
 
 def _describe_grid(embedding: Mapping[str, Any]) -> str:
     """A sentence on the split grids, when the tree's inputs were snapped (models before them: none)."""
-    grid = SplitGrid.of(embedding.get("split_grid", NO_GRID), embedding.get("split_grid_by_feature"))
+    grid = SplitGrid.from_description(embedding)
     if not grid.snapped:
         return ""
     inputs: dict[str, list[str]] = {}
     for feature in grid.snapped:
         inputs.setdefault(grid.name(feature), []).append(f"`{feature}`")
+
     def first_steps(name: str) -> str:
         return ", ".join(f"{v:,g}" for v in [v for v in grid_values(name) if v >= 1][:3])
 
