@@ -101,10 +101,30 @@ def blank_to_null(text: Column) -> Column:
     return F.when(trimmed != "", trimmed)
 
 
+MAX_WHOLE_NUMBER = 10**18  # under the long range (about 9.2e18), far past any real quantity
+
+
+def to_whole_number(number: Column) -> Column:
+    """A whole number as a long; 6.5, NaN and the infinities -> null (not a quantity).
+
+    Beyond ±10^18 every number is whole but would not fit a long (the cast fails the whole job
+    under ANSI mode): it is held at ±10^18, far past ``MAX_LINE_QUANTITY``, so the line is
+    quarantined as ``amount_out_of_range`` with its raw text kept. The finiteness check comes first
+    (NaN is above every number in Spark, so it would pass as "beyond").
+    """
+    limit = F.lit(MAX_WHOLE_NUMBER)
+    finite = F.abs(number.cast(T.DoubleType())) <= F.lit(sys.float_info.max)
+    whole = (
+        F.when(number >= limit, limit.cast(T.LongType()))
+        .when(number <= -limit, (-limit).cast(T.LongType()))
+        .when(number == F.floor(number), number.cast(T.LongType()))
+    )
+    return F.when(finite, whole)
+
+
 def parse_whole_number(text: Column) -> Column:
-    """'6' -> 6; '6.0' -> 6; '6.5', 'six', '' -> null."""
-    number = blank_to_null(text).try_cast(T.DecimalType(38, 6))
-    return F.when(number == F.floor(number), number.cast(T.LongType()))
+    """'6' -> 6; '6.0' -> 6; '6.5', 'six', '' -> null; '1e30' -> 10^18 (see ``to_whole_number``)."""
+    return to_whole_number(blank_to_null(text).try_cast(T.DecimalType(38, 6)))
 
 
 def parse_number(text: Column) -> Column:
@@ -160,10 +180,22 @@ def _is_text(frame: DataFrame, name: str) -> bool:
     return isinstance(frame.schema[name].dataType, T.StringType)
 
 
-def _typed(frame: DataFrame, name: str, text_parser, numeric_cast: T.DataType) -> Column:
-    """Parse ``name`` from text, or cast it when the source (parquet) already typed it."""
+def _typed(frame: DataFrame, name: str, text_parser, typed_parser) -> Column:
+    """Parse ``name`` from text, or check it when the source (parquet) already typed it."""
     column = F.col(name)
-    return text_parser(column) if _is_text(frame, name) else column.cast(numeric_cast)
+    return text_parser(column) if _is_text(frame, name) else typed_parser(column)
+
+
+def _as_double(number: Column) -> Column:
+    return number.cast(T.DoubleType())
+
+
+def _typed_quantity(frame: DataFrame):
+    """Whole-number types are already quantities; a fractional type (a pandas export stores a
+    column with gaps as float64) is checked like text, so 6.5 or NaN is not silently cut to 6."""
+    if isinstance(frame.schema[QUANTITY].dataType, T.IntegralType):
+        return lambda number: number.cast(T.LongType())
+    return to_whole_number
 
 
 def to_parsed_lines(raw: DataFrame, *, timestamp_format: str) -> DataFrame:
@@ -186,9 +218,9 @@ def to_parsed_lines(raw: DataFrame, *, timestamp_format: str) -> DataFrame:
         blank_to_null(F.col(INVOICE_NO).cast(T.StringType())).alias(INVOICE_NO),
         blank_to_null(F.col(STOCK_CODE).cast(T.StringType())).alias(STOCK_CODE),
         F.col(DESCRIPTION).cast(T.StringType()).alias(DESCRIPTION),
-        _typed(raw, QUANTITY, parse_whole_number, T.LongType()).alias(QUANTITY),
+        _typed(raw, QUANTITY, parse_whole_number, _typed_quantity(raw)).alias(QUANTITY),
         invoice_ts.alias(INVOICE_TS),
-        finite_number(_typed(raw, UNIT_PRICE, parse_number, T.DoubleType())).alias(UNIT_PRICE),
+        finite_number(_typed(raw, UNIT_PRICE, parse_number, _as_double)).alias(UNIT_PRICE),
         customer_id.alias(CUSTOMER_ID),
         F.trim(F.col(COUNTRY).cast(T.StringType())).alias(COUNTRY),
         has_customer.alias(HAS_CUSTOMER_VALUE),

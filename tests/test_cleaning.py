@@ -245,9 +245,11 @@ def test_amounts_past_the_exact_revenue_range_are_quarantined_not_crashing(spark
         ("04", "85123A", "d", "0", *ok, "2e10", "17850", "United Kingdom", None, "f.csv"),  # price, no amount
         ("05", "85123A", "d", "-2000000", *ok, "5001", "17850", "United Kingdom", None, "f.csv"),  # amount
         ("06", "85123A", "d", "9223372036854775807", *ok, "2.55", "17850", "United Kingdom", None, "f.csv"),
+        ("07", "85123A", "d", "10000000000000000000", *ok, "2.55", "17850", "United Kingdom", None, "f.csv"),  # > long
+        ("08", "85123A", "d", "-1e30", *ok, "2.55", "17850", "United Kingdom", None, "f.csv"),
     ]
     out = cleaning.AMOUNT_OUT_OF_RANGE
-    assert _reasons(spark, rows, as_of=None) == [None, out, out, out, out, out]
+    assert _reasons(spark, rows, as_of=None) == [None, out, out, out, out, out, out, out]
     typed = spark.createDataFrame(
         [("1", "85123A", "d", 9_000_000_000_000_000_000, *ok, 2.55, 17850.0, "United Kingdom", None, "p"),
          ("2", "85123A", "d", 3, *ok, 4e10, 17850.0, "United Kingdom", None, "p")],
@@ -286,3 +288,33 @@ def test_quarantine_keeps_raw_text_file_and_reason_but_not_later_lines(spark):
         "unit_price string, customer_id string, country string, raw_line string, source_file string, reason string",
     )
     assert_df_equality(quarantine, expected, ignore_nullable=True)
+
+
+def test_a_fractional_parquet_quantity_is_checked_like_text_not_truncated(spark):
+    """A pandas export stores a quantity column with gaps as float64: 6.0 is a quantity, 6.5, NaN
+    and the infinities are not (not silently cut to 6, nor failing the job), 1e19 is out of range."""
+    ok = ("2010-12-01 08:26:00",)
+    rows = [
+        (str(i), "85123A", "d", quantity, *ok, 2.55, 17850.0, "United Kingdom", None, "p")
+        for i, quantity in enumerate([6.0, 6.5, float("nan"), float("inf"), -float("inf"), 1e19, -3.0, None])
+    ]
+    typed = spark.createDataFrame(
+        rows,
+        "invoice_no string, stock_code string, description string, quantity double, invoice_date string, "
+        "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
+    )
+    lines = typed.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
+        cleaning.with_reason, rules=RULES, as_of=None
+    )
+    got = [(r.quantity, r.reason) for r in lines.orderBy("invoice_no").select("quantity", "reason").collect()]
+    bad = cleaning.NON_NUMERIC_QUANTITY
+    assert got == [
+        (6, None),
+        (None, bad),
+        (None, bad),
+        (None, bad),
+        (None, bad),
+        (10**18, cleaning.AMOUNT_OUT_OF_RANGE),
+        (-3, None),
+        (None, bad),
+    ]
