@@ -63,8 +63,14 @@ class RowAccounting:
             "undecodable_text_lines": self.undecodable,
         }
 
+    @property
+    def judged(self) -> int:
+        """The lines this run judged: all but those after the as-of date (left for a later run),
+        so that a backfill's early as-of date does not dilute the quarantine shares."""
+        return self.input - self.after_as_of
+
     def share(self, count: int) -> float:
-        return count / self.input if self.input else 0.0
+        return count / self.judged if self.judged else 0.0
 
     def check_thresholds(self, limits: QuarantineConfig) -> None:
         """Fail when the quarantined share, overall or for one reason, is above its limit."""
@@ -79,12 +85,12 @@ class RowAccounting:
             if limit is not None and self.share(count) > limit:
                 breaches.append(f"{reason}: {count:,} lines ({self.share(count):.2%}) > {limit:.2%}")
         if breaches:
+            after = f", {self.after_as_of:,} of them after the as-of date and not judged" if self.after_as_of else ""
             raise QuarantineThresholdError(
-                f"too much of the input was set aside ({self.input:,} lines read): "
-                + "; ".join(breaches)
-                + ". Nothing was published; the set-aside lines and the run's metrics are kept under "
-                "{failed}. Fix the export (or the cleaning settings), or raise quarantine.max_share / "
-                "quarantine.max_share_by_reason if this is expected, then run again"
+                f"too much of the input was set aside ({self.input:,} lines read{after}; shares of the "
+                f"{self.judged:,} judged): " + "; ".join(breaches)
+                + ". Nothing was published. Fix the export (or the cleaning settings), or raise "
+                "quarantine.max_share / quarantine.max_share_by_reason if this is expected, then run again"
             )
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import types
 import typing
@@ -229,7 +230,14 @@ def load_config(
     for origin, layer in layers:
         for section, values in layer.items():
             _check_section(origin, section, values)
-            merged.setdefault(section, {}).update(values)
+            into = merged.setdefault(section, {})
+            for key, value in values.items():
+                # a table (e.g. quarantine.max_share_by_reason) is merged key by key, so a profile
+                # that sets one entry keeps the others of the layers below it
+                if isinstance(value, Mapping) and isinstance(into.get(key), Mapping):
+                    into[key] = {**into[key], **value}
+                else:
+                    into[key] = value
 
     spark_conf = {str(k): _spark_value(v) for k, v in merged.pop("spark", {}).items()}
     sections = {name: _build(cls, merged.get(name, {})) for name, cls in SECTIONS.items()}
@@ -259,8 +267,14 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         section, key = parts[0].lower(), parts[1].lower()
         if section == "spark":
             raise ConfigError(f"environment variable {name}: Spark settings go in conf/<env>.toml or --conf")
-        layer.setdefault(section, {})[key] = _parse_scalar(raw)
+        parsed = _parse_scalar(raw)  # a table is never text: parsed now, so it merges like a file's
+        layer.setdefault(section, {})[key] = parsed if isinstance(parsed, dict) else EnvText(raw)
     return layer
+
+
+class EnvText(str):
+    """An environment variable's raw text: read as TOML (numbers, lists, tables) for the keys that
+    want those, but kept as written for the keys that want text (a salt of 1e3, a date)."""
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -309,6 +323,14 @@ def _build(cls: type, values: Mapping[str, Any]) -> Any:
 
 def _coerce(where: str, hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
+    if isinstance(value, EnvText):
+        parsed = _parse_scalar(value)
+        wants_text = hint is str or (
+            origin in (typing.Union, types.UnionType) and str in typing.get_args(hint)
+        )
+        if wants_text and not isinstance(parsed, str):
+            return str(value)
+        value = parsed if not isinstance(parsed, EnvText) else str(parsed)
     if origin in (Mapping, dict, collections.abc.Mapping):
         key_type, value_type = typing.get_args(hint)
         if not isinstance(value, Mapping):
@@ -364,7 +386,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 
 def _validate(config: Config) -> None:
+    from insiders_spark.accounting import validate_limits  # these modules import this one
+
     plain = config.to_dict()
+    if not isinstance(logging.getLevelName(config.job.log_level.upper()), int):
+        raise ConfigError(
+            f"job.log_level = {config.job.log_level!r}: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        )
+    validate_limits(config.quarantine)
     for dotted, allowed in CHOICES.items():
         section, key = dotted.split(".")
         value = plain[section][key]
@@ -423,6 +452,14 @@ def _validate(config: Config) -> None:
         raise ConfigError("control.salt is empty: set one (a new salt draws a new control group)")
     if config.backtest.horizon_days < 0:
         raise ConfigError(f"backtest.horizon_days = {config.backtest.horizon_days}: 0 (off) or a number of days")
+    if 0.0 in config.backtest.head_count_shares:
+        raise ConfigError("backtest.head_count_shares: every head-count must be above 0")
+    if config.backtest.horizon_days:
+        from insiders_spark.backtest import MODEL_SCORERS  # loaded only when a backtest will run
+
+        unknown = sorted(set(config.backtest.scorers) - set(MODEL_SCORERS))
+        if unknown:
+            raise ConfigError(f"backtest.scorers: unknown {', '.join(unknown)} (known: {', '.join(MODEL_SCORERS)})")
     if config.backtest.cutoff:
         try:
             dt.date.fromisoformat(config.backtest.cutoff)

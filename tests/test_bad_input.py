@@ -269,3 +269,20 @@ def test_spark_side_failures_print_one_message_and_no_java_stack_trace(logs, tmp
     assert result.returncode == 1
     assert "2011-01-02.csv" in result.stderr and "expected column 'Country' but found 'Land'" in result.stderr
     assert "at org.apache" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_quarantine_shares_are_of_the_lines_the_run_judged():
+    """A backfill at an early as-of date leaves most lines for later runs: 30 set aside of the 100
+    lines up to that date is 30%, not 3% of the 1,000 read."""
+    from insiders_spark.accounting import QuarantineThresholdError, RowAccounting
+
+    limits = load_config(env="test", environ={}).quarantine
+    backfill = RowAccounting(input=1_000, kept=70, after_as_of=900, quarantined={"excluded_country": 30})
+    backfill.check()
+    with pytest.raises(QuarantineThresholdError) as error:
+        backfill.check_thresholds(limits)
+    message = str(error.value)
+    assert "excluded_country: 30 lines (30.00%) > 2.00%" in message
+    assert "900 of them after the as-of date" in message and "of the 100 judged" in message
+    assert "{" not in message  # no unfilled placeholder
+    RowAccounting(input=1_000, kept=990, after_as_of=0, quarantined={"excluded_country": 10}).check_thresholds(limits)

@@ -78,3 +78,40 @@ def test_fingerprint_changes_with_the_configuration(conf):
     b = load_config(conf, "dev", overrides={"clustering.k": 6}, environ={})
     assert a.fingerprint() == load_config(conf, "dev", environ={}).fingerprint()
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_a_table_set_in_a_profile_or_the_environment_keeps_its_other_entries(conf):
+    base = load_config(conf, "dev", environ={}).quarantine.max_share_by_reason
+    _write(conf, "dev", "[quarantine]\nmax_share_by_reason = { excluded_country = 0.05 }\n")
+    from_profile = load_config(conf, "dev", environ={}).quarantine.max_share_by_reason
+    assert from_profile == {**base, "excluded_country": 0.05}
+    environ = {"INSIDERS_SPARK__QUARANTINE__MAX_SHARE_BY_REASON": "{ non_numeric_price = 0.2 }"}
+    from_environ = load_config(conf, "dev", environ=environ).quarantine.max_share_by_reason
+    assert from_environ == {**base, "excluded_country": 0.05, "non_numeric_price": 0.2}
+    assert base["non_numeric_price"] == 0.01 and len(base) > 2  # the entries that were kept are real limits
+
+
+def test_environment_text_is_kept_as_written_for_text_keys(conf):
+    environ = {
+        "INSIDERS_SPARK__BACKTEST__CUTOFF": "2011-09-09",  # TOML would read a date
+        "INSIDERS_SPARK__CONTROL__SALT": "1e3",  # TOML would read the number 1000.0
+        "INSIDERS_SPARK__CLUSTERING__K": "7",
+        "INSIDERS_SPARK__CLUSTERING__K_GRID": "[3, 4]",
+    }
+    config = load_config(conf, "dev", environ=environ)
+    assert (config.backtest.cutoff, config.control.salt) == ("2011-09-09", "1e3")
+    assert (config.clustering.k, config.clustering.k_grid) == (7, (3, 4))
+    cleared = load_config(conf, "dev", environ={"INSIDERS_SPARK__LAUNCH__CLASS_ARCHIVE": '""'})
+    assert cleared.launch.class_archive == ""  # a quoted TOML string is still read as TOML
+
+
+def test_settings_that_would_fail_late_are_refused_at_start_up(conf):
+    with pytest.raises(ConfigError, match=r"job\.log_level = 'verbose'"):
+        load_config(conf, "dev", overrides={"job.log_level": "verbose"}, environ={})
+    assert load_config(conf, "dev", overrides={"job.log_level": "debug"}, environ={}).job.log_level == "debug"
+    with pytest.raises(ConfigError, match=r"unknown reason\(s\) non_numeric_prize"):
+        load_config(conf, "dev", environ={"INSIDERS_SPARK__QUARANTINE__MAX_SHARE_BY_REASON": "{ non_numeric_prize = 0.2 }"})
+    with pytest.raises(ConfigError, match=r"backtest\.scorers: unknown segmentz"):
+        load_config(conf, "dev", overrides={"backtest.horizon_days": 90, "backtest.scorers": ["segmentz"]}, environ={})
+    with pytest.raises(ConfigError, match=r"head_count_shares: every head-count must be above 0"):
+        load_config(conf, "dev", overrides={"backtest.head_count_shares": [0.0, 0.1]}, environ={})
