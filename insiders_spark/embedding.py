@@ -45,7 +45,7 @@ from pyspark.sql import types as T
 from insiders_spark.config import EmbeddingConfig
 from insiders_spark.grids import SplitGrid
 from insiders_spark.literals import literal_frame
-from insiders_spark.schemas import LABEL_COLUMN, LEAF, MODEL_INPUT_COLUMNS
+from insiders_spark.schemas import CUSTOMER_ID, LABEL_COLUMN, LEAF, MODEL_INPUT_COLUMNS
 from insiders_spark.tree import Tree, read_tree
 
 TREE_FEATURES = "tree_features"
@@ -124,8 +124,30 @@ def fit_revenue_tree(
         config, seed=seed, customers=customers, features_col=TREE_FEATURES, label_col=TREE_LABEL,
         prediction_col=PREDICTED_LABEL,
     ).setLeafCol(LEAF)
-    labelled = features.withColumn(TREE_LABEL, tree_label(F.col(LABEL_COLUMN), config.label))
+    labelled = in_sampling_order(features, max_bins=config.max_bins, customers=customers).withColumn(
+        TREE_LABEL, tree_label(F.col(LABEL_COLUMN), config.label)
+    )
     return Pipeline(stages=[*snapping_stages(grid), assembler, regressor]).fit(labelled)
+
+
+def sampled_rows_above(max_bins: int) -> int:
+    """MLlib draws a tree's split candidates from a sample of the rows past max(maxBins², 10,000)."""
+    return max(max_bins * max_bins, 10_000)
+
+
+def in_sampling_order(features: DataFrame, *, max_bins: int, customers: int) -> DataFrame:
+    """The customers in an order that does not depend on how they were computed, where it matters.
+
+    Past ``sampled_rows_above(max_bins)`` rows, MLlib samples them to find the split candidates,
+    row by row in each partition: which rows it draws depends on each row's partition and position,
+    which a rerun's shuffle (and a range sort's sampled bounds) need not repeat. Hash-partitioned and
+    sorted by customer id, the same customers give the same sample, hence the same tree; below that
+    size every row is used and the order does not matter, so no shuffle is added.
+    """
+    if customers <= sampled_rows_above(max_bins):
+        return features
+    partitions = int(features.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    return features.repartition(partitions, CUSTOMER_ID).sortWithinPartitions(CUSTOMER_ID)
 
 
 def node_weights(tree: Tree, encoding: str) -> dict[int, float]:

@@ -15,6 +15,7 @@ from insiders_spark.embedding import (
     leaf_path_vectors,
     min_instances_per_leaf,
     node_weights,
+    sampled_rows_above,
 )
 from insiders_spark.schemas import LEAF, MODEL_INPUT_COLUMNS
 from insiders_spark.tree import Tree, TreeNode
@@ -64,6 +65,27 @@ def test_same_seed_same_tree(spark, fitted):
     features, embedding = fitted
     again = fit_embedding(features, config=EmbeddingConfig(max_depth=3, min_leaf_share=0.02, max_bins=32), seed=7, customers=400)
     assert again.tree == embedding.tree
+
+
+def test_a_sampled_tree_does_not_depend_on_the_order_of_its_customers(spark):
+    """Past max(maxBins², 10,000) customers MLlib finds split candidates on a sample of the rows;
+    the same customers, shuffled and partitioned another way, must still give the same tree."""
+    n = 12_000
+    assert n > sampled_rows_above(16)
+    rows = []
+    for i in range(n):
+        items = 1 + (i * 7919) % 20011
+        invoices = 1 + (i * 31) % 97
+        revenue = 1.7 * items + 23.0 * invoices + (i * 13) % 101
+        rows.append((i, revenue, i % 365, invoices, items, 1 + i % 500, ((i * 17) % 100) / 100, i % 11, revenue / invoices))
+    features = spark.createDataFrame(rows, ["customer_id", "gross_revenue", *MODEL_INPUT_COLUMNS]).repartition(2).cache()
+    shuffled = features.orderBy(F.xxhash64("customer_id", F.lit("another order"))).repartition(3).cache()
+    config = EmbeddingConfig(max_depth=4, min_leaf_share=0.01, max_bins=16, label="log1p")
+    trees = [fit_embedding(frame, config=config, seed=7, customers=n).tree for frame in (features, shuffled)]
+    assert trees[0] == trees[1]
+    assert len(trees[0].leaves) > 8  # a real tree, with thresholds for the sample to move
+    for frame in (features, shuffled):
+        frame.unpersist()
 
 
 def _toy_tree():
