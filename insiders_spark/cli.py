@@ -266,7 +266,7 @@ def make_class_archive(args: argparse.Namespace) -> int:
 
 def manage_models(config, action: str, version: str | None) -> int:
     """``models list`` / ``models use VERSION`` on the configured output."""
-    from insiders_spark import models
+    from insiders_spark import io, models
     from insiders_spark.session import build_spark_session
 
     spark = build_spark_session(config.job.app_name, config.spark)
@@ -280,7 +280,7 @@ def manage_models(config, action: str, version: str | None) -> int:
             marker = "*" if info.version == current else " "
             print(f"{marker} {info.version}  trained as of {info.trained_as_of}  run {info.run_date}  config {info.config_hash}")
         return EXIT_OK
-    except models.ModelNotFoundError as error:
+    except (models.ModelNotFoundError, io.OutputInUseError) as error:
         print(f"insiders-spark: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:

@@ -6,11 +6,15 @@ local folders, HDFS and object stores alike.
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import json
 import logging
 import os
-from collections.abc import Sequence
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -321,6 +325,102 @@ STAGING = "_staging"
 FAILED_RUNS = "failed_runs"
 JOURNAL = "_COMMITTING.json"
 SUCCESS = "_SUCCESS"
+LOCK = "_RUNNING.json"
+
+
+class OutputInUseError(RuntimeError):
+    """Another run holds the output folder: one output takes one run at a time."""
+
+
+def _lock_holder(spark: SparkSession, path: str) -> dict | None:
+    try:
+        return json.loads(read_text(spark, path))
+    except Exception:  # gone meanwhile, or half-written by a holder that is writing it right now
+        return None
+
+
+def _is_dead_here(holder: dict) -> bool:
+    """The holder ran on this machine and its process is gone (killed, or the machine rebooted)."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+@contextmanager
+def output_lock(spark: SparkSession, output: str, purpose: str) -> Iterator[dict]:
+    """Hold ``<output>/_RUNNING.json`` while a run (or ``models use``) changes the output.
+
+    Two runs on one output would otherwise clean up each other's staging folder as debris and
+    publish over each other. The lock file is created only if absent (atomic on HDFS; a check then
+    create on a local disk and on object stores, so schedulers should still run one at a time). A
+    lock left by a process of this machine that no longer exists is taken over with a warning; one
+    from another machine needs a person: the error says which file to delete.
+    """
+    path = f"{output.rstrip('/')}/{LOCK}"
+    mine = {
+        "token": uuid.uuid4().hex,
+        "purpose": purpose,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    fs, hadoop_path = _jvm_path(spark, path)
+    folder = hadoop_path.getParent()
+    created_folder = not fs.exists(folder)  # removed again if the run leaves it empty (e.g. bad input)
+    for _attempt in range(2):
+        if fs.exists(hadoop_path):
+            holder = _lock_holder(spark, path)
+            if holder is not None and _is_dead_here(holder):
+                log.warning(
+                    "taking over %s: its holder (pid %s, %s since %s) is no longer running",
+                    path, holder.get("pid"), holder.get("purpose"), holder.get("started"),
+                )
+                fs.delete(hadoop_path, False)
+                continue
+            raise OutputInUseError(_in_use_message(path, holder))
+        try:
+            stream = fs.create(hadoop_path, False)
+        except Exception:
+            if not fs.exists(hadoop_path):  # not a lock taken meanwhile: e.g. no permission to write there
+                raise
+            raise OutputInUseError(_in_use_message(path, _lock_holder(spark, path))) from None
+        try:
+            stream.write(bytearray(json.dumps(mine).encode("utf-8")))
+        finally:
+            stream.close()
+        holder = _lock_holder(spark, path)
+        if holder is None or holder.get("token") != mine["token"]:  # lost a race on a local disk
+            raise OutputInUseError(_in_use_message(path, holder))
+        break
+    else:
+        raise OutputInUseError(_in_use_message(path, _lock_holder(spark, path)))
+    try:
+        yield mine
+    finally:
+        holder = _lock_holder(spark, path)
+        if holder is not None and holder.get("token") == mine["token"]:
+            fs.delete(hadoop_path, False)
+        if created_folder and fs.exists(folder) and len(fs.listStatus(folder)) == 0:
+            fs.delete(folder, False)
+
+
+def _in_use_message(path: str, holder: dict | None) -> str:
+    who = (
+        f"{holder.get('purpose', 'a run')} on {holder.get('host')} (pid {holder.get('pid')}) since {holder.get('started')}"
+        if holder
+        else "another run"
+    )
+    return (
+        f"the output is in use by {who}: one output folder takes one run at a time (schedule runs of one "
+        f"output one after another, e.g. Airflow's max_active_runs=1). If no such run is going any more, "
+        f"delete {path} and start again"
+    )
 
 
 def exists(spark: SparkSession, path: str) -> bool:
@@ -344,11 +444,26 @@ def list_dirs(spark: SparkSession, path: str) -> list[str]:
 
 
 def replace_text(spark: SparkSession, path: str, text: str) -> None:
-    """Replace a small file: write beside it, then swap it in."""
-    temporary = f"{path}.tmp"
+    """Replace a small file: write beside it, then swap it in.
+
+    The old file is moved aside (``<path>.previous``) before the new one moves in and deleted
+    after, so a process killed in between leaves one of the two for :func:`read_replaced_text`.
+    """
+    temporary, previous = f"{path}.tmp", f"{path}.previous"
     write_text(spark, temporary, text)
-    delete_path(spark, path)
+    delete_path(spark, previous)
+    if exists(spark, path):
+        _rename(spark, path, previous)
     _rename(spark, temporary, path)
+    delete_path(spark, previous)
+
+
+def read_replaced_text(spark: SparkSession, path: str) -> str | None:
+    """A file written by :func:`replace_text`, or None when there is none."""
+    for candidate in (path, f"{path}.previous"):
+        if exists(spark, candidate):
+            return read_text(spark, candidate)
+    return None
 
 
 class RunOutputs:
@@ -428,19 +543,34 @@ class RunOutputs:
             }
             for p in order
         ]
-        write_text(self.spark, f"{self.staging}/{JOURNAL}", json.dumps({"run_id": self.run_id, "moves": moves}))
-        for move in moves:
-            if exists(self.spark, move["live"]):
-                _rename(self.spark, move["live"], move["previous"])
-            if move["staged"]:
-                _rename(self.spark, move["staged"], move["live"])
-        write_text(self.spark, f"{self.live(final)}/{SUCCESS}", "")
-        delete_path(self.spark, f"{self.staging}/{JOURNAL}")
+        journal = f"{self.staging}/{JOURNAL}"
+        write_text(self.spark, journal, json.dumps({"run_id": self.run_id, "moves": moves}))
+        try:
+            for move in moves:
+                if exists(self.spark, move["live"]):
+                    _rename(self.spark, move["live"], move["previous"])
+                if move["staged"]:
+                    _rename(self.spark, move["staged"], move["live"])
+            write_text(self.spark, f"{self.live(final)}/{SUCCESS}", "")
+        except Exception:
+            # Put every live path back as it was; if even that fails, the journal stays for the
+            # next run's recovery (and ``fail`` leaves the staging folder where recovery finds it).
+            _roll_back(self.spark, moves)
+            delete_path(self.spark, journal)
+            raise
+        delete_path(self.spark, journal)
         delete_path(self.spark, self.staging)
 
     def fail(self) -> str | None:
-        """Keep what this run staged aside for inspection; live paths are untouched."""
+        """Keep what this run staged aside for inspection; live paths are untouched.
+
+        A staging folder that still holds a commit journal is left in place: its commit could not
+        be rolled back here, and the next run's :func:`recover_interrupted_commits` will.
+        """
         if not exists(self.spark, self.staging):
+            return None
+        if exists(self.spark, f"{self.staging}/{JOURNAL}"):
+            log.error("the commit of run %s could not be rolled back; the next run on this output will", self.run_id)
             return None
         target = f"{self.output}/{FAILED_RUNS}/{PARTITION_COLUMN}={self.run_date}/{self.run_id}"
         _rename(self.spark, self.staging, target)
@@ -460,17 +590,22 @@ def recover_interrupted_commits(spark: SparkSession, output: str) -> list[str]:
             if _commit_completed(spark, journal["moves"]):
                 log.warning("run %s had finished its commit; cleaning up after it", journal["run_id"])
             else:
-                for move in reversed(journal["moves"]):
-                    moved = move["staged"] is not None and not exists(spark, move["staged"])
-                    if moved:
-                        delete_path(spark, move["live"])
-                    if exists(spark, move["previous"]):
-                        delete_path(spark, move["live"])
-                        _rename(spark, move["previous"], move["live"])
+                _roll_back(spark, journal["moves"])
                 log.warning("rolled back the interrupted commit of run %s", journal["run_id"])
         delete_path(spark, staging)
         cleaned.append(staging.rsplit("/", 1)[-1])
     return cleaned
+
+
+def _roll_back(spark: SparkSession, moves: list[dict]) -> None:
+    """Undo a commit's moves, last first: each published path goes back to staging, each live
+    path kept aside goes back to where it was."""
+    for move in reversed(moves):
+        if move["staged"] is not None and not exists(spark, move["staged"]) and exists(spark, move["live"]):
+            _rename(spark, move["live"], move["staged"])
+        if exists(spark, move["previous"]):
+            delete_path(spark, move["live"])
+            _rename(spark, move["previous"], move["live"])
 
 
 def _commit_completed(spark: SparkSession, moves: list[dict]) -> bool:

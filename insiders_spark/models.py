@@ -125,10 +125,8 @@ def load(spark: SparkSession, output: str, version: str | None = None) -> tuple[
 
 
 def current_version(spark: SparkSession, output: str) -> str | None:
-    path = f"{models_root(output)}/{CURRENT}"
-    if not io.exists(spark, path):
-        return None
-    return io.read_text(spark, path).strip() or None
+    text = io.read_replaced_text(spark, f"{models_root(output)}/{CURRENT}")
+    return (text or "").strip() or None
 
 
 def list_versions(spark: SparkSession, output: str) -> list[ModelInfo]:
@@ -155,4 +153,5 @@ def use_version(spark: SparkSession, output: str, version: str) -> None:
         raise ModelNotFoundError(
             f"model version {version!r} not found under {models_root(output)} (known: {', '.join(sorted(known)) or 'none'})"
         )
-    io.replace_text(spark, f"{models_root(output)}/{CURRENT}", version + "\n")
+    with io.output_lock(spark, output, f"insiders-spark models use {version}"):
+        io.replace_text(spark, f"{models_root(output)}/{CURRENT}", version + "\n")

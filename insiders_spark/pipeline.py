@@ -19,7 +19,6 @@ from insiders_spark.accounting import (
     RowAccounting,
     accounting_from,
     observe_outcomes,
-    validate_limits,
 )
 from insiders_spark.cleaning import (
     CleaningRules,
@@ -176,8 +175,23 @@ def run(
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
     started = time.perf_counter()
+    with io.output_lock(spark, config.output.path, f"insiders-spark run ({mode})"):
+        return _run_holding_the_output(
+            spark, config, started, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version
+        )
+
+
+def _run_holding_the_output(
+    spark: SparkSession,
+    config: Config,
+    started: float,
+    *,
+    run_date: dt.date | None,
+    as_of: dt.date | None,
+    mode: str,
+    model_version: str | None,
+) -> RunResult:
     timer = StageTimer(log)
-    validate_limits(config.quarantine)
     for run_id in io.recover_interrupted_commits(spark, config.output.path):
         log.warning("cleaned up after an earlier run that did not finish: %s", run_id)
 

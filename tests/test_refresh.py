@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -210,19 +211,24 @@ def test_hysteresis_keeps_an_insider_for_n_runs_outside(spark):
 # --- atomicity -------------------------------------------------------------------------------
 
 
-def test_an_interrupted_commit_is_rolled_back_by_the_next_run(spark, tmp_path, monkeypatch):
-    output = str(tmp_path)
-    first = io.RunOutputs(spark, output, "2011-12-09", "run-one")
+def _published_then_staged(spark, tmp_path) -> io.RunOutputs:
+    """Run one publishes segments, profiles and runs for 2011-12-09; run two stages its own."""
+    first = io.RunOutputs(spark, str(tmp_path), "2011-12-09", "run-one")
     first.write_table(spark.createDataFrame([(1, "old")], "id long, v string"), "segments")
     first.write_table(spark.createDataFrame([(1, "old")], "id long, v string"), "profiles")
     first.write_file("runs", "metrics.json", "{}")
     first.commit(last="runs")
-    before = {t: _rows(spark, tmp_path / t) for t in ("segments", "profiles")}
-
-    second = io.RunOutputs(spark, output, "2011-12-09", "run-two")
+    second = io.RunOutputs(spark, str(tmp_path), "2011-12-09", "run-two")
     second.write_table(spark.createDataFrame([(2, "new")], "id long, v string"), "segments")
     second.write_table(spark.createDataFrame([(2, "new")], "id long, v string"), "profiles")
     second.write_file("runs", "metrics.json", '{"new": true}')
+    return second
+
+
+def test_an_interrupted_commit_is_rolled_back_by_the_next_run(spark, tmp_path, monkeypatch):
+    output = str(tmp_path)
+    second = _published_then_staged(spark, tmp_path)
+    before = {t: _rows(spark, tmp_path / t) for t in ("segments", "profiles")}  # run one's, still live
     real_rename, calls = io._rename, []
 
     def crash_after_three(source, target):  # the process dies in the middle of publishing
@@ -273,5 +279,105 @@ def test_a_run_killed_mid_write_leaves_the_previous_outputs(spark, tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert {t: _tree_digest(output / t) for t in published} == published
     assert spark.read.parquet(str(output / "segments")).count() > 0  # readable as a table
-    assert io.recover_interrupted_commits(spark, str(output))  # the next run clears the debris
-    assert not any(staging.iterdir())
+    assert json.loads((output / io.LOCK).read_text())["pid"] == process.pid  # the killed run's lock is left
+    with io.output_lock(spark, str(output), "the next run"):  # and taken over: its holder is gone
+        assert io.recover_interrupted_commits(spark, str(output))  # the next run clears the debris
+    assert not any(staging.iterdir()) and not (output / io.LOCK).exists()
+
+
+def test_a_commit_that_fails_part_way_is_rolled_back_at_once(spark, tmp_path, monkeypatch):
+    output = str(tmp_path)
+    second = _published_then_staged(spark, tmp_path)
+    published = {t: _tree_digest(tmp_path / t) for t in ("segments", "profiles", "runs")}
+    real_rename, calls = io._rename, []
+
+    def refuse_the_fourth(spark_, source, target):  # e.g. an object store's copy failing mid-commit
+        calls.append(source)
+        if len(calls) == 4:
+            raise OSError(f"could not move {source} to {target}")
+        real_rename(spark_, source, target)
+
+    monkeypatch.setattr(io, "_rename", refuse_the_fourth)
+    with pytest.raises(OSError, match="could not move"):
+        second.commit(last="runs")
+    monkeypatch.setattr(io, "_rename", real_rename)
+    assert len(calls) > 4  # the roll-back moved things back
+    assert {t: _tree_digest(tmp_path / t) for t in published} == published  # as it was, with no later run
+    assert not (tmp_path / "_staging" / "run-two" / io.JOURNAL).exists()
+    kept = Path(second.fail().removeprefix("file:"))  # the staged outputs go aside for inspection, whole
+    assert _rows(spark, kept / "segments") == _rows(spark, kept / "profiles") != _rows(spark, tmp_path / "segments")
+    assert json.loads((kept / "runs" / "run_date=2011-12-09" / "metrics.json").read_text()) == {"new": True}
+    assert io.recover_interrupted_commits(spark, output) == []
+
+
+def test_a_model_switch_killed_between_its_moves_still_names_a_model(spark, tmp_path, monkeypatch):
+    path = str(tmp_path / "CURRENT")
+    io.replace_text(spark, path, "v1\n")
+    real_rename = io._rename
+
+    def die_on_the_second(spark_, source, target):
+        if source.endswith(".tmp"):
+            raise KeyboardInterrupt("killed")  # after the old file moved aside, before the new one moved in
+        real_rename(spark_, source, target)
+
+    monkeypatch.setattr(io, "_rename", die_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        io.replace_text(spark, path, "v2\n")
+    monkeypatch.setattr(io, "_rename", real_rename)
+    assert not (tmp_path / "CURRENT").exists() and io.read_replaced_text(spark, path) == "v1\n"
+    io.replace_text(spark, path, "v2\n")
+    assert io.read_replaced_text(spark, path) == "v2\n" and sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["CURRENT"]
+
+
+# --- one run per output -----------------------------------------------------------------------
+
+
+def test_a_second_run_on_an_output_in_use_stops_before_touching_it(spark, tmp_path):
+    output = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "insiders_spark.cli", "run", "--env", "test", "--output", str(output),
+         "--synthetic-lines", str(SYNTHETIC_LINES), "--run-date", "2011-12-09"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+    lock = output / io.LOCK
+    try:
+        deadline = time.monotonic() + 120
+        while not lock.exists():
+            assert process.poll() is None and time.monotonic() < deadline, "the first run never took the output"
+            time.sleep(0.1)
+        holder = json.loads(lock.read_text())
+        assert holder["pid"] == process.pid and holder["purpose"] == "insiders-spark run (train-and-score)"
+        with pytest.raises(io.OutputInUseError, match=rf"pid {process.pid}\).*delete {re.escape(str(lock))}"):
+            pipeline.run(spark, _config(output), run_date=dt.date(2011, 12, 10))
+        _, err = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    assert not lock.exists()  # released at the end
+    assert (output / "runs" / "run_date=2011-12-09" / "_SUCCESS").exists()
+    assert not (output / "runs" / "run_date=2011-12-10").exists()  # the refused run wrote nothing
+
+
+def test_a_lock_left_by_a_dead_process_here_is_taken_over_but_not_one_from_elsewhere(spark, tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock = output / io.LOCK
+    here = {"token": "t", "purpose": "insiders-spark run (score)", "host": socket.gethostname(), "pid": gone.pid}
+    lock.write_text(json.dumps({**here, "host": "another-machine"}))
+    with pytest.raises(io.OutputInUseError, match="another-machine"):
+        with io.output_lock(spark, str(output), "test"):
+            pass
+    assert json.loads(lock.read_text())["host"] == "another-machine"  # not ours to take
+    lock.write_text(json.dumps(here))
+    with io.output_lock(spark, str(output), "test") as mine:
+        assert json.loads(lock.read_text())["token"] == mine["token"] != "t"
+        with pytest.raises(io.OutputInUseError, match=rf"test on .* \(pid {os.getpid()}\)"):
+            with io.output_lock(spark, str(output), "a second holder"):
+                pass
+    assert not lock.exists()
+
