@@ -68,6 +68,10 @@ METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.json"  # metrics.json plus provenance; written last
 
 
+class RunDateConflictError(ValueError):
+    """A run would leave one run date's published tables describing two different models."""
+
+
 class DuplicateCustomerIdError(ValueError):
     """Guest numbers collide with real customer ids."""
 
@@ -226,6 +230,13 @@ def _publish(
     run_date = dt.date.fromisoformat(outputs.run_date)
     published: dict[str, str] = {}
     run_info: dict = {"run_id": outputs.run_id, "mode": mode}
+    if mode == TRAIN and io.exists(spark, io.partition_path(output, SEGMENTS, outputs.run_date)):
+        raise RunDateConflictError(
+            f"run date {outputs.run_date} already has published segments: a train run would replace that "
+            "date's profiles, rules, report and manifest with a new model's while its segments stay the "
+            "old model's. Give the train run another --run-date, or use --mode train-and-score to refit "
+            "and publish that date's segments too"
+        )
 
     with timer.stage("quarantine"):
         if table.accounting.quarantined_total:

@@ -381,3 +381,12 @@ def test_a_lock_left_by_a_dead_process_here_is_taken_over_but_not_one_from_elsew
                 pass
     assert not lock.exists()
 
+
+def test_a_train_run_refuses_a_run_date_with_published_segments(spark, trained):
+    output, _ = trained
+    pipeline.run(spark, _config(output), as_of=dt.date(2011, 11, 9), mode="score")
+    published = {t: _tree_digest(output / t) for t in ("segments", "profiles", "rules", "runs", "models")}
+    with pytest.raises(pipeline.RunFailedError, match="run date 2011-11-09 already has published segments"):
+        pipeline.run(spark, _config(output), as_of=dt.date(2011, 11, 9), mode="train")
+    assert {t: _tree_digest(output / t) for t in published} == published
+    assert not (output / io.LOCK).exists()
