@@ -126,8 +126,12 @@ class KSelection:
         }
 
 
-def choose_k(scores: Sequence[KScore], *, fallback_k: int) -> tuple[int, bool, str]:
-    """The rule (module docstring): (chosen k, whether it is the fallback, the reason)."""
+def choose_k(scores: Sequence[KScore], *, fallback_k: int, leaves: int | None = None) -> tuple[int, bool, str]:
+    """The rule (module docstring): (chosen k, whether it is the fallback, the reason).
+
+    ``leaves``: the reference tree's occupied leaves, the most clusters it can give; a configured
+    k beyond them (and outside the grid, so not scored) cannot be the fallback either.
+    """
     qualifying = sorted(s.k for s in scores if s.qualifies)
     if qualifying:
         others = ", ".join(map(str, qualifying[1:]))
@@ -143,6 +147,10 @@ def choose_k(scores: Sequence[KScore], *, fallback_k: int) -> tuple[int, bool, s
     configured = next((s for s in scores if s.k == fallback_k), None)
     if configured is not None and configured.error is not None and closest is not None:
         return closest.k, True, f"{why}; the configured k={fallback_k} cannot be fitted ({configured.error}): took the closest"
+    if configured is None and leaves is not None and fallback_k > leaves and closest is not None:
+        return closest.k, True, (
+            f"{why}; the configured k={fallback_k} cannot be fitted (the tree has {leaves} occupied leaves): took the closest"
+        )
     return fallback_k, True, f"{why}; kept the configured k={fallback_k}"
 
 
@@ -186,7 +194,8 @@ def score_grid(
         score = score_k(runs, k=k, config=config, targets=targets)
         log.info("k=%d: %s", k, "meets every target" if score.qualifies else "; ".join(score.failures))
         scores.append(score)
-    chosen, fallback, reason = choose_k(scores, fallback_k=fallback_k or config.clustering.k)
+    leaves = len(runs.reference.leaf_sums)
+    chosen, fallback, reason = choose_k(scores, fallback_k=fallback_k or config.clustering.k, leaves=leaves)
     log.info("k selection: %s", reason)
     return KSelection(
         scores=tuple(scores),
@@ -194,7 +203,7 @@ def score_grid(
         fallback=fallback,
         reason=reason,
         targets=targets,
-        leaves=len(runs.reference.leaf_sums),
+        leaves=leaves,
         seeds=sum(r.kind == SEED for r in runs.perturbed),
         bootstraps=sum(r.kind == BOOTSTRAP for r in runs.perturbed),
         seconds=runs.seconds + time.perf_counter() - started,

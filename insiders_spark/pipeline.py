@@ -26,8 +26,9 @@ from insiders_spark.cleaning import (
     to_quarantine,
     with_reason,
 )
-from insiders_spark.clustering import KMEANS_CLUSTER, SILHOUETTE_DISTANCE
+from insiders_spark.clustering import KMEANS_CLUSTER, SILHOUETTE_DISTANCE, ClusteringError
 from insiders_spark.config import Config
+from insiders_spark.embedding import fit_embedding
 from insiders_spark.errors import explain as explain_error
 from insiders_spark.features import (
     CustomerSummary,
@@ -255,6 +256,7 @@ def _publish(
     previous_version = models.current_version(spark, output)
     stability: Stability | None = None
     selection: KSelection | None = None
+    stability_failures: list[str] | None = None
     if mode == SCORE:
         with timer.stage("load model"):
             model, description = models.load(spark, output, model_version)
@@ -264,7 +266,10 @@ def _publish(
         run_info.update(model_version=description["version"], model_trained_as_of=description["trained_as_of"])
     else:
         with timer.stage("segmentation"):
-            model, clustered, stability, selection = _train(features, config, customers=table.summary.with_purchases)
+            training = train_segmentation(features, config, customers=table.summary.with_purchases)
+            model, clustered = training.model, training.clustered
+            stability, selection = training.stability, training.selection
+            stability_failures = training.stability_failures()
             profiles = model.profiles
             log.info("embedding: %s; KMeans: %s", model.embedding.describe(), model.kmeans.describe())
         with timer.stage("save model"):
@@ -299,7 +304,7 @@ def _publish(
     verdict = quality_verdict(
         profiles=profiles,
         silhouette=silhouette_score,
-        stability_failures=None if stability is None else stability.failures(),
+        stability_failures=stability_failures,
         targets=targets,
     )
     if verdict["failures"]:
@@ -379,19 +384,35 @@ def _publish(
     return RunResult(run_date=run_date, as_of=table.as_of, profiles=profiles, metrics=manifest, outputs=published)
 
 
-def _train(
-    features: DataFrame, config: Config, *, customers: int
-) -> tuple[SegmentationModel, DataFrame, Stability | None, KSelection | None]:
+@dataclass(frozen=True)
+class Training:
+    model: SegmentationModel
+    clustered: DataFrame
+    stability: Stability | None = None
+    selection: KSelection | None = None
+    stability_unmeasurable: str | None = None  # why the stability runs could not be compared
+
+    def stability_failures(self) -> list[str] | None:
+        """For the quality verdict: the missed stability targets; None when not measured."""
+        if self.stability_unmeasurable:
+            return [f"stability not measurable: {self.stability_unmeasurable}"]
+        return None if self.stability is None else self.stability.failures()
+
+
+def train_segmentation(features: DataFrame, config: Config, *, customers: int) -> Training:
     """Fit the segmentation; measure its stability and, with ``--k auto``, choose k first.
 
-    The stability runs share the fitted tree (the reference) and serve every k of the grid, so
-    choosing k costs one set of runs; a k other than the configured one is then fitted on the
-    same tree.
+    The tree is fitted once. The stability runs use it as their reference and serve every k of
+    the grid, so choosing k costs one set of runs; KMeans is then fitted at the chosen k (which
+    may differ from the configured one, e.g. when the tree has fewer leaves than it).
     """
     seed, quality = config.job.seed, config.quality
-    model, clustered = fit_segmentation(features, config=config, customers=customers, k=config.clustering.k, seed=seed)
+    embedding = fit_embedding(features, config=config.embedding, seed=seed, customers=customers)
     if not (quality.stability or config.clustering.select_k):
-        return model, clustered, None, None
+        model, clustered = fit_segmentation(
+            features, config=config, customers=customers, k=config.clustering.k, seed=seed, embedding=embedding
+        )
+        return Training(model, clustered)
     targets = QualityTargets.from_config(quality)
     runs = fit_stability_runs(
         features,
@@ -400,22 +421,26 @@ def _train(
         seed=seed,
         seeds=quality.stability_seeds,
         bootstraps=quality.stability_bootstraps,
-        reference=model.embedding,
+        reference=embedding,
     )
     selection = None
+    k = config.clustering.k
     if config.clustering.select_k:
         selection = score_grid(runs, grid=config.clustering.k_grid, config=config, targets=targets)
-        if selection.chosen != model.k:
-            clustered.unpersist()
-            model, clustered = fit_segmentation(
-                features, config=config, customers=customers, k=selection.chosen, seed=seed, embedding=model.embedding
-            )
-    stability = runs.stability(model.k, config=config, targets=targets)
+        k = selection.chosen
+    model, clustered = fit_segmentation(
+        features, config=config, customers=customers, k=k, seed=seed, embedding=embedding
+    )
+    try:
+        stability = runs.stability(model.k, config=config, targets=targets)
+    except ClusteringError as error:  # a resample's tree has fewer leaves than k: a result, not a crash
+        log.warning("stability not measurable at k=%d: %s", model.k, error)
+        return Training(model, clustered, selection=selection, stability_unmeasurable=str(error))
     log.info(
         "stability over %d runs: ARI min %.3f, Insiders Jaccard min %.3f",
         len(runs.perturbed), stability.ari_min, stability.jaccard_min,
     )
-    return model, clustered, stability, selection
+    return Training(model, clustered, stability, selection)
 
 
 def to_published_segments(
