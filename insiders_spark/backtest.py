@@ -65,7 +65,7 @@ from insiders_spark.cleaning import AFTER_AS_OF, CleaningRules, is_purchase, to_
 from insiders_spark.clustering import KMEANS_CLUSTER
 from insiders_spark.config import Config, EmbeddingConfig
 from insiders_spark.embedding import PREDICTED_LABEL, tree_regressor
-from insiders_spark.features import GUEST_INVOICE, days_between, invoice_day, is_kept, line_revenue
+from insiders_spark.features import GUEST_INVOICE, NoCustomersError, days_between, invoice_day, is_kept, line_revenue
 from insiders_spark.literals import literal_frame
 from insiders_spark.pipeline import CustomerTable, prepare_customers
 from insiders_spark.profiles import with_clusters
@@ -98,6 +98,7 @@ FUTURE_REVENUE_TREE = "future_revenue_tree"
 FUTURE_REVENUE_TREE_TREND = "future_revenue_tree_trend"
 REFERENCES: tuple[str, ...] = (BASELINE, FORESIGHT, BASELINE_REGISTERED)
 MODEL_SCORERS: tuple[str, ...] = (SEGMENTS, FUTURE_REVENUE_TREE, FUTURE_REVENUE_TREE_TREND)
+TRAINING_CUTOFF = "the training cut-off"
 
 NEXT_REVENUE = "next_revenue"  # revenue in the window after the cut-off
 REVENUE_RECENT = "revenue_recent"  # revenue in the last h days up to a table's as-of date
@@ -196,6 +197,7 @@ class BacktestResult:
     new_customers: int  # customers with window revenue who were not eligible
     insiders: int  # the segmentation's Insiders at the cut-off (0 without the segments scorer)
     curve: tuple[CurvePoint, ...]
+    k: int | None = None  # the segmentation's clusters at the cut-off (None without the segments scorer)
     # the Insiders themselves (INSIDERS) and every ranking's first |Insiders| customers
     insiders_point: Mapping[str, CurvePoint] = field(default_factory=dict)
     tree_rules: Mapping[str, str] = field(default_factory=dict)  # future trees, MLlib's debug string
@@ -224,6 +226,7 @@ class BacktestResult:
             else 0.0,
             "new_customers": self.new_customers,
             "insiders": {
+                "k": self.k,
                 "customers": self.insiders,
                 **{name: round(p.revenue_share, 4) for name, p in self.insiders_point.items()},
             },
@@ -475,8 +478,6 @@ def run_backtest(spark: SparkSession, config: Config, settings: BacktestSettings
     cached: list[DataFrame] = []
     try:
         cut = _table(spark, config, window.cutoff, tables, "the cut-off")
-        if cut.summary.with_purchases == 0:
-            raise BacktestError(f"no customer bought anything up to the cut-off {window.cutoff}; choose a later cut-off")
         eligible_count = cut.summary.with_purchases
         until_end = reclassified(cut.lines, rules, as_of=window.end)
         _check_window(window, log_reach(until_end))
@@ -514,12 +515,7 @@ def run_backtest(spark: SparkSession, config: Config, settings: BacktestSettings
         tree_rules: dict[str, str] = {}
         future_scorers = [s for s in settings.scorers if s in TREE_FEATURES]
         if future_scorers:
-            train = _table(spark, config, window.training_cutoff, tables, "the training cut-off")
-            if train.summary.with_purchases == 0:
-                raise BacktestError(
-                    f"no customer bought anything up to the training cut-off {window.training_cutoff} (cut-off minus "
-                    "the horizon); the future-revenue trees need a cut-off at least two horizons into the log"
-                )
+            train = _table(spark, config, window.training_cutoff, tables, TRAINING_CUTOFF)
             training = to_training_set(train, rules, as_of=window.training_cutoff, horizon_days=h).cache()
             cached.append(training)
             for scorer in future_scorers:
@@ -547,6 +543,7 @@ def run_backtest(spark: SparkSession, config: Config, settings: BacktestSettings
             new_customers=totals.new_customers,
             insiders=insiders,
             curve=tuple(p for p in curve if not (extra_point and p.share == insiders_share)),
+            k=config.clustering.k if SEGMENTS in settings.scorers else None,
             insiders_point={
                 **({INSIDERS: CurvePoint(INSIDERS, insiders_share, insiders, insiders_revenue, insiders_revenue / totals.revenue)}
                    if insiders else {}),
@@ -619,7 +616,15 @@ def to_training_set(train: CustomerTable, rules: CleaningRules, *, as_of: dt.dat
 
 def _table(spark: SparkSession, config: Config, as_of: dt.date | None, tables: list, what: str) -> CustomerTable:
     log.info("backtest: customers as of %s (%s)", as_of or "the last invoice date", what)
-    table = prepare_customers(spark, config, as_of=as_of)
+    try:
+        table = prepare_customers(spark, config, as_of=as_of)
+    except NoCustomersError as error:
+        advice = (
+            "the future-revenue trees need a cut-off at least two horizons into the log"
+            if what == TRAINING_CUTOFF
+            else "choose a later cut-off"
+        )
+        raise BacktestError(f"no customer bought anything up to {what} {as_of}; {advice} ({error})") from error
     tables.append(table)
     return table
 

@@ -135,7 +135,7 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
         f"{accounting.input:,}", f"{accounting.kept:,}", f"{accounting.quarantined_total:,}",
         f"{accounting.after_as_of:,}", f"{summary.customers:,}", f"{summary.with_purchases:,}",
     )
-    _check_customers(summary, config.cleaning.guest_customer_id_start, accounting)
+    _check_customers(summary, config.cleaning.guest_customer_id_start, accounting, as_of=as_of)
     return CustomerTable(
         source=source,
         lines=lines,
@@ -333,7 +333,7 @@ def _publish(
     backtest_result = None
     if config.backtest.horizon_days:
         with timer.stage("backtest"):
-            backtest_result = _backtest(spark, config, table.as_of)
+            backtest_result = _backtest(spark, config, table.as_of, k=model.k)
             published[BACKTEST] = outputs.write_table(
                 backtest_module().to_curve_frame(spark, backtest_result), BACKTEST
             )
@@ -479,10 +479,13 @@ def backtest_module():
     return backtest
 
 
-def _backtest(spark: SparkSession, config: Config, as_of: dt.date):
-    """The backtest of ``[backtest]``; its window ends at the run's as-of date unless a cut-off is set."""
+def _backtest(spark: SparkSession, config: Config, as_of: dt.date, *, k: int):
+    """The backtest of ``[backtest]``; its window ends at the run's as-of date unless a cut-off is set.
+
+    Its segments use the run's k (the one ``--k auto`` chose, or the scored model's)."""
     bt = backtest_module()
     settings = config.backtest
+    config = dataclasses.replace(config, clustering=dataclasses.replace(config.clustering, k=k))
     horizon = settings.horizon_days
     cutoff = dt.date.fromisoformat(settings.cutoff) if settings.cutoff else as_of - dt.timedelta(days=horizon)
     result = bt.run_backtest(
@@ -596,10 +599,17 @@ def _file_count(files: tuple[str, ...]) -> str:
     return f", {len(files)} file{'s' if len(files) != 1 else ''}" if files else ""
 
 
-def _check_customers(summary: CustomerSummary, guest_start: int, accounting: RowAccounting) -> None:
+def _check_customers(
+    summary: CustomerSummary, guest_start: int, accounting: RowAccounting, *, as_of: dt.date | None
+) -> None:
     if summary.with_purchases == 0:
+        later = (
+            f"{accounting.after_as_of:,} after the as-of date {as_of} (is it before the log's first invoice?), "
+            if accounting.after_as_of
+            else ""
+        )
         raise NoCustomersError(
-            f"no customer has a kept purchase: {accounting.input:,} lines read, {accounting.kept:,} kept, "
+            f"no customer has a kept purchase: {accounting.input:,} lines read, {accounting.kept:,} kept, {later}"
             f"{accounting.quarantined_total:,} set aside ({_top_reasons(accounting)}); check the input "
             "and the cleaning settings"
         )

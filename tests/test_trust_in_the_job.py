@@ -119,6 +119,7 @@ def test_the_backtest_lands_in_its_table_the_manifest_and_the_report(spark, auto
     output, manifest = auto_run
     backtest = manifest["backtest"]
     assert backtest["horizon_days"] == 60
+    assert backtest["insiders"]["k"] == manifest["k_selection"]["chosen"]  # the k the run chose, not the configured one
     curve = _table(spark, output, "backtest")
     shares = {(r["scorer"], round(r["head_count_share"], 4)): r["revenue_share"] for r in curve.collect()}  # bounded
     for share in (0.05, 0.10, 0.20):
