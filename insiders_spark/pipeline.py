@@ -287,7 +287,7 @@ def _publish(
     run_info["previous_model_version"] = previous_version
 
     with timer.stage("silhouette"):
-        silhouette_score = silhouette_of(clustered)
+        silhouette_score = silhouette_of(clustered, occupied_clusters=sum(p.customers > 0 for p in profiles))
         check = check_silhouette(
             clustered,
             customers=table.summary.with_purchases,

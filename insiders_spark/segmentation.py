@@ -7,6 +7,7 @@ and the backtest all go through these two calls.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -22,6 +23,8 @@ from insiders_spark.config import Config
 from insiders_spark.embedding import EMBEDDING, LeafEmbedding, fit_embedding
 from insiders_spark.profiles import ClusterProfile, build_profiles, summarise_clusters, with_clusters
 from insiders_spark.schemas import ASSIGNMENT_SCHEMA
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,14 @@ def fit_segmentation(
     return SegmentationModel(embedding=embedding, kmeans=kmeans, profiles=profiles), clustered
 
 
-def silhouette_of(clustered: DataFrame) -> float:
-    """MLlib's silhouette over the customers of a clustered (embedded) table."""
+def silhouette_of(clustered: DataFrame, *, occupied_clusters: int | None = None) -> float:
+    """MLlib's silhouette over the customers of a clustered (embedded) table.
+
+    With one occupied cluster (a score run whose few customers all land in one of the model's
+    clusters) the silhouette is undefined and MLlib refuses it: it is then recorded as 0, which
+    the quality verdict reports as a miss, with a warning, instead of failing the run.
+    """
+    if occupied_clusters is not None and occupied_clusters < 2:
+        log.warning("only %d cluster holds customers: the silhouette is undefined, recorded as 0", occupied_clusters)
+        return 0.0
     return silhouette(clustered.select(EMBEDDING, KMEANS_CLUSTER))

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -390,3 +391,23 @@ def test_a_train_run_refuses_a_run_date_with_published_segments(spark, trained):
         pipeline.run(spark, _config(output), as_of=dt.date(2011, 11, 9), mode="train")
     assert {t: _tree_digest(output / t) for t in published} == published
     assert not (output / io.LOCK).exists()
+
+
+def test_a_score_run_whose_customers_all_land_in_one_cluster_reports_the_miss_not_a_crash(spark, trained, tmp_path):
+    """MLlib refuses a silhouette over one cluster; a small score run (one customer here) must
+    still publish, with the silhouette recorded as 0 and the miss in the quality verdict."""
+    output, trained_result = trained
+    scored = tmp_path / "out"
+    shutil.copytree(output / "models", scored / "models")
+    log = tmp_path / "one_customer.csv"
+    log.write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "536365,85123A,WHITE HANGING HEART,6,2011-03-01 10:00:00,2.55,17850,United Kingdom\n"
+        "536366,71053,WHITE METAL LANTERN,2,2011-05-02 11:00:00,3.39,17850,United Kingdom\n"
+    )
+    result = pipeline.run(spark, _config(scored, **{"input.path": str(log)}), mode="score")
+    segments = io.read_partition(spark, str(scored), "segments", result.run_date.isoformat())
+    assert [r.customer_id for r in segments.select("customer_id").collect()] == [17850]
+    assert result.metrics["clustering"]["silhouette"] == 0.0
+    assert any(f.startswith("silhouette") for f in result.metrics["quality"]["failures"])
+    assert result.metrics["model_version"] == trained_result.metrics["model_version"]
