@@ -98,12 +98,21 @@ class CustomerTable:
     accounting: RowAccounting
     as_of: dt.date
     as_of_source: str
+    held: list[DataFrame] = field(default_factory=list, compare=False, repr=False)  # cached by the run
 
     def features(self) -> DataFrame:
         return self.customers.transform(to_customer_features, as_of=self.as_of)
 
+    def hold(self, frame: DataFrame) -> DataFrame:
+        """Keep a frame the run cached so that :meth:`unpersist` releases it, however the run ends
+        (a notebook's long-lived session must not keep a failed run's caches)."""
+        self.held.append(frame)
+        return frame
+
     def unpersist(self) -> None:
-        self.customers.unpersist()
+        for frame in (*self.held, self.customers):
+            frame.unpersist()
+        self.held.clear()
 
 
 def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | None = None) -> CustomerTable:
@@ -126,16 +135,21 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
     observed, observation = observe_outcomes(lines, decoded_text=decoded_text)
     activity = observed.transform(to_customer_activity).cache()
     customers = activity.transform(with_guest_customer_ids, start=config.cleaning.guest_customer_id_start).cache()
-    summary = summarise_customers(customers)
-    activity.unpersist()
-    accounting = accounting_from(observation, lines, decoded_text=decoded_text)
-    accounting.check()
-    log.info(
-        "rows: %s read, %s kept, %s quarantined, %s after as-of; customers: %s (%s with purchases)",
-        f"{accounting.input:,}", f"{accounting.kept:,}", f"{accounting.quarantined_total:,}",
-        f"{accounting.after_as_of:,}", f"{summary.customers:,}", f"{summary.with_purchases:,}",
-    )
-    _check_customers(summary, config.cleaning.guest_customer_id_start, accounting, as_of=as_of)
+    try:
+        summary = summarise_customers(customers)
+        activity.unpersist()
+        accounting = accounting_from(observation, lines, decoded_text=decoded_text)
+        accounting.check()
+        log.info(
+            "rows: %s read, %s kept, %s quarantined, %s after as-of; customers: %s (%s with purchases)",
+            f"{accounting.input:,}", f"{accounting.kept:,}", f"{accounting.quarantined_total:,}",
+            f"{accounting.after_as_of:,}", f"{summary.customers:,}", f"{summary.with_purchases:,}",
+        )
+        _check_customers(summary, config.cleaning.guest_customer_id_start, accounting, as_of=as_of)
+    except BaseException:
+        for frame in (activity, customers):
+            frame.unpersist()
+        raise
     return CustomerTable(
         source=source,
         lines=lines,
@@ -252,7 +266,7 @@ def _publish(
             )
         table.accounting.check_thresholds(config.quarantine)
 
-    features = table.features().cache()
+    features = table.hold(table.features().cache())
     previous_version = models.current_version(spark, output)
     stability: Stability | None = None
     selection: KSelection | None = None
@@ -261,13 +275,13 @@ def _publish(
         with timer.stage("load model"):
             model, description = models.load(spark, output, model_version)
             log.info("scoring with model %s (trained as of %s)", description["version"], description["trained_as_of"])
-            clustered = model.embed(features).cache()
+            clustered = table.hold(model.embed(features).cache())
             profiles = rescore_profiles(clustered, model.profiles)
         run_info.update(model_version=description["version"], model_trained_as_of=description["trained_as_of"])
     else:
         with timer.stage("segmentation"):
             training = train_segmentation(features, config, customers=table.summary.with_purchases)
-            model, clustered = training.model, training.clustered
+            model, clustered = training.model, table.hold(training.clustered)
             stability, selection = training.stability, training.selection
             stability_failures = training.stability_failures()
             profiles = model.profiles
@@ -379,8 +393,6 @@ def _publish(
     outputs.commit(last=RUNS)
     for name, path in published.items():
         log.info("published %s: %s", name, path)
-    for frame in (clustered, features):
-        frame.unpersist()
     return RunResult(run_date=run_date, as_of=table.as_of, profiles=profiles, metrics=manifest, outputs=published)
 
 

@@ -71,9 +71,11 @@ def fit_segmentation(
     """
     embedding = embedding or fit_embedding(features, config=config.embedding, seed=seed, customers=customers)
     embedded = embedding.transform(features).cache()
-    kmeans = fit_kmeans(embedded, config=config.clustering, k=k, seed=seed)
-    clustered = with_kmeans_clusters(embedded, kmeans).cache()
-    embedded.unpersist()
+    try:
+        kmeans = fit_kmeans(embedded, config=config.clustering, k=k, seed=seed)
+        clustered = with_kmeans_clusters(embedded, kmeans).cache()
+    finally:
+        embedded.unpersist()
     profiles = build_profiles(
         summarise_clusters(clustered, cluster_col=KMEANS_CLUSTER),
         insiders_name=config.segments.insiders_name,

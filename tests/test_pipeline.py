@@ -98,3 +98,15 @@ def test_a_run_date_replaces_only_its_own_partition(spark, tmp_path):
     assert _segments(spark, tmp_path, "2020-01-01").select("cluster").distinct().count() == 4
     dates = {r.run_date for r in spark.read.parquet(str(tmp_path / "segments")).select("run_date").distinct().collect()}
     assert {str(d) for d in dates} == {"2020-01-01", "2020-01-02"}
+
+
+def test_a_run_that_fails_late_releases_what_it_cached(spark, tmp_path):
+    """A notebook's session outlives a failed run: the customers, features and clustered tables the
+    run cached (and used) must not stay cached. This run fails in its backtest, after segmenting."""
+    persistent = spark.sparkContext._jsc.getPersistentRDDs
+    before = persistent().size()
+    config = _config(tmp_path / "out", **{"backtest.horizon_days": 400, "quality.stability": False})
+    with pytest.raises(pipeline.RunFailedError, match="no customer bought anything up to the cut-off"):
+        pipeline.run(spark, config)
+    assert persistent().size() == before
+    assert not (tmp_path / "out" / "segments").exists()  # and nothing was published
