@@ -10,7 +10,7 @@ import platform
 import time
 import uuid
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import metadata, resources
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -595,6 +595,12 @@ def _code_version() -> dict:
         )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", False
+    if not commit:  # imported from scripts/submit.sh's zip, which records the commit it was built from
+        try:
+            build = json.loads((resources.files("insiders_spark") / "BUILD.json").read_text())
+            commit, dirty = build["git_commit"], build["git_dirty"]
+        except (OSError, ValueError, KeyError):
+            pass
     return {"package": __version__, "git_commit": commit or None, "git_dirty": dirty if commit else None}
 
 

@@ -26,13 +26,16 @@
 #   INSIDERS_ENV       configuration profile in conf/ (default: from the master: local,
 #                      standalone, yarn or kubernetes)
 #   PYTHON             Python that runs the driver and builds the zip (default: <repo>/.venv/bin/python,
-#                      else python3); it needs pyspark, pandas, pyarrow, numpy, scikit-learn
+#                      else python3); it needs the project's dependencies (pip install . : pyspark,
+#                      pandas, pyarrow, numpy, scikit-learn, matplotlib for the report's charts)
 #   PYSPARK_PYTHON     Python of the executors (default: PYTHON; on a real cluster, the path of a
 #                      Python with those libraries on every node, or ./environment/bin/python with
 #                      INSIDERS_ARCHIVE)
 #   INSIDERS_ARCHIVE   a venv-pack or conda-pack .tar.gz of such a Python, shipped with --archives
 #                      (unpacked as ./environment on every executor) for nodes that lack the libraries
-#   SPARK_LOCAL_IP     address the driver binds to (default: 127.0.0.1)
+#   SPARK_LOCAL_IP     address the driver binds to (default: 127.0.0.1 for local masters and a
+#                      cluster on 127.0.0.1/localhost; unset otherwise, so that a YARN or Kubernetes
+#                      client-mode driver announces an address the cluster can reach)
 #   SPARK_AUTH_SECRET  when set, spark.authenticate=true with this secret (the one the standalone
 #                      cluster was started with), handed to Spark through its environment: never
 #                      on the command line, in a profile or in any file
@@ -93,7 +96,9 @@ case "$deploy_mode" in
 esac
 spark_home=${SPARK_HOME:-$("$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')} ||
   die "no SPARK_HOME and $python cannot import pyspark (run 'make setup' or set PYTHON)"
-export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
+case "$master" in
+  local* | spark://127.0.0.1* | spark://localhost*) export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1} ;;
+esac
 
 # Split the arguments: spark-submit options before a `--`, the job's after it.
 submit_args=()
@@ -110,6 +115,12 @@ if [ "$#" -gt 0 ]; then
     fi
   done
 fi
+for argument in ${job_args[@]+"${job_args[@]}"}; do
+  case "$argument" in
+    --env | --env=* | --conf-dir | --conf-dir=*)
+      die "$argument is set by submit.sh (the profile's Spark settings must match the job's): use INSIDERS_ENV" ;;
+  esac
+done
 if [ -n "${SPARK_SUBMIT_ARGS:-}" ]; then
   read -r -a extra <<<"$SPARK_SUBMIT_ARGS"
   submit_args=("${extra[@]}" ${submit_args[@]+"${submit_args[@]}"})
@@ -120,15 +131,29 @@ fi
 mkdir -p "$root/dist"
 zip_path=$root/dist/insiders_spark.zip
 "$python" - "$root" "$zip_path.$$" <<'PY'
-import pathlib, sys, zipfile
+import json, pathlib, subprocess, sys, zipfile
 
 root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+
+
+def git(*args):
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
     for path in sorted((root / "insiders_spark").rglob("*.py")):
         archive.write(path, path.relative_to(root))
     for path in sorted((root / "conf").iterdir()):
         if path.suffix in {".toml", ".properties", ".py"}:
             archive.write(path, pathlib.Path("insiders_spark") / "conf" / path.name)
+    # The code imported from the zip has no checkout around it: record its commit for the manifest.
+    commit = git("rev-parse", "HEAD")
+    if commit:
+        dirty = bool(git("status", "--porcelain", "--", "insiders_spark", "conf"))
+        archive.writestr("insiders_spark/BUILD.json", json.dumps({"git_commit": commit, "git_dirty": dirty}))
 PY
 mv -f "$zip_path.$$" "$zip_path"
 
@@ -141,10 +166,20 @@ if [ -n "${INSIDERS_ARCHIVE:-}" ]; then
   archive_args=(--archives "$INSIDERS_ARCHIVE#environment")
   executor_python=${PYSPARK_PYTHON:-./environment/bin/python}
 fi
+env_args=()
 if [ "$deploy_mode" = cluster ]; then
   driver_python=$executor_python
   conf_dir=.
   driver_log4j=log4j2.properties
+  # The driver runs in a container that does not inherit this environment: hand it the job's
+  # INSIDERS_SPARK__* overrides (the loader below has checked them here already).
+  while IFS= read -r name; do
+    case "$master" in
+      yarn*) env_args+=(--conf "spark.yarn.appMasterEnv.$name=${!name}") ;;
+      k8s://*) env_args+=(--conf "spark.kubernetes.driverEnv.$name=${!name}") ;;
+      *) die "$name is set, but a $master driver in cluster mode would not see it: pass the job option instead" ;;
+    esac
+  done < <(compgen -e | grep '^INSIDERS_SPARK__' || true)
 else
   driver_python=$python
   conf_dir=$root/conf
@@ -168,7 +203,8 @@ try:
 except ConfigError as error:
     sys.exit(f"submit.sh: configuration error: {error}")
 profile_master = spark.pop("spark.master", None)
-if profile_master is not None and profile_master != master:
+both_local = str(profile_master).startswith("local") and master.startswith("local")  # local[4] over local[*]
+if profile_master is not None and profile_master != master and not both_local:
     sys.exit(
         f"submit.sh: profile {env_name!r} sets spark.master = {profile_master!r}, which would override "
         f"the master {master!r}; use a profile without spark.master (standalone, yarn, kubernetes) "
@@ -204,6 +240,7 @@ exec "$spark_home/bin/spark-submit" \
   --py-files "$zip_path" \
   --files "$shipped" \
   "${conf_args[@]}" \
+  ${env_args[@]+"${env_args[@]}"} \
   ${archive_args[@]+"${archive_args[@]}"} \
   ${submit_args[@]+"${submit_args[@]}"} \
   "$root/jobs/segment_customers.py" --env "$env_name" --conf-dir "$conf_dir" \

@@ -36,8 +36,14 @@ find_java() {
 
 if ! java_bin=$(find_java); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "No Java 17 or newer found; installing Debian's openjdk-17-jre-headless" >&2
-    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >&2
+    echo "No Java 17 or newer found; installing Debian's OpenJDK (17, else the release's default)" >&2
+    # Not a bare `a && b` under `set -e`: a failed install (dpkg lock held, no openjdk-17 in this
+    # release) must reach the message below, not end the script with apt's status.
+    if ! { apt-get update -qq >&2 &&
+      { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >&2 ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >&2; }; }; then
+      echo "warning: installing Java with apt-get failed (see above)" >&2
+    fi
   fi
   if ! java_bin=$(find_java); then
     echo "error: Spark needs Java 17 or newer and none was found." >&2
