@@ -72,9 +72,16 @@ spark_home() {
 }
 
 check_java() {
-  local java=${JAVA_HOME:+$JAVA_HOME/bin/java}
+  local java=${JAVA_HOME:+$JAVA_HOME/bin/java} candidate
   java=${java:-$(command -v java || true)}
+  if [ -z "$java" ] || [ ! -x "$java" ]; then  # as scripts/with_java.sh: Debian's JVMs off the PATH too
+    for candidate in /usr/lib/jvm/*/bin/java; do
+      [ -x "$candidate" ] && java=$candidate && break
+    done
+  fi
   [ -n "$java" ] && [ -x "$java" ] || die "no Java found: install Java 17+ or set JAVA_HOME"
+  JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$java")")")  # the one checked is the one spark-class runs
+  export JAVA_HOME
   local major
   major=$("$java" -version 2>&1 | awk -F'"' '/version/ { split($2, v, "."); print (v[1] == "1" ? v[2] : v[1]); exit }')
   [ "${major:-0}" -ge 17 ] 2>/dev/null ||
@@ -98,7 +105,12 @@ running_pid() {
   [ -f "$file" ] || return 0
   pid=$(cat "$file")
   case "$pid" in '' | *[!0-9]*) return 0 ;; esac
-  args=$(ps -ww -p "$pid" -o args= 2>/dev/null || true)
+  # /proc first (slim images have no ps), then ps (macOS has no /proc)
+  if [ -r "/proc/$pid/cmdline" ]; then
+    args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+  else
+    args=$(ps -ww -p "$pid" -o args= 2>/dev/null || true)
+  fi
   case "$args" in
     *"$(class_of "$name")"*"$cluster_dir/conf/spark-defaults.conf"*) echo "$pid" ;;
   esac
