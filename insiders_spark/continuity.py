@@ -8,9 +8,10 @@ only after N consecutive runs outside cluster 1 (N = 1: leave at once, so ``is_i
 Cluster identity across retrains: the new model's clusters are matched to the previous model's by
 scoring the *same* current customers with both models and pairing clusters by the Jaccard index
 of their customer sets (Hungarian assignment on the k x k contingency table, counted in Spark).
-Cluster numbers are revenue ranks and names come from each cluster's profile, so when the groups
-are the same their numbers and names carry over by construction; the match records it, and flags
-clusters whose group changed.
+A new model numbers its clusters by revenue rank and names them from their profiles; a cluster
+matched above ``refresh.match_min_jaccard`` then takes the previous cluster's number and name
+(``profiles.carry_over_identity``; cluster 1 stays the highest revenue), so a small shift in the
+clusters' means does not swap two groups' numbers or names under the tables that use them.
 """
 
 from __future__ import annotations

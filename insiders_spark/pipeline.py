@@ -41,6 +41,7 @@ from insiders_spark.features import (
 from insiders_spark.kselection import KSelection, score_grid
 from insiders_spark.profiles import (
     ClusterProfile,
+    carry_over_identity,
     summarise_clusters,
     to_profiles_frame,
 )
@@ -284,8 +285,11 @@ def _publish(
             model, clustered = training.model, table.hold(training.clustered)
             stability, selection = training.stability, training.selection
             stability_failures = training.stability_failures()
-            profiles = model.profiles
             log.info("embedding: %s; KMeans: %s", model.embedding.describe(), model.kmeans.describe())
+        if previous_version:
+            with timer.stage("match clusters"):
+                model, run_info["lineage"] = _lineage(spark, output, previous_version, model, clustered, config)
+        profiles = model.profiles
         with timer.stage("save model"):
             version = models.new_version(table.as_of, outputs.run_id)
             description = models.describe(
@@ -295,9 +299,6 @@ def _publish(
             outputs.write_path(f"{models.MODELS}/{models.CURRENT}", version + "\n")
             published["model"] = outputs.live(f"{models.MODELS}/{version}")
         run_info.update(model_version=version, model_trained_as_of=table.as_of.isoformat())
-        if previous_version:
-            with timer.stage("match clusters"):
-                run_info["lineage"] = _lineage(spark, output, previous_version, model, clustered, config)
     run_info["previous_model_version"] = previous_version
 
     with timer.stage("silhouette"):
@@ -545,29 +546,60 @@ def rescore_profiles(clustered: DataFrame, trained: list[ClusterProfile]) -> lis
 def _lineage(
     spark: SparkSession, output: str, previous_version: str, model: SegmentationModel, clustered: DataFrame,
     config: Config,
-) -> dict:
-    """Match the new clusters to the previous model's, both scoring today's customers."""
+) -> tuple[SegmentationModel, dict]:
+    """Match the new clusters to the previous model's, both scoring today's customers, and give each
+    matched cluster the previous one's number and name (``profiles.carry_over_identity``).
+
+    Returns the model with its clusters so numbered and the manifest's ``lineage``. Lineage only
+    informs: a previous model that cannot be read is a warning, and the new model keeps its own
+    numbers.
+    """
     try:
         previous_model, _ = models.load(spark, output, previous_version)
-    except models.ModelNotFoundError as error:
-        log.warning("cannot compare with the previous model: %s", error)
-        return {"previous_model_version": previous_version, "matches": []}
-    features = clustered.select(*[f.name for f in CUSTOMER_FEATURES_SCHEMA.fields])
-    matches = continuity.match_clusters(
-        to_segments(clustered, model.profiles),
-        previous_model.transform(features),
-        min_jaccard=config.refresh.match_min_jaccard,
-    )
+        features = clustered.select(*[f.name for f in CUSTOMER_FEATURES_SCHEMA.fields])
+        matches = continuity.match_clusters(
+            to_segments(clustered, model.profiles),
+            previous_model.transform(features),
+            min_jaccard=config.refresh.match_min_jaccard,
+        )
+    except Exception as error:  # noqa: BLE001 - an unreadable older model must not fail today's run
+        log.warning("cannot compare with the previous model %s: %s", previous_version, error)
+        return model, {"previous_model_version": previous_version, "matches": [], "error": str(error)}
+    carried = {m.cluster: (m.previous_cluster, m.previous_segment) for m in matches if m.previous_cluster is not None}
+    relabelled = carry_over_identity(model.profiles, carried)
+    now = {p.kmeans_cluster: p for p in relabelled}
+    by_number = {p.cluster: now[p.kmeans_cluster] for p in model.profiles}
+    records = []
     for match in matches:
-        if match.previous_cluster is None:
-            log.warning("cluster %d (%s) matches no cluster of model %s", match.cluster, match.segment, previous_version)
-        elif (match.previous_cluster, match.previous_segment) != (match.cluster, match.segment):
+        profile = by_number[match.cluster]
+        record = dataclasses.replace(match, cluster=profile.cluster, segment=profile.segment)
+        if record.previous_cluster is None:
+            log.warning("cluster %d (%s) matches no cluster of model %s", record.cluster, record.segment, previous_version)
+        elif (record.previous_cluster, record.previous_segment) != (record.cluster, record.segment):
             log.warning(
-                "cluster %d (%s) is cluster %d (%s) of model %s (Jaccard %.2f): it changed number or name",
-                match.cluster, match.segment, match.previous_cluster, match.previous_segment, previous_version,
-                match.jaccard,
+                "cluster %d (%s) is cluster %d (%s) of model %s (Jaccard %.2f) but could not keep its number and "
+                "name (cluster 1 is always the highest revenue)",
+                record.cluster, record.segment, record.previous_cluster, record.previous_segment, previous_version,
+                record.jaccard,
             )
-    return {"previous_model_version": previous_version, "matches": [m.to_dict() for m in matches]}
+        records.append(record)
+    succeeded = {m.previous_cluster for m in matches if m.previous_cluster is not None}
+    ended = [
+        {"previous_cluster": p.cluster, "previous_segment": p.segment}
+        for p in previous_model.profiles
+        if p.cluster not in succeeded
+    ]
+    for gone in ended:
+        log.warning(
+            "cluster %d (%s) of model %s has no successor in the new model",
+            gone["previous_cluster"], gone["previous_segment"], previous_version,
+        )
+    lineage = {
+        "previous_model_version": previous_version,
+        "matches": [r.to_dict() for r in sorted(records, key=lambda r: r.cluster)],
+        "previous_clusters_without_successor": ended,
+    }
+    return dataclasses.replace(model, profiles=relabelled), lineage
 
 
 def _provenance(config: Config, table: CustomerTable) -> dict:

@@ -33,8 +33,9 @@ population's customer-weighted means (all clusters together), so the rule adapts
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -236,6 +237,44 @@ def _names(ordered: Sequence[dict], population: dict, *, insiders_name: str) -> 
         for index, name in zip(indices, disambiguated_names(base, [ordered[i] for i in indices])):
             names[index] = name
     return names
+
+
+def carry_over_identity(
+    profiles: Sequence[ClusterProfile], matches: Mapping[int, tuple[int, str]]
+) -> list[ClusterProfile]:
+    """A retrained model's profiles, with each cluster that matched one of the previous model's
+    taking that cluster's number and name, so that downstream tables keep meaning the same group.
+
+    ``matches``: this model's cluster number -> (the previous cluster's number, its name), for the
+    pairs above ``refresh.match_min_jaccard``. Cluster 1 stays the highest mean revenue — the
+    Insiders are defined by it — whatever it matched, so a previous number 1 is not carried over;
+    nor is a number beyond this model's k (numbers stay 1..k). The other clusters take the numbers
+    left, in revenue order, and keep their own names unless a carried-over name is already taken
+    (then their number tells them apart: ``Promising (cluster 7)``).
+    """
+    k = len(profiles)
+    carried: dict[int, tuple[int, str]] = {}
+    taken = {1}
+    for profile in sorted(profiles, key=lambda p: p.cluster):
+        match = matches.get(profile.cluster)
+        if profile.cluster != 1 and match is not None and 1 < match[0] <= k and match[0] not in taken:
+            carried[profile.cluster] = match
+            taken.add(match[0])
+    free = iter(sorted(set(range(2, k + 1)) - taken))
+    carried_names = {name for _, name in carried.values()}
+    relabelled = []
+    for profile in sorted(profiles, key=lambda p: p.cluster):
+        if profile.cluster == 1:
+            number, name = 1, profile.segment
+        elif profile.cluster in carried:
+            number, name = carried[profile.cluster]
+        else:
+            number = next(free)
+            name = profile.segment
+            if name in carried_names:  # "About to sleep (2)" is another group's now: "About to sleep (cluster 4)"
+                name = f"{re.sub(r' [(][0-9]+[)]$', '', name)} (cluster {number})"
+        relabelled.append(replace(profile, cluster=number, segment=name))
+    return sorted(relabelled, key=lambda p: p.cluster)
 
 
 def to_profiles_frame(spark: SparkSession, profiles: Sequence[ClusterProfile]) -> DataFrame:

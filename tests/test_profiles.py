@@ -5,6 +5,7 @@ from chispa import assert_df_equality
 
 from insiders_spark.profiles import (
     build_profiles,
+    carry_over_identity,
     disambiguated_names,
     returns_rate,
     segment_base_name,
@@ -131,3 +132,45 @@ def test_with_clusters_maps_kmeans_ids_to_ranks(spark):
         "customer_id long, cluster int, segment string, is_insider boolean",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True, ignore_column_order=True)
+
+
+def test_a_matched_cluster_keeps_its_number_and_name_when_the_means_shift():
+    """Two Promising clusters whose means cross between models (the same customers, Jaccard ~0.99):
+    without the carry-over they would swap numbers and names."""
+    before = build_profiles(
+        [_summary(0, 50, 5000, 10), _summary(1, 200, 310, 40, qty_items=40.0), _summary(2, 200, 280, 40),
+         _summary(3, 500, 50, 300)]
+    )
+    after = build_profiles(
+        [_summary(10, 50, 5000, 10), _summary(11, 200, 280, 40, qty_items=40.0), _summary(12, 200, 310, 40),
+         _summary(13, 500, 50, 300)]
+    )
+    by_kmeans = {p.kmeans_cluster: p for p in before}
+    assert {p.kmeans_cluster: p.cluster for p in after}[11] != by_kmeans[1].cluster  # the ranks did swap
+    matches = {  # new cluster number -> the previous cluster holding the same customers
+        p.cluster: (by_kmeans[p.kmeans_cluster - 10].cluster, by_kmeans[p.kmeans_cluster - 10].segment) for p in after
+    }
+    carried = carry_over_identity(after, matches)
+    assert [p.cluster for p in carried] == [1, 2, 3, 4]
+    for profile in carried:  # every group keeps what it was called, Insiders first
+        previous = by_kmeans[profile.kmeans_cluster - 10]
+        assert (profile.cluster, profile.segment) == (previous.cluster, previous.segment)
+        assert profile.is_insider == (profile.cluster == 1)
+
+
+def test_the_insiders_stay_first_and_unmatched_clusters_take_the_numbers_left():
+    profiles = build_profiles(
+        [_summary(0, 50, 5000, 10), _summary(1, 200, 900, 40), _summary(2, 200, 300, 40), _summary(3, 500, 50, 300)]
+    )
+    names = {p.cluster: p.segment for p in profiles}
+    matches = {
+        1: (3, "Old name of 3"),  # the new top cluster matched the old 3: it is still cluster 1, the Insiders
+        2: (1, "Insiders"),  # the old Insiders are no longer the top revenue: the number 1 is not carried
+        3: (9, "Gone"),  # beyond this model's k: not carried
+        4: (2, names[2]),  # carries the name another cluster has too
+    }
+    carried = {p.kmeans_cluster: (p.cluster, p.segment) for p in carry_over_identity(profiles, matches)}
+    assert carried[0] == (1, names[1])
+    assert carried[3] == (2, names[2])
+    assert carried[1] == (3, f"{names[2]} (cluster 3)")  # free number, in revenue order; its name was taken
+    assert carried[2] == (4, names[3])

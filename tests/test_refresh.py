@@ -136,7 +136,29 @@ def test_retraining_with_another_seed_keeps_cluster_numbers_and_names(spark, tmp
     for match in matches:
         assert (match["previous_cluster"], match["previous_segment"]) == (match["cluster"], match["segment"])
         assert match["jaccard"] >= 0.99
+    assert second.metrics["lineage"]["previous_clusters_without_successor"] == []
     assert second.metrics["previous_model_version"] == first.metrics["model_version"]
+
+
+def test_a_model_retrained_on_more_data_keeps_the_numbers_and_names_of_its_matched_clusters(spark, tmp_path):
+    first = pipeline.run(spark, _config(tmp_path), as_of=dt.date(2011, 6, 30))
+    second = pipeline.run(spark, _config(tmp_path), as_of=dt.date(2011, 12, 9))
+    lineage = second.metrics["lineage"]
+    previous = {p.cluster: p.segment for p in first.profiles}
+    carried = [m for m in lineage["matches"] if m["previous_cluster"] not in (None, 1)]
+    assert carried, lineage  # six more months of data, and still groups to carry over
+    for match in carried:
+        assert (match["cluster"], match["segment"]) == (match["previous_cluster"], previous[match["previous_cluster"]])
+    # the published tables use the carried numbers and names, and cluster 1 is still the top revenue
+    published = {(r.cluster, r.segment) for r in _rows(spark, tmp_path / "profiles" / "run_date=2011-12-09")}
+    assert published == {(p.cluster, p.segment) for p in second.profiles}
+    segments = io.read_partition(spark, str(tmp_path), "segments", "2011-12-09").select("cluster", "segment").distinct()
+    assert {(r.cluster, r.segment) for r in segments.collect()} <= published
+    assert sorted(p.cluster for p in second.profiles) == list(range(1, len(second.profiles) + 1))
+    assert second.profiles[0].gross_revenue_mean == max(p.gross_revenue_mean for p in second.profiles)
+    assert {m["previous_cluster"] for m in lineage["matches"] if m["previous_cluster"]} | {
+        g["previous_cluster"] for g in lineage["previous_clusters_without_successor"]
+    } == set(previous)
 
 
 def test_a_split_grid_model_is_saved_with_its_grid_and_scores_as_it_trained(spark, tmp_path):
