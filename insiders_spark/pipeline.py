@@ -345,13 +345,20 @@ def _publish(
         )
         published[RULES] = outputs.write_table(explain.to_rules_frame(spark, rules), RULES)
 
-    backtest_result = None
+    backtest_result, backtest_error = None, None
     if config.backtest.horizon_days:
         with timer.stage("backtest"):
-            backtest_result = _backtest(spark, config, table.as_of, k=model.k)
-            published[BACKTEST] = outputs.write_table(
-                backtest_module().to_curve_frame(spark, backtest_result), BACKTEST
-            )
+            try:
+                backtest_result = _backtest(spark, config, table, k=model.k)
+            except (backtest_module().BacktestError, ClusteringError) as error:
+                # a measurement of the segments, not the segments: its failure is reported, not fatal
+                backtest_error = str(error)
+                log.warning("backtest not measured: %s", backtest_error)
+                outputs.clear_table(BACKTEST)
+            else:
+                published[BACKTEST] = outputs.write_table(
+                    backtest_module().to_curve_frame(spark, backtest_result), BACKTEST
+                )
     else:
         outputs.clear_table(BACKTEST)
 
@@ -368,6 +375,8 @@ def _publish(
         metrics["k_selection"] = selection.to_dict()
     if backtest_result is not None:
         metrics["backtest"] = backtest_result.describe()
+    elif backtest_error is not None:
+        metrics["backtest"] = {"measured": False, "error": backtest_error}
     with timer.stage("report"):
         title = f"Mean gross revenue per cluster, as of {table.as_of.isoformat()}"
         outputs.write_file(REPORT, report.CHART_FILE, report.revenue_chart_png(profiles, title=title))
@@ -380,6 +389,8 @@ def _publish(
             bt = backtest_module()
             outputs.write_file(REPORT, bt.CHART_FILE, bt.capture_chart_png(backtest_result))
             sections.append(report.backtest_section(bt.summary_markdown(backtest_result), bt.CHART_FILE))
+        elif backtest_error is not None:
+            sections.append(report.backtest_section(f"Not measured on this run: {backtest_error}", None))
         outputs.write_file(REPORT, report.PAGE_FILE, report.render_page(profiles, metrics, sections=sections))
         published[REPORT] = outputs.live(outputs.partition(REPORT))
 
@@ -492,15 +503,18 @@ def backtest_module():
     return backtest
 
 
-def _backtest(spark: SparkSession, config: Config, as_of: dt.date, *, k: int):
-    """The backtest of ``[backtest]``; its window ends at the run's as-of date unless a cut-off is set.
+def _backtest(spark: SparkSession, config: Config, table: CustomerTable, *, k: int):
+    """The backtest of ``[backtest]``; unless a cut-off is set, its window ends on the last invoice
+    date up to the run's as-of date (an as-of day without sales, a Sunday, must not leave the window
+    past the log).
 
     Its segments use the run's k (the one ``--k auto`` chose, or the scored model's)."""
     bt = backtest_module()
     settings = config.backtest
     config = dataclasses.replace(config, clustering=dataclasses.replace(config.clustering, k=k))
     horizon = settings.horizon_days
-    cutoff = dt.date.fromisoformat(settings.cutoff) if settings.cutoff else as_of - dt.timedelta(days=horizon)
+    window_end = min(table.as_of, table.summary.last_kept_date or table.as_of)
+    cutoff = dt.date.fromisoformat(settings.cutoff) if settings.cutoff else window_end - dt.timedelta(days=horizon)
     result = bt.run_backtest(
         spark,
         config,

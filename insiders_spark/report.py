@@ -122,18 +122,10 @@ def rules_section(embedding: LeafEmbedding, rules: Sequence[RuleRow], *, top: in
     )
 
 
-def backtest_section(summary: str, chart_file: str) -> str:
-    """Proof of value: the backtest's headline, its table and the capture chart."""
-    return "\n".join(
-        [
-            "## Proof of value (backtest)",
-            "",
-            summary,
-            "",
-            f"![cumulative share of the next period's revenue by customer rank]({chart_file})",
-            "",
-        ]
-    )
+def backtest_section(summary: str, chart_file: str | None) -> str:
+    """Proof of value: the backtest's headline, its table and the capture chart (if measured)."""
+    chart = [f"![cumulative share of the next period's revenue by customer rank]({chart_file})", ""] if chart_file else []
+    return "\n".join(["## Proof of value (backtest)", "", summary, "", *chart])
 
 
 def render_page(

@@ -100,13 +100,42 @@ def test_a_run_date_replaces_only_its_own_partition(spark, tmp_path):
     assert {str(d) for d in dates} == {"2020-01-01", "2020-01-02"}
 
 
-def test_a_run_that_fails_late_releases_what_it_cached(spark, tmp_path):
+def test_a_run_that_fails_late_releases_what_it_cached(spark, tmp_path, monkeypatch):
     """A notebook's session outlives a failed run: the customers, features and clustered tables the
-    run cached (and used) must not stay cached. This run fails in its backtest, after segmenting."""
+    run cached (and used) must not stay cached. This run fails at its very end, in the commit."""
+    from insiders_spark import io
+
+    def refuse(self, last):
+        raise OSError("the output's file system refused the commit")
+
     persistent = spark.sparkContext._jsc.getPersistentRDDs
     before = persistent().size()
-    config = _config(tmp_path / "out", **{"backtest.horizon_days": 400, "quality.stability": False})
-    with pytest.raises(pipeline.RunFailedError, match="no customer bought anything up to the cut-off"):
-        pipeline.run(spark, config)
+    monkeypatch.setattr(io.RunOutputs, "commit", refuse)
+    with pytest.raises(pipeline.RunFailedError, match="refused the commit"):
+        pipeline.run(spark, _config(tmp_path / "out", **{"quality.stability": False}))
     assert persistent().size() == before
     assert not (tmp_path / "out" / "segments").exists()  # and nothing was published
+
+
+def test_a_backtest_that_cannot_be_measured_is_reported_not_fatal(spark, tmp_path):
+    """The backtest measures the segments; a log too short for its windows must not stop them."""
+    output = tmp_path / "out"
+    config = _config(output, **{"backtest.horizon_days": 400, "quality.stability": False})
+    result = pipeline.run(spark, config, run_date=dt.date(2011, 12, 9))
+    backtest = result.metrics["backtest"]
+    assert backtest["measured"] is False and "no customer bought anything up to the cut-off" in backtest["error"]
+    assert (output / "segments" / "run_date=2011-12-09").is_dir() and not (output / "backtest").exists()
+    report = (output / "report" / "run_date=2011-12-09" / "report.md").read_text()
+    assert "## Proof of value (backtest)" in report and "Not measured on this run" in report
+
+
+def test_the_backtest_window_ends_on_the_last_sales_day_up_to_the_as_of_date(spark, tmp_path):
+    """A nightly run on a day without sales (as-of two days after the log's last invoice): the
+    window ends on the last invoice date, not past the log."""
+    config = _config(tmp_path / "out", **{"backtest.horizon_days": 60, "quality.stability": False})
+    table = pipeline.prepare_customers(spark, config)
+    last = table.summary.last_kept_date
+    table.unpersist()
+    result = pipeline.run(spark, config, as_of=last + dt.timedelta(days=2))
+    assert result.metrics["backtest"]["window"][1] == last.isoformat()
+    assert result.metrics["backtest"]["cutoff"] == (last - dt.timedelta(days=60)).isoformat()
