@@ -69,10 +69,20 @@ RULES_SCHEMA = T.StructType(
 
 
 def _number(value: float) -> str:
-    """A threshold as people read it: no trailing zeros, at most 4 significant decimals."""
+    """A threshold as people read it — no trailing zeros, thousands separated — with as many
+    significant digits as it takes to be the threshold itself (up to float noise, relative 1e-12).
+
+    MLlib's thresholds are midpoints between neighbouring values: rounded to a fixed precision
+    (17.855 shown as 17.86) the text can put a customer on the wrong side of its own rule. The
+    ``predicate`` column is exact either way.
+    """
     if value == int(value):
         return f"{int(value):,}"
-    return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}".rstrip("0").rstrip(".")
+    for digits in range(4, 18):
+        shown = f"{value:,.{digits}g}"
+        if "e" not in shown and abs(float(shown.replace(",", "")) - value) <= 1e-12 * abs(value):
+            return shown
+    return repr(value)
 
 
 @dataclass(frozen=True)

@@ -236,3 +236,18 @@ def test_contributions_markdown_names_the_units():
     text = contributions_markdown(_toy_tree(), [row], top=1)
     assert "log(1 + revenue) units" in text and "| 1 | 4 | recency_days -3.00 |" in text
     assert "revenue units" in contributions_markdown(_toy_tree(), [row], label="gross_revenue")
+
+
+@pytest.mark.parametrize(
+    ("below", "above"),
+    [(17.85, 17.86), (2.99, 3.0), (0.99995, 1.0), (1234.56, 1234.57), (123456789.2, 123456789.3), (0.0999, 0.1)],
+)
+def test_a_rule_shows_its_threshold_on_the_same_side_of_every_value_as_the_tree(below, above):
+    """MLlib splits halfway between neighbouring values; the text must keep them on their sides
+    (rounded to two decimals, 17.855 read 17.86 and put a customer at 17.86 on both sides)."""
+    threshold = (below + above) / 2
+    left = Condition("avg_ticket", high=threshold).text
+    right = Condition("avg_ticket", low=threshold).text
+    shown = float(left.rsplit(" ", 1)[1].replace(",", ""))
+    assert below <= shown < above
+    assert right == f"avg_ticket > {left.rsplit(' ', 1)[1]}"
