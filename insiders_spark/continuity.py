@@ -84,11 +84,12 @@ def with_insider_history(
     if previous is None:
         history = T.StructType([SEGMENTS_SCHEMA[name] for name in (CUSTOMER_ID, IS_INSIDER, INSIDER_SINCE, RUNS_OUTSIDE_INSIDERS)])
         previous = literal_frame(segments.sparkSession, [], history)
+    def earlier(name: str) -> Column:  # a partition written before the history columns existed has nulls
+        column = F.col(name) if name in previous.columns else F.lit(None).cast(SEGMENTS_SCHEMA[name].dataType)
+        return column.alias(f"{PREVIOUS}{name}")
+
     prior = previous.select(
-        F.col(CUSTOMER_ID),
-        F.col(IS_INSIDER).alias(f"{PREVIOUS}{IS_INSIDER}"),
-        F.col(INSIDER_SINCE).alias(f"{PREVIOUS}{INSIDER_SINCE}"),
-        F.col(RUNS_OUTSIDE_INSIDERS).alias(f"{PREVIOUS}{RUNS_OUTSIDE_INSIDERS}"),
+        F.col(CUSTOMER_ID), earlier(IS_INSIDER), earlier(INSIDER_SINCE), earlier(RUNS_OUTSIDE_INSIDERS)
     )
     in_cluster = is_in_insiders_cluster(F.col(CLUSTER))
     was_insider = F.coalesce(F.col(f"{PREVIOUS}{IS_INSIDER}"), F.lit(False))

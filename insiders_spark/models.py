@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,9 +38,15 @@ TREE = "tree"
 DESCRIPTION = "segmentation.json"
 FORMAT = 1
 
+log = logging.getLogger(__name__)
+
 
 class ModelNotFoundError(LookupError):
     """Score mode asked for a model that is not there."""
+
+
+class ModelFormatError(ModelNotFoundError):
+    """A model folder is there but cannot be read as a model of this version of the job."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,31 @@ def load(spark: SparkSession, output: str, version: str | None = None) -> tuple[
     folder = f"{models_root(output)}/{version}"
     if not io.exists(spark, f"{folder}/{DESCRIPTION}"):
         raise ModelNotFoundError(f"model version {version!r} not found under {models_root(output)}")
-    description = json.loads(io.read_text(spark, f"{folder}/{DESCRIPTION}"))
-    pipeline_model = PipelineModel.load(f"{folder}/{TREE}")
+    try:
+        description = json.loads(io.read_text(spark, f"{folder}/{DESCRIPTION}"))
+        if description.get("format") != FORMAT:
+            raise ValueError(f"format {description.get('format')!r}, this job reads format {FORMAT}")
+        return _from_description(folder, description), description
+    except Exception as error:  # a missing key, another format, a checksum error, an unreadable tree
+        raise ModelFormatError(
+            f"model version {version!r} under {models_root(output)} cannot be read ({_reason(error)}): written "
+            "by another version of insiders-spark, or damaged. Score with another version (models list; "
+            "models use VERSION) or train a new one"
+        ) from error
+
+
+def _reason(error: Exception) -> str:
+    from insiders_spark.errors import explain
+
+    return f"{type(error).__name__}: {explain(error) if not isinstance(error, (KeyError, ValueError, TypeError)) else error}"
+
+
+def _from_description(folder: str, description: dict) -> SegmentationModel:
+    try:
+        pipeline_model = PipelineModel.load(f"{folder}/{TREE}")
+    except Exception as error:  # Py4J's, for a missing or damaged tree/ folder
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"its {TREE}/ cannot be loaded: {first_line[:300]}") from error
     embedding = LeafEmbedding(
         model=pipeline_model,
         tree=read_tree(pipeline_model.stages[-1]._java_obj),
@@ -121,7 +151,7 @@ def load(spark: SparkSession, output: str, version: str | None = None) -> tuple[
         best_seed=stored["best_seed"],
     )
     profiles = [ClusterProfile(**p) for p in description["profiles"]]
-    return SegmentationModel(embedding=embedding, kmeans=kmeans, profiles=profiles), description
+    return SegmentationModel(embedding=embedding, kmeans=kmeans, profiles=profiles)
 
 
 def current_version(spark: SparkSession, output: str) -> str | None:
@@ -134,15 +164,18 @@ def list_versions(spark: SparkSession, output: str) -> list[ModelInfo]:
     for folder in io.list_dirs(spark, models_root(output)):
         description_path = f"{folder}/{DESCRIPTION}"
         if io.exists(spark, description_path):
-            description = json.loads(io.read_text(spark, description_path))
-            infos.append(
-                ModelInfo(
-                    version=description["version"],
-                    trained_as_of=description["trained_as_of"],
-                    run_date=description["run_date"],
-                    config_hash=description["config_hash"],
+            try:
+                description = json.loads(io.read_text(spark, description_path))
+                infos.append(
+                    ModelInfo(
+                        version=description["version"],
+                        trained_as_of=description["trained_as_of"],
+                        run_date=description["run_date"],
+                        config_hash=description["config_hash"],
+                    )
                 )
-            )
+            except Exception as error:  # one bad folder must not block a rollback
+                log.warning("skipping %s: its %s cannot be read (%s)", folder, DESCRIPTION, _reason(error))
     return sorted(infos, key=lambda info: info.version)
 
 

@@ -231,6 +231,50 @@ def test_hysteresis_keeps_an_insider_for_n_runs_outside(spark):
     assert not second.is_insider and second.insider_since is None
 
 
+def test_a_previous_partition_from_before_the_history_columns_still_continues(spark):
+    """Segments published before insider_since and runs_outside_insiders existed: the first run
+    after an upgrade continues from them (the start of a spell is unknown: null), not fails."""
+    older = spark.createDataFrame([(1, 1, "Insiders", True), (2, 2, "Loyal", False)], SEGMENT_DDL)
+    current = spark.createDataFrame([(1, 1, "Insiders", True), (2, 1, "Insiders", True)], SEGMENT_DDL)
+    run_date = dt.date(2011, 12, 9)
+    history = continuity.with_insider_history(current, older, run_date=run_date, hysteresis_runs=2)
+    expected = spark.createDataFrame(
+        [(1, 1, "Insiders", True, None, 0), (2, 1, "Insiders", True, run_date, 0)],
+        SEGMENT_DDL + ", insider_since date, runs_outside_insiders int",
+    )
+    assert_df_equality(history, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_damaged_model_is_a_clear_error_and_does_not_block_the_others(spark, trained, tmp_path, caplog):
+    output, trained_result = trained
+    copy = tmp_path / "out"
+    shutil.copytree(output / "models", copy / "models")
+    good = trained_result.metrics["model_version"]
+    damaged = "2011-01-01_damaged"
+    shutil.copytree(copy / "models" / good, copy / "models" / damaged)
+    description = json.loads((copy / "models" / damaged / "segmentation.json").read_text())
+    del description["kmeans"]
+    (copy / "models" / damaged / "segmentation.json").write_text(json.dumps({**description, "version": damaged}))
+    # edited beside its Hadoop checksum: what a disk or a hand edit does to a model
+    with pytest.raises(models.ModelFormatError, match=rf"model version '{damaged}' .* cannot be read .*[Cc]hecksum"):
+        models.load(spark, str(copy), damaged)
+    (copy / "models" / damaged / ".segmentation.json.crc").unlink()
+    with pytest.raises(models.ModelFormatError, match=rf"model version '{damaged}' .* cannot be read \(KeyError: 'kmeans'\)"):
+        models.load(spark, str(copy), damaged)
+    other_format = {**description, "version": "2011-01-02_future", "format": 99}
+    (copy / "models" / "2011-01-02_future").mkdir()
+    (copy / "models" / "2011-01-02_future" / "segmentation.json").write_text(json.dumps(other_format))
+    with pytest.raises(models.ModelFormatError, match="format 99, this job reads format 1"):
+        models.load(spark, str(copy), "2011-01-02_future")
+    (copy / "models" / "2011-01-03_empty").mkdir()
+    (copy / "models" / "2011-01-03_empty" / "segmentation.json").write_text("{}")
+    listed = [info.version for info in models.list_versions(spark, str(copy))]
+    assert good in listed and "2011-01-03_empty" not in listed  # skipped with a warning, not fatal
+    assert "2011-01-03_empty" in caplog.text
+    models.use_version(spark, str(copy), good)  # a rollback still works beside the bad folder
+    assert models.current_version(spark, str(copy)) == good
+
+
 # --- atomicity -------------------------------------------------------------------------------
 
 
