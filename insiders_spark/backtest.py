@@ -24,8 +24,10 @@ Definitions (all in Spark; only per-head-count sums reach the driver):
   And the models:
 
   - ``segments``: the job's segmentation fitted at ``c``: cluster rank (1 = Insiders first), then
-    the revenue tree's predicted value (its leaf), then past gross revenue. Its first
-    ``|Insiders|`` customers are the Insiders chosen at ``c``.
+    the revenue tree's predicted value (its leaf), then past gross revenue. Without ``guests_last``
+    its first ``|Insiders|`` customers are the Insiders chosen at ``c``; with it (the default)
+    guest Insiders rank after the registered customers, so the Insiders themselves are measured
+    apart (the ``insiders`` point of the result).
   - ``future_revenue_tree``: a tree that learns *future* revenue. Features as of
     ``c − h`` (the job's features, ``gross_revenue`` and ``is_guest`` included) with the label the
     revenue in ``(c − h, c]``; then applied to the features as of ``c``. Same depth and minimum leaf

@@ -394,6 +394,13 @@ def _validate(config: Config) -> None:
             f"job.log_level = {config.job.log_level!r}: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
         )
     validate_limits(config.quarantine)
+    from insiders_spark.profiles import FREQUENT_RETURNERS, NAMES
+
+    if config.segments.insiders_name in {*NAMES.values(), FREQUENT_RETURNERS}:
+        raise ConfigError(
+            f"segments.insiders_name = {config.segments.insiders_name!r}: a name the other clusters can earn "
+            "(the Insiders would then be renamed to tell them apart); choose another"
+        )
     for dotted, allowed in CHOICES.items():
         section, key = dotted.split(".")
         value = plain[section][key]

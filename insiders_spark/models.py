@@ -62,8 +62,10 @@ def models_root(output: str) -> str:
 
 
 def new_version(as_of: dt.date, run_id: str) -> str:
-    """Sortable and unique: the training as-of date plus the training run's id suffix."""
-    return f"{as_of:%Y%m%d}-{run_id.rsplit('_', 1)[-1]}"
+    """Sortable and unique: the training as-of date, then the training run's start (UTC) and its
+    random suffix, so two models trained on one as-of date sort in the order they were trained."""
+    started, suffix = run_id.rsplit("_", 2)[-2:]
+    return f"{as_of:%Y%m%d}-{started}-{suffix}"
 
 
 def describe(model: SegmentationModel, *, version: str, as_of: dt.date, run_date: dt.date, config_hash: str) -> dict:

@@ -115,3 +115,9 @@ def test_settings_that_would_fail_late_are_refused_at_start_up(conf):
         load_config(conf, "dev", overrides={"backtest.horizon_days": 90, "backtest.scorers": ["segmentz"]}, environ={})
     with pytest.raises(ConfigError, match=r"head_count_shares: every head-count must be above 0"):
         load_config(conf, "dev", overrides={"backtest.head_count_shares": [0.0, 0.1]}, environ={})
+
+
+def test_the_insiders_name_cannot_be_a_name_other_clusters_earn(conf):
+    with pytest.raises(ConfigError, match=r"segments\.insiders_name = 'Loyal': a name the other clusters can earn"):
+        load_config(conf, "dev", overrides={"segments.insiders_name": "Loyal"}, environ={})
+    assert load_config(conf, "dev", overrides={"segments.insiders_name": "VIP"}, environ={}).segments.insiders_name == "VIP"

@@ -477,3 +477,10 @@ def test_a_score_run_whose_customers_all_land_in_one_cluster_reports_the_miss_no
     assert result.metrics["clustering"]["silhouette"] == 0.0
     assert any(f.startswith("silhouette") for f in result.metrics["quality"]["failures"])
     assert result.metrics["model_version"] == trained_result.metrics["model_version"]
+
+
+def test_model_versions_of_one_as_of_date_sort_in_training_order():
+    as_of = dt.date(2011, 12, 9)
+    earlier = models.new_version(as_of, "2011-12-09_20261129T020000Z_ffffffff")
+    later = models.new_version(as_of, "2011-12-09_20261129T030000Z_00000000")
+    assert earlier < later and earlier.startswith("20111209-")
