@@ -329,6 +329,8 @@ def _publish(
         if mode != TRAIN:
             previous_date = continuity.previous_run_date(spark, output, SEGMENTS, run_date)
             previous = io.read_partition(spark, output, SEGMENTS, previous_date) if previous_date else None
+            if previous_date:
+                run_info["previous_segments"] = _previous_segments(spark, output, previous_date, mode, run_info)
             segments = to_published_segments(
                 clustered, model, profiles, previous, run_date=run_date, config=config
             )
@@ -614,6 +616,20 @@ def _lineage(
         "previous_clusters_without_successor": ended,
     }
     return dataclasses.replace(model, profiles=relabelled), lineage
+
+
+def _previous_segments(spark: SparkSession, output: str, previous_date: dt.date, mode: str, run_info: dict) -> dict:
+    """Which model assigned the segments churn is counted against. A score run with another model
+    than theirs (a rollback, ``--model-version``) compares cluster numbers of two models that no
+    lineage paired: said in the manifest and the log."""
+    manifest = f"{io.partition_path(output, RUNS, previous_date.isoformat())}/{MANIFEST_FILE}"
+    version = json.loads(io.read_text(spark, manifest)).get("model_version") if io.exists(spark, manifest) else None
+    if mode == SCORE and version is not None and version != run_info["model_version"]:
+        log.warning(
+            "the segments of %s were assigned by model %s, today's by model %s: churn compares the cluster "
+            "numbers of two models that no training run paired", previous_date, version, run_info["model_version"],
+        )
+    return {"run_date": previous_date.isoformat(), "model_version": version}
 
 
 def _provenance(config: Config, table: CustomerTable) -> dict:

@@ -484,3 +484,18 @@ def test_model_versions_of_one_as_of_date_sort_in_training_order():
     earlier = models.new_version(as_of, "2011-12-09_20261129T020000Z_ffffffff")
     later = models.new_version(as_of, "2011-12-09_20261129T030000Z_00000000")
     assert earlier < later and earlier.startswith("20111209-")
+
+
+def test_a_score_run_with_another_model_than_the_previous_segments_says_so(spark, trained, tmp_path, caplog):
+    output, trained_result = trained
+    scored = tmp_path / "out"
+    shutil.copytree(output / "models", scored / "models")
+    first = trained_result.metrics["model_version"]
+    models.use_version(spark, str(scored), first)
+    pipeline.run(spark, _config(scored), as_of=dt.date(2011, 10, 9), mode="score")
+    retrained = pipeline.run(spark, _config(scored, **{"job.seed": 3}), as_of=dt.date(2011, 11, 9), mode="train")
+    result = pipeline.run(spark, _config(scored), as_of=dt.date(2011, 12, 9), mode="score")
+    second = retrained.metrics["model_version"]
+    assert result.metrics["model_version"] == second != first
+    assert result.metrics["previous_segments"] == {"run_date": "2011-10-09", "model_version": first}
+    assert f"were assigned by model {first}, today's by model {second}" in caplog.text
