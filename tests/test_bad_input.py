@@ -4,6 +4,7 @@ problems stopped with a message naming the file and the problem, and nothing pub
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io as _io
 import json
 from pathlib import Path
@@ -286,3 +287,23 @@ def test_quarantine_shares_are_of_the_lines_the_run_judged():
     assert "900 of them after the as-of date" in message and "of the 100 judged" in message
     assert "{" not in message  # no unfilled placeholder
     RowAccounting(input=1_000, kept=990, after_as_of=0, quarantined={"excluded_country": 10}).check_thresholds(limits)
+
+
+def test_a_line_dated_in_the_future_does_not_move_the_as_of_date(spark, tmp_path, caplog):
+    """A wrong year in one line (2101) must not make the default as-of date 2101, adding decades to
+    every customer's recency and publishing under run_date=2101-...: it waits, counted, like a line
+    after an as-of date."""
+    good = _good_lines()
+    future = good.iloc[[5]].assign(InvoiceDate="2101-12-09 12:50:00")
+    path = tmp_path / "drop.csv"
+    path.write_text(_to_csv(pd.concat([good, future])))
+    clean = tmp_path / "clean.csv"
+    clean.write_text(_to_csv(good))
+    expected = pipeline.prepare_customers(spark, _config(tmp_path, clean))
+    table = pipeline.prepare_customers(spark, _config(tmp_path, path))
+    assert table.as_of == expected.as_of < dt.date(2100, 1, 1)
+    assert (table.accounting.input, table.accounting.after_as_of) == (expected.accounting.input + 1, 1)
+    assert_df_equality(table.features(), expected.features(), ignore_row_order=True)
+    assert "1 lines are dated after today" in caplog.text
+    for frame in (table, expected):
+        frame.unpersist()
