@@ -238,7 +238,7 @@ def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) 
         .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
         .option("encoding", input_config.encoding)
         .option("sep", input_config.csv_delimiter)
-        .csv(files)
+        .csv([_literal_path(f) for f in files])
     )
     return frame, extra
 
@@ -271,9 +271,36 @@ def _first_line(spark: SparkSession, path: str, encoding: str) -> str:
 
 
 def _read_parquet(spark: SparkSession, files: list[str]) -> tuple[DataFrame, list[str]]:
-    frame = spark.read.parquet(*files)
+    """Every file's own columns are checked: Spark takes the schema from one file and reads a column
+    another file lacks as nulls (a drop without CustomerID would turn its customers into guests)."""
+    frame = spark.read.parquet(*[_literal_path(f) for f in files])
     extra = _check_columns(frame.columns, files[0])
+    if len(files) > 1:
+        for path in files:
+            extra += [name for name in _check_columns(_parquet_columns(spark, path), path) if name not in extra]
     return frame, extra
+
+
+def _parquet_columns(spark: SparkSession, path: str) -> list[str]:
+    """A parquet file's top-level column names, from its footer (no data read)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    source = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
+    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(source)
+    try:
+        schema = reader.getFooter().getFileMetaData().getSchema()
+        return [str(schema.getType(i).getName()) for i in range(schema.getFieldCount())]
+    finally:
+        reader.close()
+
+
+GLOB_CHARACTERS = "{}[]*?\\"
+
+
+def _literal_path(path: str) -> str:
+    """A listed file's path with Hadoop's glob characters escaped: Spark globs the paths it is given
+    again, and ``day[1].csv`` would match ``day1.csv`` (or nothing) instead of itself."""
+    return "".join(f"\\{c}" if c in GLOB_CHARACTERS else c for c in path)
 
 
 # --- writing --------------------------------------------------------------------------------

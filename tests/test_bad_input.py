@@ -307,3 +307,31 @@ def test_a_line_dated_in_the_future_does_not_move_the_as_of_date(spark, tmp_path
     assert "1 lines are dated after today" in caplog.text
     for frame in (table, expected):
         frame.unpersist()
+
+
+def test_every_parquet_file_is_checked_for_the_columns_not_just_one(capsys, tmp_path):
+    """Spark reads a column one file lacks as nulls: a drop without CustomerID would have made
+    every one of its customers a guest, silently."""
+    good = _good_lines()
+    good["CustomerID"] = pd.to_numeric(good["CustomerID"].replace("", None))
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    good.iloc[:1500].to_parquet(folder / "day1.parquet", index=False)
+    good.iloc[1500:].drop(columns=["CustomerID"]).to_parquet(folder / "day2.parquet", index=False)
+    status, err = _cli(capsys, "--input", str(folder), "--output", str(tmp_path / "out"))
+    assert status == 1
+    assert "day2.parquet: required column(s) CustomerID missing" in err
+    assert not (tmp_path / "out" / "segments").exists()
+
+
+def test_file_names_with_glob_characters_are_read_as_themselves(spark, tmp_path):
+    """Spark globs the paths it is given: day[1].csv would have been read as day1.csv."""
+    lines = _good_lines()
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    (folder / "day[1].csv").write_text(_to_csv(lines.iloc[:1000]))
+    (folder / "day1.csv").write_text(_to_csv(lines.iloc[1000:]))
+    table = pipeline.prepare_customers(spark, _config(tmp_path, folder))
+    assert table.accounting.input == len(lines)
+    assert sorted(Path(f).name for f in table.source.files) == ["day1.csv", "day[1].csv"]
+    table.unpersist()
