@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from insiders_spark import __version__, continuity, control, explain, io, models, report
 from insiders_spark.accounting import (
+    AccountingError,
     RowAccounting,
     accounting_from,
     observe_outcomes,
@@ -266,6 +267,7 @@ def _publish(
     with timer.stage("quarantine"):
         if table.accounting.quarantined_total:
             published[QUARANTINE] = outputs.write_table(to_quarantine(table.quarantine_lines), QUARANTINE)
+            _check_quarantine_written(spark, outputs, table.accounting)
         else:
             outputs.clear_table(QUARANTINE)
         if table.accounting.undecodable:
@@ -686,6 +688,21 @@ def _failure(error: BaseException, table: CustomerTable) -> dict:
 
 def _file_count(files: tuple[str, ...]) -> str:
     return f", {len(files)} file{'s' if len(files) != 1 else ''}" if files else ""
+
+
+def _check_quarantine_written(spark: SparkSession, outputs: io.RunOutputs, accounting: RowAccounting) -> None:
+    """The quarantine is a second pass over the input: it must hold the lines the first pass counted.
+
+    Counting the staged parquet reads only its footers. A difference means the input changed
+    between the two passes (a drop rewritten or appended to during the run)."""
+    staged = outputs.staged(outputs.partition(QUARANTINE))
+    written = spark.read.parquet(staged).count() if io.exists(spark, staged) else 0  # no rows: no partition
+    if written != accounting.quarantined_total:
+        raise AccountingError(
+            f"the quarantine holds {written:,} lines but the run counted {accounting.quarantined_total:,} set "
+            "aside: the input changed while the run read it (a file rewritten or appended to during the run?). "
+            "Nothing was published; run again once the input is complete."
+        )
 
 
 def _check_customers(

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io as _io
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -335,3 +336,28 @@ def test_file_names_with_glob_characters_are_read_as_themselves(spark, tmp_path)
     assert table.accounting.input == len(lines)
     assert sorted(Path(f).name for f in table.source.files) == ["day1.csv", "day[1].csv"]
     table.unpersist()
+
+
+def test_an_input_rewritten_during_the_run_is_caught_by_the_quarantine_count(spark, tmp_path, monkeypatch):
+    """The quarantine is a second pass over the input; a drop corrected in place between the two
+    passes must not publish a quarantine that disagrees with the counts."""
+    lines = _good_lines().astype({"UnitPrice": object})
+    lines.loc[[3, 7], "UnitPrice"] = "#.##"
+    broken = _to_csv(lines)
+    corrected = broken.replace("#.##", "9.99")  # same length: the listing's sizes still hold
+    path = tmp_path / "drop.csv"
+    path.write_text(broken)
+    real = pipeline.prepare_customers
+
+    def then_corrected(*args, **kwargs):  # the export re-delivers the corrected file mid-run
+        table = real(*args, **kwargs)
+        path.write_text(corrected)
+        return table
+
+    monkeypatch.setattr(pipeline, "prepare_customers", then_corrected)
+    with pytest.raises(pipeline.RunFailedError, match="the input changed while the run read it") as error:
+        pipeline.run(spark, _config(tmp_path, path))
+    found = re.search(r"holds ([\d,]+) lines but the run counted ([\d,]+)", str(error.value)).groups()
+    written, counted = (int(n.replace(",", "")) for n in found)
+    assert counted - written == 2  # the two prices corrected in between
+    assert not (tmp_path / "out" / "segments").exists()
