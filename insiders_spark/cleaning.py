@@ -123,8 +123,13 @@ def to_whole_number(number: Column) -> Column:
 
 
 def parse_whole_number(text: Column) -> Column:
-    """'6' -> 6; '6.0' -> 6; '6.5', 'six', '' -> null; '1e30' -> 10^18 (see ``to_whole_number``)."""
-    return to_whole_number(blank_to_null(text).try_cast(T.DecimalType(38, 6)))
+    """'6' -> 6; '6.0' -> 6; '6.5', '5.9999999', 'six', '' -> null; '1e30' -> 10^18 (see
+    ``to_whole_number``). The decimal keeps 6 places, so a text it had to round ('5.9999999' to 6)
+    is not whole: it is checked against the same text read as a double (as a parquet double is)."""
+    value = blank_to_null(text)
+    number = value.try_cast(T.DecimalType(38, 6))
+    unrounded = number.cast(T.DoubleType()) == value.try_cast(T.DoubleType())
+    return F.when(unrounded, to_whole_number(number))
 
 
 def parse_number(text: Column) -> Column:

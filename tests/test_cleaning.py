@@ -19,7 +19,8 @@ RULES = CleaningRules(
 
 def test_parse_whole_number(spark):
     df = spark.createDataFrame(
-        [("6", 6), (" 12 ", 12), ("6.0", 6), ("-3", -3), ("6.5", None), ("six", None), ("", None), (None, None)],
+        [("6", 6), (" 12 ", 12), ("6.0", 6), ("-3", -3), ("6.5", None), ("six", None), ("", None), (None, None),
+         ("5.9999999", None), ("6.0000001", None), ("6.000000", 6), ("12345678901234567", 12345678901234567)],
         "text string, expected long",
     ).withColumn("parsed", cleaning.parse_whole_number(F.col("text")))
     assert_column_equality(df, "parsed", "expected")
