@@ -70,8 +70,14 @@ def _jvm_path(spark: SparkSession, path: str):
     return fs, hadoop_path
 
 
+def _is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[{")
+
+
 def _is_data_file(name: str) -> bool:
-    return not (name.startswith("_") or name.startswith("."))
+    """Not hidden, not underscore-prefixed (Spark's and Hadoop's own markers and temporary folders),
+    not an HDFS upload in progress (``x.csv._COPYING_``)."""
+    return not (name.startswith("_") or name.startswith(".") or name.endswith("._COPYING_"))
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ def list_input_files(spark: SparkSession, path: str) -> list[InputFile]:
         raise InputError(f"input {path!r} does not exist (no file or folder matches it)")
     files: list[InputFile] = []
     for status in statuses:
+        if _is_glob(path) and not _is_data_file(status.getPath().getName()):
+            continue  # 'drops/*' must not read drops/_temporary or drops/.staging, as 'drops/' does not
         if status.isDirectory():
             iterator = fs.listFiles(status.getPath(), True)
             while iterator.hasNext():
@@ -119,6 +127,8 @@ def local_input_bytes(path: str) -> int | None:
         return None
     total = 0
     for match in matches:
+        if _is_glob(path) and not _is_data_file(os.path.basename(match.rstrip("/"))):
+            continue
         if os.path.isdir(match):
             for root, folders, files in os.walk(match):
                 folders[:] = [name for name in folders if _is_data_file(name)]

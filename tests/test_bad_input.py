@@ -15,7 +15,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import cli, pipeline
+from insiders_spark import cli, io, pipeline
 from insiders_spark.config import load_config
 from insiders_spark.schemas import RAW_COLUMNS
 from insiders_spark.synthetic import SyntheticLogSpec, generate_chunk
@@ -361,3 +361,18 @@ def test_an_input_rewritten_during_the_run_is_caught_by_the_quarantine_count(spa
     written, counted = (int(n.replace(",", "")) for n in found)
     assert counted - written == 2  # the two prices corrected in between
     assert not (tmp_path / "out" / "segments").exists()
+
+
+def test_a_glob_skips_the_hidden_and_temporary_folders_and_uploads_a_folder_skips(spark, tmp_path):
+    lines = _good_lines()
+    folder = tmp_path / "drops"
+    (folder / "_temporary" / "0").mkdir(parents=True)
+    (folder / ".staging").mkdir()
+    (folder / "day1.csv").write_text(_to_csv(lines))
+    for leftover in (folder / "_temporary" / "0" / "part-0000.csv", folder / ".staging" / "day2.csv",
+                     folder / "day2.csv._COPYING_"):
+        leftover.write_text(_to_csv(lines.iloc[:10]))
+    for given in (folder, f"{folder}/*"):
+        listed = io.list_input_files(spark, str(given))
+        assert [Path(f.path).name for f in listed] == ["day1.csv"], given
+        assert io.local_input_bytes(str(given)) == (folder / "day1.csv").stat().st_size
