@@ -40,11 +40,15 @@ def _translate(text: str) -> str | None:
         re.S,
     )
     if header:
+        expected, found = header["expected"], header["found"]
+        spaces = (
+            " (they differ only in the spaces around the name)" if expected.strip() == found.strip() else ""
+        )
         return (
             f"{header['file']}: its header does not match the first file's: expected column "
-            f"{header['expected'].strip()!r} but found {header['found'].strip()!r} (header: "
-            f"{header['header'].strip()}; expected: {header['schema'].strip()}). Every CSV file of one "
-            "input must have the same columns in the same order; fix or remove that file"
+            f"{expected!r} but found {found!r}{spaces} (header: {header['header'].strip()}; expected: "
+            f"{header['schema'].strip()}). Every CSV file of one input must have the same columns in the "
+            "same order; fix or remove that file"
         )
     length = re.search(
         r"Number of column in CSV header is not equal to number of fields in the schema:\s*"

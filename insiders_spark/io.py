@@ -234,10 +234,13 @@ def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) 
             f"{CSV_COLUMN_PRUNING} must be false (conf/base.toml sets it): with pruning on, Spark "
             "does not notice CSV lines with too few or too many fields, and they would be lost silently"
         )
-    header = _csv_header(spark, files[0], input_config)
+    raw_header = _csv_header(spark, files[0], input_config)
+    header = [name.strip() for name in raw_header]
     extra = _check_columns(header, files[0])
+    # Spark checks every file's header against these names as written (spaces included), so the
+    # schema keeps them; the columns are renamed to the trimmed names after the read.
     schema = T.StructType(
-        [T.StructField(name, T.StringType(), True) for name in header]
+        [T.StructField(name, T.StringType(), True) for name in raw_header]
         + [T.StructField(CORRUPT_RECORD, T.StringType(), True)]
     )
     frame = (
@@ -249,6 +252,7 @@ def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) 
         .option("encoding", input_config.encoding)
         .option("sep", input_config.csv_delimiter)
         .csv([_literal_path(f) for f in files])
+        .toDF(*header, CORRUPT_RECORD)
     )
     return frame, extra
 
@@ -258,7 +262,16 @@ def _csv_header(spark: SparkSession, path: str, input_config: InputConfig) -> li
     line = _first_line(spark, path, input_config.encoding)
     if not line.strip():
         raise InputError(f"{path}: the first line is empty; expected a header naming {', '.join(RAW_COLUMNS)}")
-    return [name.strip().strip('"') for name in line.split(input_config.csv_delimiter)]
+    return [_unquoted(name) for name in line.split(input_config.csv_delimiter)]
+
+
+def _unquoted(name: str) -> str:
+    """A header name as Spark's CSV parser reads it: surrounding quotes removed, spaces outside the
+    quotes dropped, spaces of an unquoted name kept (Spark does not trim them when reading)."""
+    trimmed = name.strip()
+    if len(trimmed) >= 2 and trimmed[0] == trimmed[-1] == '"':
+        return trimmed[1:-1]
+    return name.rstrip("\r\n")
 
 
 def _first_line(spark: SparkSession, path: str, encoding: str) -> str:

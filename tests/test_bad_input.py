@@ -376,3 +376,25 @@ def test_a_glob_skips_the_hidden_and_temporary_folders_and_uploads_a_folder_skip
         listed = io.list_input_files(spark, str(given))
         assert [Path(f.path).name for f in listed] == ["day1.csv"], given
         assert io.local_input_bytes(str(given)) == (folder / "day1.csv").stat().st_size
+
+
+def test_a_header_with_spaces_around_its_names_is_read_and_a_later_one_without_them_is_named(spark, capsys, tmp_path):
+    lines = _good_lines()
+    body = _to_csv(lines).split("\n", 1)[1]
+    spaced = "InvoiceNo, StockCode,Description , Quantity,InvoiceDate,UnitPrice,CustomerID,Country \n"
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    (folder / "day1.csv").write_text(spaced + body)
+    table = pipeline.prepare_customers(spark, _config(tmp_path, folder))
+    assert (table.accounting.input, table.accounting.quarantined.get("malformed_line", 0)) == (len(lines), 0)
+    clean = tmp_path / "clean.csv"
+    clean.write_text(_to_csv(lines))
+    expected = pipeline.prepare_customers(spark, _config(tmp_path, clean))
+    assert_df_equality(table.features(), expected.features(), ignore_row_order=True)
+    for frame in (table, expected):
+        frame.unpersist()
+    (folder / "day2.csv").write_text(_to_csv(lines.iloc[:10]))  # the same names without the spaces
+    status, err = _cli(capsys, "--input", str(folder), "--output", str(tmp_path / "out"))
+    assert status == 1
+    assert "day2.csv" in err and "expected column ' StockCode' but found 'StockCode'" in err
+    assert "differ only in the spaces around the name" in err
