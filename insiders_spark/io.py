@@ -271,7 +271,7 @@ def _unquoted(name: str) -> str:
     trimmed = name.strip()
     if len(trimmed) >= 2 and trimmed[0] == trimmed[-1] == '"':
         return trimmed[1:-1]
-    return name.rstrip("\r\n")
+    return name  # _first_line's readLine has already dropped the line end
 
 
 def _first_line(spark: SparkSession, path: str, encoding: str) -> str:

@@ -526,7 +526,7 @@ def _backtest(spark: SparkSession, config: Config, table: CustomerTable, *, k: i
     settings = config.backtest
     config = dataclasses.replace(config, clustering=dataclasses.replace(config.clustering, k=k))
     horizon = settings.horizon_days
-    window_end = min(table.as_of, table.summary.last_kept_date or table.as_of)
+    window_end = table.summary.last_kept_date or table.as_of  # kept lines end on or before the as-of date
     cutoff = dt.date.fromisoformat(settings.cutoff) if settings.cutoff else window_end - dt.timedelta(days=horizon)
     result = bt.run_backtest(
         spark,
