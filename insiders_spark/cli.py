@@ -188,11 +188,12 @@ def run_job(
 ) -> int:
     from pyspark.sql import SparkSession
 
-    from insiders_spark import launch, pipeline
+    from insiders_spark import launch
     from insiders_spark.errors import explain
     from insiders_spark.progress import configure_logging
     from insiders_spark.session import build_spark_session
 
+    importing = launch.import_in_background()
     configure_logging(config.job.log_level)
     spark = None
     already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
@@ -208,6 +209,9 @@ def run_job(
             launched_by_spark_submit=launched_by_spark_submit,
             java_options=java_options,
         )
+        importing.join()
+        from insiders_spark import pipeline
+
         result = pipeline.run(spark, config, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version)
     except Exception as error:  # every failure ends as one clear message and a non-zero status
         message = explain(error)

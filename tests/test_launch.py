@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from insiders_spark import launch
 from insiders_spark.config import default_conf_dir, load_config
 from insiders_spark.io import local_input_bytes
@@ -138,3 +140,21 @@ def test_the_class_archive_command_needs_a_path(tmp_path):
     result = _cli("class-archive", "--env", "test", cwd=tmp_path)
     assert result.returncode == 2
     assert "--archive PATH" in result.stderr and "launch.class_archive" in result.stderr
+
+
+def test_run_modules_are_imported_in_a_thread_and_a_failing_one_is_left_to_the_caller(tmp_path, monkeypatch):
+    # two modules made for the test: each records the thread that imported it; one is broken
+    (tmp_path / "launch_probe_ok.py").write_text("import threading\nIMPORTED_BY = threading.current_thread().name\n")
+    (tmp_path / "launch_probe_broken.py").write_text("raise ImportError('broken on purpose')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("launch_probe_ok", "launch_probe_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+    thread = launch.import_in_background(("launch_probe_broken", "launch_probe_ok"))
+    thread.join(timeout=30)
+
+    assert not thread.is_alive()
+    assert sys.modules["launch_probe_ok"].IMPORTED_BY == thread.name != "MainThread"
+    assert "launch_probe_broken" not in sys.modules
+    with pytest.raises(ImportError, match="broken on purpose"):  # the caller's own import says why
+        __import__("launch_probe_broken")
