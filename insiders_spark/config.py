@@ -394,7 +394,7 @@ def _validate(config: Config) -> None:
             f"job.log_level = {config.job.log_level!r}: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
         )
     validate_limits(config.quarantine)
-    from insiders_spark.profiles import FREQUENT_RETURNERS, NAMES
+    from insiders_spark.segment_names import FREQUENT_RETURNERS, NAMES
 
     if config.segments.insiders_name in {*NAMES.values(), FREQUENT_RETURNERS}:
         raise ConfigError(

@@ -55,6 +55,7 @@ from insiders_spark.schemas import (
     RECENCY_DAYS,
     SEGMENT,
 )
+from insiders_spark.segment_names import FREQUENT_RETURNERS, NAMES
 
 PROFILED_FEATURES: tuple[str, ...] = (
     GROSS_REVENUE,
@@ -120,23 +121,6 @@ RETURNER_FACTOR = 3.0  # returns rate at least this many times the population's 
 RETURNER_MIN_RATE = 0.10  # ... and at least this high
 LAPSING_FACTOR = 1.5  # recency up to this many times the population's mean is lapsing, beyond is gone
 REPEAT_INVOICES = 2.0  # mean invoices of a cluster of repeat buyers
-
-# (value is high, recency tier, buys again) -> name; the table in the module docstring.
-NAMES: dict[tuple[bool, str, bool], str] = {
-    (True, "recent", True): "Loyal",
-    (True, "recent", False): "Loyal",
-    (True, "lapsing", True): "At risk",
-    (True, "lapsing", False): "At risk",
-    (True, "gone", True): "At risk",
-    (True, "gone", False): "At risk",
-    (False, "recent", True): "Promising",
-    (False, "recent", False): "New",
-    (False, "lapsing", True): "Need attention",
-    (False, "lapsing", False): "About to sleep",
-    (False, "gone", True): "Hibernating",
-    (False, "gone", False): "Lost",
-}
-FREQUENT_RETURNERS = "Frequent returners"
 
 # Traits that tell same-named clusters apart: profile mean, then words for its high, middle, low end.
 TRAITS: tuple[tuple[str, str, str, str], ...] = (
