@@ -45,7 +45,7 @@ from insiders_spark.config import Config, load_config
 
 # reasons, in the order the job checks them (insiders_spark.cleaning.RULE_ORDER; the tests compare)
 PARSE_REASONS = (
-    "malformed_line", "missing_invoice", "missing_stock_code", "unparsable_timestamp",
+    "malformed_line", "repeated_header", "missing_invoice", "missing_stock_code", "unparsable_timestamp",
     "non_numeric_quantity", "non_numeric_price", "invalid_customer_id", "amount_out_of_range",
 )
 MAX_LINE_QUANTITY, MAX_LINE_AMOUNT = 1e9, 1e10  # insiders_spark.cleaning's (the tests compare)
@@ -184,6 +184,7 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
     )
     checks = {
         "malformed_line": pd.Series(False, index=lines.index),  # parquet has no broken CSV lines
+        "repeated_header": pd.Series(False, index=lines.index),  # nor a header line (its numbers are typed)
         "missing_invoice": lines["invoice_no"].isna(),
         "missing_stock_code": lines["stock_code"].isna(),
         "unparsable_timestamp": lines["invoice_ts"].isna(),

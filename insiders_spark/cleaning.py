@@ -35,6 +35,7 @@ from insiders_spark.schemas import (
 
 # Reasons a line can be set aside. Parse reasons: the line itself is broken.
 MALFORMED_LINE = "malformed_line"
+REPEATED_HEADER = "repeated_header"
 MISSING_INVOICE = "missing_invoice"
 MISSING_STOCK_CODE = "missing_stock_code"
 UNPARSABLE_TIMESTAMP = "unparsable_timestamp"
@@ -52,6 +53,7 @@ EXCLUDED_CUSTOMER = "excluded_customer"
 
 PARSE_REASONS: tuple[str, ...] = (
     MALFORMED_LINE,
+    REPEATED_HEADER,
     MISSING_INVOICE,
     MISSING_STOCK_CODE,
     UNPARSABLE_TIMESTAMP,
@@ -242,6 +244,20 @@ def is_malformed(raw_line: Column) -> Column:
     return raw_line.isNotNull()
 
 
+def is_repeated_header(raw_fields: dict[str, Column]) -> Column:
+    """A line that repeats the header: drops joined with their headers (``cat day1.csv day2.csv``).
+
+    ``raw_fields`` maps each required column's name to the line's field for it, as read; the line
+    is a header when every one holds its column's name (spaces around it allowed, as in a header).
+    A typed parquet column never holds its name, so only text fields can match.
+    """
+    matches = [F.trim(field.cast(T.StringType())) == F.lit(name) for name, field in raw_fields.items()]
+    result = matches[0]
+    for match in matches[1:]:
+        result = result & match
+    return F.coalesce(result, F.lit(False))
+
+
 def is_missing(value: Column) -> Column:
     return value.isNull()
 
@@ -294,6 +310,10 @@ def reason_for(rules: CleaningRules, as_of: dt.date | None) -> Column:
     """The first rule a parsed line fails, or null when it is kept."""
     checks: list[tuple[str, Column]] = [
         (MALFORMED_LINE, is_malformed(F.col(RAW_LINE))),
+        (
+            REPEATED_HEADER,
+            is_repeated_header({raw: F.col(f"{RAW_PREFIX}{name}") for raw, name in RAW_TO_COLUMN.items()}),
+        ),
         (MISSING_INVOICE, is_missing(F.col(INVOICE_NO))),
         (MISSING_STOCK_CODE, is_missing(F.col(STOCK_CODE))),
         (UNPARSABLE_TIMESTAMP, is_missing(F.col(INVOICE_TS))),

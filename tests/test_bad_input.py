@@ -63,6 +63,8 @@ BAD_LINES = [
     ("BAD15", _line("BAD15", code="POST"), "non_product_code"),
     ("BAD16", _line("BAD16", country="Unspecified"), "excluded_country"),
     ("BAD17", _line("BAD17", customer="16446.0"), "excluded_customer"),
+    # drops joined with their headers (cat day1.csv day2.csv): the header again, mid-file
+    ("InvoiceNo", HEADER, "repeated_header"),
 ]
 
 

@@ -94,6 +94,26 @@ def test_membership_rules_are_case_sensitive_and_empty_lists_match_nothing(spark
     assert_column_equality(df, "listed_empty", "expected_empty")
 
 
+def test_a_repeated_header_is_a_line_whose_every_field_is_its_column_name(spark):
+    df = spark.createDataFrame(
+        [
+            ("InvoiceNo", "StockCode", "Quantity", True),
+            (" InvoiceNo", "StockCode ", "Quantity", True),  # as a header with spaces writes it
+            ("InvoiceNo", "85123A", "6", False),  # a real line whose invoice happens to read so
+            ("invoiceno", "stockcode", "quantity", False),  # the header names are case-sensitive
+            ("InvoiceNo", None, "Quantity", False),
+            (None, None, None, False),
+        ],
+        "invoice string, code string, quantity string, expected boolean",
+    ).withColumn(
+        "header",
+        cleaning.is_repeated_header(
+            {"InvoiceNo": F.col("invoice"), "StockCode": F.col("code"), "Quantity": F.col("quantity")}
+        ),
+    )
+    assert_column_equality(df, "header", "expected")
+
+
 def test_purchase_and_return_split_at_zero(spark):
     df = spark.createDataFrame(
         [(3, True, False), (0, True, False), (-1, False, True), (None, None, None)],
