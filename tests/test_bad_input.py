@@ -292,6 +292,28 @@ def test_quarantine_shares_are_of_the_lines_the_run_judged():
     RowAccounting(input=1_000, kept=990, after_as_of=0, quarantined={"excluded_country": 10}).check_thresholds(limits)
 
 
+def test_the_overall_quarantine_limit_holds_when_every_reason_is_within_its_own():
+    """Six parse reasons at 0.9% each stay under their 1% limits, but together they set aside 5.4%
+    of the lines, past the 5% of all reasons: the run must stop."""
+    from insiders_spark.accounting import QuarantineThresholdError, RowAccounting
+
+    limits = load_config(env="test", environ={}).quarantine
+    assert limits.max_share == 0.05
+    reasons = ("malformed_line", "missing_invoice", "missing_stock_code", "unparsable_timestamp",
+               "non_numeric_quantity", "non_numeric_price")
+    assert all(limits.max_share_by_reason[reason] == 0.01 for reason in reasons)
+    spread = RowAccounting(input=10_000, kept=9_460, after_as_of=0, quarantined={r: 90 for r in reasons})
+    spread.check()
+    with pytest.raises(QuarantineThresholdError) as error:
+        spread.check_thresholds(limits)
+    message = str(error.value)
+    assert "all reasons: 540 lines (5.40%) > 5.00%" in message
+    assert not any(f"{reason}:" in message for reason in reasons)  # each alone is within its limit
+    RowAccounting(  # 4.5% in all: within every limit
+        input=10_000, kept=9_550, after_as_of=0, quarantined={r: 90 for r in reasons[:5]}
+    ).check_thresholds(limits)
+
+
 def test_a_line_dated_in_the_future_does_not_move_the_as_of_date(spark, tmp_path, caplog):
     """A wrong year in one line (2101) must not make the default as-of date 2101, adding decades to
     every customer's recency and publishing under run_date=2101-...: it waits, counted, like a line
