@@ -57,13 +57,65 @@ def test_the_salt_draws_a_different_group_and_shares_nest(segments):
     assert drawn("a", 0.1) <= first  # a smaller share keeps a subset of the same customers
 
 
-def test_bucket_matches_spark_sql_xxhash64(spark):
-    frame = spark.createDataFrame([(17850,), (19000,)], "customer_id long")
-    got = frame.select(control_bucket(F.col("customer_id"), "salt").alias("bucket")).collect()
-    expected = spark.sql(
-        "SELECT pmod(xxhash64('salt:17850'), 10000) AS bucket UNION ALL SELECT pmod(xxhash64('salt:19000'), 10000)"
-    ).collect()
-    assert [r["bucket"] for r in got] == [r["bucket"] for r in expected]
+# XXH64 as published (github.com/Cyan4973/xxHash, doc/xxhash_spec.md), written out here so the
+# buckets are checked against the algorithm itself, not against Spark: if a Spark upgrade changed
+# its xxhash64, every control group would be redrawn, and this says so. Spark hashes a string's
+# UTF-8 bytes with seed 42 and returns the 64 bits as a signed long.
+_M = (1 << 64) - 1
+_P1, _P2, _P3, _P4, _P5 = (
+    11400714785074694791, 14029467366897019727, 1609587929392839161, 9650029242287828579, 2870177450012600261,
+)
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & _M
+
+
+def _round(acc, lane):
+    return (_rotl((acc + lane * _P2) & _M, 31) * _P1) & _M
+
+
+def _xxh64(data: bytes, seed: int = 42) -> int:
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + _P1 + _P2) & _M, (seed + _P2) & _M, seed & _M, (seed - _P1) & _M]
+        while i + 32 <= n:
+            v = [_round(v[j], int.from_bytes(data[i + 8 * j:i + 8 * j + 8], "little")) for j in range(4)]
+            i += 32
+        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & _M
+        for lane in v:
+            h = ((h ^ _round(0, lane)) * _P1 + _P4) & _M
+    else:
+        h = (seed + _P5) & _M
+    h = (h + n) & _M
+    while i + 8 <= n:
+        h = ((_rotl(h ^ _round(0, int.from_bytes(data[i:i + 8], "little")), 27) * _P1) + _P4) & _M
+        i += 8
+    if i + 4 <= n:
+        h = ((_rotl(h ^ (int.from_bytes(data[i:i + 4], "little") * _P1 & _M), 23) * _P2) + _P3) & _M
+        i += 4
+    for byte in data[i:]:
+        h = (_rotl(h ^ (byte * _P5 & _M), 11) * _P1) & _M
+    h ^= h >> 33
+    h = (h * _P2) & _M
+    h ^= h >> 29
+    h = (h * _P3) & _M
+    h ^= h >> 32
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def test_buckets_are_xxh64_of_salt_and_id_as_published(spark):
+    # keys of 9 to 48 bytes: the short-input path and the 32-byte stripes, 8-, 4- and 1-byte tails
+    cases = [("salt", 17850), ("salt", 19000), ("loyalty-2024", 12345), ("ünïcode-salt", 1),
+             ("a-salt-long-enough-for-one-stripe", 18287), ("s" * 40, 2**53 - 1)]
+    frame = spark.createDataFrame(cases, "salt string, customer_id long")
+    got = [
+        frame.where((F.col("salt") == salt) & (F.col("customer_id") == customer))
+        .select(control_bucket(F.col("customer_id"), salt).alias("bucket")).first()["bucket"]
+        for salt, customer in cases
+    ]
+    expected = [_xxh64(f"{salt}:{customer}".encode()) % 10_000 for salt, customer in cases]
+    assert got == expected
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"share": 1.5}, "share"), ({"scope": "vip"}, "scope"), ({"salt": ""}, "salt")])
