@@ -227,6 +227,29 @@ def test_top_features_are_the_leaf_path_contributions(fitted):
         assert [abs(t["contribution"]) for t in top] == sorted((abs(t["contribution"]) for t in top), reverse=True)
         everything = leaf_contributions(tree)[row[LEAF]]
         assert root + sum(everything.values()) == pytest.approx(row[PREDICTED_LABEL])
+        # the customer's own leaf's largest moves, not another leaf's
+        largest = sorted(everything.items(), key=lambda item: -abs(item[1]))[: len(top)]
+        assert [t["feature"] for t in top] == [name for name, _ in largest]
+        assert [t["contribution"] for t in top] == pytest.approx([value for _, value in largest], abs=1e-9)
+
+
+def test_top_features_of_each_leaf_of_a_hand_built_tree(spark):
+    # by hand from _toy_tree's node values: each split's change of prediction, summed per feature
+    expected = {
+        0: [("recency_days", 3.0)],  # 5 -> 7 -> 8
+        1: [("recency_days", 1.0)],  # 5 -> 7 -> 6
+        2: [("recency_days", -2.0), ("qty_invoices", -1.0)],  # 5 -> 3 -> 2
+        3: [("recency_days", -1.5), ("qty_invoices", 1.0)],  # 5 -> 3 -> 4 -> 4.5
+        4: [("recency_days", -3.0), ("qty_invoices", 1.0)],  # 5 -> 3 -> 4 -> 3
+    }
+    customers = spark.createDataFrame([(c, c % 5) for c in range(10)], f"customer_id long, {LEAF} int")
+    rows = with_top_contributions(customers, _toy_tree(), top=2).collect()
+    assert len(rows) == 10
+    for row in rows:
+        got = [(t["feature"], t["contribution"]) for t in row[TOP_FEATURES]]
+        assert got == expected[row[LEAF]], row.customer_id
+    one = with_top_contributions(customers.where(F.col(LEAF) == 3), _toy_tree(), top=1).first()
+    assert [(t["feature"], t["contribution"]) for t in one[TOP_FEATURES]] == [("recency_days", -1.5)]
 
 
 def test_contributions_markdown_names_the_units():
