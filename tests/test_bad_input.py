@@ -292,6 +292,26 @@ def test_quarantine_shares_are_of_the_lines_the_run_judged():
     RowAccounting(input=1_000, kept=990, after_as_of=0, quarantined={"excluded_country": 10}).check_thresholds(limits)
 
 
+def test_a_registered_id_among_the_guest_numbers_stops_the_run(spark, tmp_path):
+    """Guest invoices are numbered from cleaning.guest_customer_id_start (19000 in the study): a real
+    customer with id 19000 would be merged with the first guest invoice, features and all."""
+    first_guest = _line("G0001", when="2010-11-30 09:00:00", customer="")  # the earliest: number 19000
+    registered = _line("R0001", customer="19000.0")
+    path = tmp_path / "drop" / "day1.csv"
+    path.parent.mkdir()
+    path.write_text(_to_csv(_good_lines()) + first_guest + "\n" + registered + "\n")
+    with pytest.raises(pipeline.DuplicateCustomerIdError, match="collide with real customer ids.*guest_customer_id_start"):
+        pipeline.prepare_customers(spark, _config(tmp_path, path.parent))
+    # numbered above every real id, the same log runs, the guest and the customer apart
+    table = pipeline.prepare_customers(spark, _config(tmp_path, path.parent, **{"cleaning.guest_customer_id_start": 100_000}))
+    try:
+        assert table.summary.distinct_ids == table.summary.customers
+        rows = table.customers.where(F.col("customer_id").isin(19_000, 100_000)).select("customer_id", "is_guest").collect()
+        assert sorted((r.customer_id, r.is_guest) for r in rows) == [(19_000, False), (100_000, True)]
+    finally:
+        table.unpersist()
+
+
 def test_the_overall_quarantine_limit_holds_when_every_reason_is_within_its_own():
     """Six parse reasons at 0.9% each stay under their 1% limits, but together they set aside 5.4%
     of the lines, past the 5% of all reasons: the run must stop."""
