@@ -150,6 +150,9 @@ class ClusterMatch:
     previous_cluster: int | None
     previous_segment: str | None
     jaccard: float
+    # the cluster's rank by mean revenue in its own model: its number before a retrain's carry-over
+    # (pipeline._lineage) gave it the previous cluster's; None before that step
+    revenue_rank: int | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

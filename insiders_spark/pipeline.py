@@ -599,7 +599,7 @@ def _lineage(
     records = []
     for match in matches:
         profile = by_number[match.cluster]
-        record = dataclasses.replace(match, cluster=profile.cluster, segment=profile.segment)
+        record = dataclasses.replace(match, cluster=profile.cluster, segment=profile.segment, revenue_rank=match.cluster)
         if record.previous_cluster is None:
             log.warning("cluster %d (%s) matches no cluster of model %s", record.cluster, record.segment, previous_version)
         elif (record.previous_cluster, record.previous_segment) != (record.cluster, record.segment):
