@@ -75,10 +75,20 @@ def test_two_as_of_runs_and_an_identical_rerun(spark, real_log_parquet, tmp_path
 
 
 @pytest.fixture(scope="module")
-def trained(spark, tmp_path_factory):
+def trained_once(spark, tmp_path_factory):
     output = tmp_path_factory.mktemp("refresh")
     result = pipeline.run(spark, _config(output), as_of=dt.date(2011, 9, 9), mode="train")
     return output, result
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path):
+    """The trained output as a train run left it, copied for each test: the tests that score,
+    retrain or roll back on it do not change what the others see, in any order."""
+    output, result = trained_once
+    copy = tmp_path / "trained"
+    shutil.copytree(output, copy)
+    return copy, result
 
 
 def test_train_persists_a_model_and_writes_no_segments(spark, trained):
