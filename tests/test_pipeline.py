@@ -102,19 +102,27 @@ def test_a_run_date_replaces_only_its_own_partition(spark, tmp_path):
 
 def test_a_run_that_fails_late_releases_what_it_cached(spark, tmp_path, monkeypatch):
     """A notebook's session outlives a failed run: the customers, features and clustered tables the
-    run cached (and used) must not stay cached. This run fails at its very end, in the commit."""
+    run cached (and used) must not stay cached. This run fails at its very end, half-way through
+    its commit (the file system refuses the third move), which the run rolls back."""
     from insiders_spark import io
 
-    def refuse(self, last):
-        raise OSError("the output's file system refused the commit")
+    real_rename, moves = io._rename, []
+
+    def refuse_the_third(spark_, source, target):
+        moves.append(source)
+        if len(moves) == 3:
+            raise OSError("the output's file system refused the commit")
+        real_rename(spark_, source, target)
 
     persistent = spark.sparkContext._jsc.getPersistentRDDs
     before = persistent().size()
-    monkeypatch.setattr(io.RunOutputs, "commit", refuse)
+    monkeypatch.setattr(io, "_rename", refuse_the_third)
     with pytest.raises(pipeline.RunFailedError, match="refused the commit"):
         pipeline.run(spark, _config(tmp_path / "out", **{"quality.stability": False}))
+    assert len(moves) > 3  # the commit had started, and was rolled back
     assert persistent().size() == before
-    assert not (tmp_path / "out" / "segments").exists()  # and nothing was published
+    published = [p for p in (tmp_path / "out").iterdir() if p.name not in (io.STAGING, io.FAILED_RUNS)]
+    assert [p.name for p in published if any(p.rglob("*.parquet"))] == []  # nothing was published
 
 
 def test_a_backtest_that_cannot_be_measured_is_reported_not_fatal(spark, tmp_path):
