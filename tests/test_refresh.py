@@ -118,6 +118,25 @@ def test_score_uses_the_persisted_model_without_refitting(spark, trained):
     trained_names = {p.cluster: p.segment for p in trained_result.profiles}
     scored_names = {r.cluster: r.segment for r in segments.select("cluster", "segment").distinct().collect()}
     assert scored_names.items() <= trained_names.items()
+    # the published profiles are today's sizes and means of those clusters, not the trained ones
+    today = {
+        r.cluster: r
+        for r in segments.groupBy("cluster").agg(
+            F.count(F.lit(1)).alias("customers"), F.sum("gross_revenue").alias("revenue"),
+            F.avg("recency_days").alias("recency"),
+        ).collect()
+    }
+    profiles = {r.cluster: r for r in _rows(spark, output / "profiles" / "run_date=2011-12-09")}
+    assert set(profiles) == set(trained_names)
+    total = sum(r.customers for r in today.values())
+    for cluster, profile in profiles.items():
+        seen = today.get(cluster)
+        assert profile.customers == (seen.customers if seen else 0), cluster
+        assert profile.customer_share == pytest.approx(profile.customers / total)
+        if seen:
+            assert profile.revenue_total == pytest.approx(seen.revenue)
+            assert profile.recency_days_mean == pytest.approx(seen.recency)
+    assert sum(p.customers for p in scored.profiles) == segments.count() != sum(p.customers for p in trained_result.profiles)
 
 
 def test_models_use_rolls_back_to_an_older_version(spark, trained, tmp_path):
