@@ -151,6 +151,36 @@ def test_models_use_rolls_back_to_an_older_version(spark, trained, tmp_path):
     assert [info.version for info in models.list_versions(spark, str(output))] == sorted([first, second.metrics["model_version"]])
 
 
+def test_the_models_command_lists_and_rolls_back_as_an_operator_types_it(spark, trained):
+    output, trained_result = trained
+    first = trained_result.metrics["model_version"]
+    second = pipeline.run(spark, _config(output, **{"job.seed": 3}), as_of=dt.date(2011, 10, 9), mode="train")
+    second = second.metrics["model_version"]
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "insiders_spark.cli", "models", *args, "--output", str(output), "--env", "test"],
+            capture_output=True, text=True, timeout=300, env={**os.environ},
+        )
+
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    marked = {line[2:].split()[0]: line.startswith("*") for line in listed.stdout.splitlines()}
+    assert marked == {first: False, second: True}
+    rolled_back = cli("use", first)
+    assert (rolled_back.returncode, rolled_back.stdout.strip()) == (0, f"current model: {first}")
+    assert models.current_version(spark, str(output)) == first
+    unknown = cli("use", "no-such-version")
+    assert unknown.returncode == 1 and "not found" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert cli("use").returncode == 2  # no version: a usage error
+    # a run holding the output: the switch waits for it, naming the holder
+    (output / io.LOCK).write_text(json.dumps({"token": "t", "purpose": "insiders-spark run (score)",
+                                              "host": "another-machine", "pid": 1}))
+    busy = cli("use", second)
+    assert busy.returncode == 1 and "another-machine" in busy.stderr and "Traceback" not in busy.stderr
+    assert models.current_version(spark, str(output)) == first
+
+
 def test_score_without_a_model_is_a_clear_error(spark, tmp_path):
     with pytest.raises(pipeline.RunFailedError, match="no trained model under"):
         pipeline.run(spark, _config(tmp_path), mode="score")
