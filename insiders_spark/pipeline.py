@@ -387,7 +387,7 @@ def _publish(
     if selection is not None:
         metrics["k_selection"] = selection.to_dict()
     if backtest_result is not None:
-        metrics["backtest"] = backtest_result.describe()
+        metrics["backtest"] = {"measured": True, **backtest_result.describe()}
     elif backtest_error is not None:
         metrics["backtest"] = {"measured": False, "error": backtest_error}
     with timer.stage("report"):

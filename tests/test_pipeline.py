@@ -126,13 +126,21 @@ def test_a_run_that_fails_late_releases_what_it_cached(spark, tmp_path, monkeypa
 
 
 def test_a_backtest_that_cannot_be_measured_is_reported_not_fatal(spark, tmp_path):
-    """The backtest measures the segments; a log too short for its windows must not stop them."""
+    """The backtest measures the segments; a log too short for its windows must not stop them.
+    Run again on a date whose backtest was measured, the old curve must not stay next to the new
+    segments as if it measured them."""
     output = tmp_path / "out"
+    measured = pipeline.run(
+        spark, _config(output, **{"backtest.horizon_days": 90, "quality.stability": False}), run_date=dt.date(2011, 12, 9)
+    )
+    assert measured.metrics["backtest"]["measured"] is True
+    assert (output / "backtest" / "run_date=2011-12-09").is_dir()
     config = _config(output, **{"backtest.horizon_days": 400, "quality.stability": False})
     result = pipeline.run(spark, config, run_date=dt.date(2011, 12, 9))
     backtest = result.metrics["backtest"]
     assert backtest["measured"] is False and "no customer bought anything up to the cut-off" in backtest["error"]
-    assert (output / "segments" / "run_date=2011-12-09").is_dir() and not (output / "backtest").exists()
+    assert (output / "segments" / "run_date=2011-12-09").is_dir()
+    assert not (output / "backtest" / "run_date=2011-12-09").exists()  # the earlier curve went with its run
     report = (output / "report" / "run_date=2011-12-09" / "report.md").read_text()
     assert "## Proof of value (backtest)" in report and "Not measured on this run" in report
 
