@@ -353,6 +353,32 @@ def _published_then_staged(spark, tmp_path) -> io.RunOutputs:
     return second
 
 
+def test_a_commit_that_finished_before_the_kill_is_kept_by_the_next_run(spark, tmp_path, monkeypatch):
+    """Killed after its _SUCCESS marker but before it removed its journal: the night's output was
+    published whole, and the next run must clean up after it, not roll it back."""
+    output = str(tmp_path)
+    second = _published_then_staged(spark, tmp_path)
+    real_delete = io.delete_path
+
+    def killed_at_cleanup(spark_, path):
+        if path.endswith(io.JOURNAL):
+            raise KeyboardInterrupt("killed")
+        real_delete(spark_, path)
+
+    monkeypatch.setattr(io, "delete_path", killed_at_cleanup)
+    with pytest.raises(KeyboardInterrupt):
+        second.commit(last="runs")
+    monkeypatch.setattr(io, "delete_path", real_delete)
+    published = {t: _rows(spark, tmp_path / t) for t in ("segments", "profiles")}
+    assert [(r.id, r.v) for r in published["segments"]] == [(r.id, r.v) for r in published["profiles"]] == [(2, "new")]
+    assert (tmp_path / "_staging" / "run-two" / io.JOURNAL).exists()
+    assert io.recover_interrupted_commits(spark, output) == ["run-two"]
+    assert {t: _rows(spark, tmp_path / t) for t in published} == published  # run two's, still live
+    assert json.loads((tmp_path / "runs" / "run_date=2011-12-09" / "metrics.json").read_text()) == {"new": True}
+    assert (tmp_path / "runs" / "run_date=2011-12-09" / "_SUCCESS").exists()
+    assert not (tmp_path / "_staging" / "run-two").exists()
+
+
 def test_an_interrupted_commit_is_rolled_back_by_the_next_run(spark, tmp_path, monkeypatch):
     output = str(tmp_path)
     second = _published_then_staged(spark, tmp_path)
