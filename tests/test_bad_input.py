@@ -312,6 +312,38 @@ def test_a_registered_id_among_the_guest_numbers_stops_the_run(spark, tmp_path):
         table.unpersist()
 
 
+def test_a_nightly_drop_folder_reads_gzip_skips_empty_files_and_refuses_mixed_formats(spark, tmp_path):
+    import gzip
+
+    good = _good_lines()
+    first, second = good.iloc[:1_500], good.iloc[1_500:]
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "2011-12-01.csv").write_text(_to_csv(first))
+    (drop / "2011-12-02.csv.gz").write_bytes(gzip.compress(_to_csv(second).encode()))
+    (drop / "2011-12-03.csv").write_text("")  # a 0-byte drop: skipped and listed, not an error
+    table = pipeline.prepare_customers(spark, _config(tmp_path, drop))
+    try:
+        assert table.source.format == "csv" and table.accounting.input == len(good)
+        assert [Path(f).name for f in table.source.empty_files] == ["2011-12-03.csv"]
+        whole = tmp_path / "whole.csv"
+        whole.write_text(_to_csv(good))
+        together = pipeline.prepare_customers(spark, _config(tmp_path, whole), as_of=table.as_of)
+        try:  # the gzip drop's lines count like plain ones: the same customers, to the cent
+            assert_df_equality(table.features(), together.features(), ignore_row_order=True)
+        finally:
+            together.unpersist()
+    finally:
+        table.unpersist()
+    good.head(10).to_parquet(drop / "2011-12-04.parquet")  # one export in the other format
+    with pytest.raises(io.InputError, match="cannot tell the input format.*mixes both.*--format"):
+        pipeline.prepare_customers(spark, _config(tmp_path, drop))
+    (drop / "2011-12-04.parquet").unlink()
+    (drop / "notes.json").write_text("{}")
+    with pytest.raises(io.InputError, match="notes.json is neither .csv nor .parquet"):
+        pipeline.prepare_customers(spark, _config(tmp_path, drop))
+
+
 def test_the_overall_quarantine_limit_holds_when_every_reason_is_within_its_own():
     """Six parse reasons at 0.9% each stay under their 1% limits, but together they set aside 5.4%
     of the lines, past the 5% of all reasons: the run must stop."""
