@@ -64,6 +64,17 @@ def test_two_as_of_runs_and_an_identical_rerun(spark, real_log_parquet, tmp_path
         "run_date=2011-12-09",
     }
     assert december.metrics["churn"]["previous_run_date"] == "2011-09-09"
+    # churn as the two published partitions say it: Insiders in December and not in September...
+    def insiders(date):
+        frame = io.read_partition(spark, str(tmp_path), "segments", date).where(F.col("is_insider"))
+        return {r.customer_id for r in frame.select("customer_id").collect()}
+
+    then, now = insiders("2011-09-09"), insiders("2011-12-09")
+    churn = december.metrics["churn"]
+    assert (churn["insiders"], churn["entered"], churn["left"], churn["stayed"]) == (
+        len(now), len(now - then), len(then - now), len(now & then)
+    )
+    assert churn["entered"] > 0 and churn["left"] > 0 and churn["stayed"] > 0
     last_purchase = spark.read.parquet(str(first)).agg(F.max("last_purchase_date")).first()[0]
     assert last_purchase <= dt.date(2011, 9, 9)
 
