@@ -1,10 +1,10 @@
 """The command line as a user runs it: exit statuses and one-paragraph messages."""
 
+import json
 import os
+import re
 import subprocess
 import sys
-
-import pytest
 
 
 def _run(*args, env=None):
@@ -47,12 +47,24 @@ def test_a_missing_input_stops_with_a_message_not_a_stack_trace(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("entry", ["cli", "job"])
-def test_config_command_and_job_entry_point_agree(entry, tmp_path):
-    if entry == "cli":
-        result = _run("config", "--env", "test")
-        assert result.returncode == 0 and '"k": 9' in result.stdout
-    else:
-        job = os.path.join(os.path.dirname(__file__), "..", "jobs", "segment_customers.py")
-        result = subprocess.run([sys.executable, job, "--help"], capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0 and "--input" in result.stdout
+def test_the_config_command_prints_the_merged_profile():
+    result = _run("config", "--env", "test", env={"INSIDERS_SPARK__CLUSTERING__K": "7"})
+    assert result.returncode == 0
+    merged = json.loads(result.stdout)
+    assert merged["job"]["log_level"] == "WARNING"  # test.toml over base.toml's INFO
+    assert merged["cleaning"]["min_unit_price"] == 0.04  # base.toml, which test.toml leaves alone
+    assert merged["clustering"]["k"] == 7  # the environment over both
+    assert merged["spark"]["spark.sql.shuffle.partitions"] == "2"
+
+
+def test_the_spark_submit_entry_point_takes_the_same_options_as_run():
+    job = os.path.join(os.path.dirname(__file__), "..", "jobs", "segment_customers.py")
+    submitted = subprocess.run([sys.executable, job, "--help"], capture_output=True, text=True, timeout=120)
+    direct = _run("run", "--help")
+    assert submitted.returncode == direct.returncode == 0
+
+    def options(text):
+        return set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", text))
+
+    assert "--input" in options(submitted.stdout)
+    assert options(submitted.stdout) == options(direct.stdout)
