@@ -293,6 +293,25 @@ def test_churn_by_hand(spark):
     assert (counts.insiders, counts.entered, counts.left, counts.stayed, counts.in_grace) == (2, 1, 2, 1, 0)
 
 
+def test_with_hysteresis_an_insider_who_drops_out_stays_one_run_through_the_pipeline(spark, tmp_path):
+    config = _config(tmp_path, **{"refresh.insider_hysteresis_runs": 2})
+    pipeline.run(spark, config, as_of=dt.date(2011, 9, 9))
+    december = pipeline.run(spark, config, as_of=dt.date(2011, 12, 9))
+    before = io.read_partition(spark, str(tmp_path), "segments", "2011-09-09").where(F.col("is_insider"))
+    now = io.read_partition(spark, str(tmp_path), "segments", "2011-12-09")
+    was = {r.customer_id for r in before.select("customer_id").collect()}
+    rows = now.select("customer_id", "cluster", "is_insider", "runs_outside_insiders").collect()
+    dropped = {r.customer_id for r in rows if r.customer_id in was and r.cluster != 1}
+    assert dropped  # the six months moved some September Insiders out of cluster 1...
+    for row in rows:  # ...and they stay Insiders for this run, counted once outside
+        in_grace = row.customer_id in dropped
+        assert row.is_insider == (row.cluster == 1 or in_grace), row
+        assert row.runs_outside_insiders == (1 if in_grace else 0 if row.cluster == 1 else None), row
+    churn = december.metrics["churn"]
+    assert churn["in_grace"] == len(dropped)
+    assert churn["left"] == len(was - {r.customer_id for r in rows if r.is_insider}) == 0
+
+
 def test_hysteresis_keeps_an_insider_for_n_runs_outside(spark):
     previous = spark.createDataFrame([(2, True, dt.date(2011, 6, 1), 0)], HISTORY_DDL)
     outside = spark.createDataFrame([(2, 3, "Loyal", False)], SEGMENT_DDL)
