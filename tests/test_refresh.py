@@ -596,6 +596,24 @@ def test_a_score_run_whose_customers_all_land_in_one_cluster_reports_the_miss_no
     assert result.metrics["model_version"] == trained_result.metrics["model_version"]
 
 
+def test_a_date_run_again_without_quarantined_lines_drops_its_earlier_quarantine(spark, trained, tmp_path):
+    output, _ = trained
+    scored = tmp_path / "out"
+    shutil.copytree(output / "models", scored / "models")
+    header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+    good = "536365,85123A,WHITE HANGING HEART,6,2011-03-01 10:00:00,2.55,17850,United Kingdom\n"
+    dirty, clean = tmp_path / "dirty.csv", tmp_path / "clean.csv"
+    dirty.write_text(header + good + "536366,POST,POSTAGE,1,2011-03-01 10:00:00,18.00,17850,United Kingdom\n")
+    clean.write_text(header + good)
+    tolerant = {"quarantine.max_share": 1.0, "quarantine.max_share_by_reason": {"non_product_code": 1.0}}
+    first = pipeline.run(spark, _config(scored, **{"input.path": str(dirty), **tolerant}), mode="score")
+    partition = scored / "quarantine" / f"run_date={first.run_date}"
+    assert first.metrics["rows"]["quarantined"] == {"non_product_code": 1} and partition.is_dir()
+    again = pipeline.run(spark, _config(scored, **{"input.path": str(clean)}), mode="score", run_date=first.run_date)
+    assert again.metrics["rows"]["quarantined_total"] == 0
+    assert not partition.exists()  # yesterday's reject list is not left next to today's clean run
+
+
 def test_model_versions_of_one_as_of_date_sort_in_training_order():
     as_of = dt.date(2011, 12, 9)
     earlier = models.new_version(as_of, "2011-12-09_20261129T020000Z_ffffffff")
