@@ -26,8 +26,11 @@ population's customer-weighted means (all clusters together), so the rule adapts
 * clusters that earn the same name are told apart by the trait that differs most between them
   (largest max/min ratio among spend, basket breadth, ticket size, orders, recency), in words:
   two clusters get the two ends (``Promising (broad baskets)``, ``Promising (narrow baskets)``),
-  three the two ends and the middle (``mid baskets``); four or more fall back to their revenue
-  order (``Lost``, ``Lost (2)``, ...).
+  three the two ends and the middle (``mid baskets``); four or more are split into that trait's
+  higher, middle and lower third (by position), and two or three clusters in one third are told
+  apart by the trait that differs most among them (``About to sleep (higher spend, large
+  tickets)``, ``About to sleep (higher spend, small tickets)``, ``About to sleep (mid spend)``);
+  clusters no trait tells apart are numbered (``Lost (higher spend, 2)``).
 """
 
 from __future__ import annotations
@@ -166,18 +169,52 @@ def _spread(values: Sequence[float]) -> float:
     return math.log(max(floored) / min(floored))
 
 
-def disambiguated_names(base: str, members: Sequence[dict]) -> list[str]:
-    """Names for clusters (in revenue order) that earned the same ``base`` name, in that order."""
-    if len(members) == 1:
-        return [base]
-    if len(members) > 3:
-        return [base if i == 0 else f"{base} ({i + 1})" for i in range(len(members))]
-    key, high, middle, low = max(TRAITS, key=lambda t: _spread([m[t[0]] for m in members]))
+def _trait_words(members: Sequence[dict], traits: Sequence[tuple[str, str, str, str]]) -> tuple[str, list[str]] | None:
+    """The trait that differs most among ``members`` and each member's word for it: the two ends
+    for two members, the ends and the middle for three (``None`` when no trait differs at all)."""
+    key, high, middle, low = max(traits, key=lambda t: _spread([m[t[0]] for m in members]))
+    if _spread([m[key] for m in members]) == 0.0:
+        return None
     order = sorted(range(len(members)), key=lambda i: -members[i][key])
     words = [high, low] if len(members) == 2 else [high, middle, low]
-    names = [""] * len(members)
+    named = [""] * len(members)
     for position, index in enumerate(order):
-        names[index] = f"{base} ({words[position]})"
+        named[index] = words[position]
+    return key, named
+
+
+def disambiguated_names(base: str, members: Sequence[dict]) -> list[str]:
+    """Names for clusters (in revenue order) that earned the same ``base`` name, in that order.
+
+    Two or three: the words of the trait that differs most. Four or more: that trait's tier
+    (its higher, middle and lower third, by position), then within a tier of two or three the
+    words of the trait that differs most among them; a tier of more, or one whose members no
+    other trait tells apart, is numbered within the tier.
+    """
+    n = len(members)
+    if n == 1:
+        return [base]
+    if n <= 3:
+        found = _trait_words(members, TRAITS)
+        if found is None:
+            return [base if i == 0 else f"{base} ({i + 1})" for i in range(n)]
+        return [f"{base} ({word})" for word in found[1]]
+    key, high, middle, low = max(TRAITS, key=lambda t: _spread([m[t[0]] for m in members]))
+    order = sorted(range(n), key=lambda i: -members[i][key])
+    tiers: dict[str, list[int]] = {}
+    for position, index in enumerate(order):
+        tiers.setdefault((high, middle, low)[3 * position // n], []).append(index)
+    names = [""] * n
+    others = [t for t in TRAITS if t[0] != key]
+    for tier, indices in tiers.items():
+        found = _trait_words([members[i] for i in indices], others) if 2 <= len(indices) <= 3 else None
+        for rank, index in enumerate(indices):
+            if len(indices) == 1:
+                names[index] = f"{base} ({tier})"
+            elif found is not None:
+                names[index] = f"{base} ({tier}, {found[1][rank]})"
+            else:
+                names[index] = f"{base} ({tier})" if rank == 0 else f"{base} ({tier}, {rank + 1})"
     return names
 
 

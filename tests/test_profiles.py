@@ -81,8 +81,34 @@ def test_same_names_are_told_apart_by_the_trait_that_differs_most():
     assert disambiguated_names("Promising", [narrow, broad]) == ["Promising (narrow baskets)", "Promising (broad baskets)"]
     three = [_summary(i, 10, 100.0 * (3 - i), 300.0) for i in range(3)]  # only spend differs
     assert disambiguated_names("Lost", three) == ["Lost (higher spend)", "Lost (mid spend)", "Lost (lower spend)"]
+    same = [_summary(i, 10, 100.0, 300.0) for i in range(2)]  # no trait differs: numbered
+    assert disambiguated_names("Lost", same) == ["Lost", "Lost (2)"]
+
+
+def test_four_or_more_same_names_are_told_apart_by_tier_then_by_a_second_trait():
+    # five "About to sleep" clusters (as the synthetic log gives): spend differs most (625 to 4),
+    # then, within the higher and the middle third, the ticket size
+    five = [
+        _summary(0, 10, 625.0, 146.0, avg_ticket=55.0),
+        _summary(1, 10, 320.0, 138.0, avg_ticket=15.0),
+        _summary(2, 10, 115.0, 157.0, avg_ticket=39.0),
+        _summary(3, 10, 40.0, 169.0, avg_ticket=35.0),
+        _summary(4, 10, 4.0, 151.0, avg_ticket=4.0),
+    ]
+    assert disambiguated_names("About to sleep", five) == [
+        "About to sleep (higher spend, large tickets)",
+        "About to sleep (higher spend, small tickets)",
+        "About to sleep (mid spend, large tickets)",
+        "About to sleep (mid spend, small tickets)",
+        "About to sleep (lower spend)",
+    ]
+    # only spend differs: the tiers, and a number where nothing else tells two apart
     four = [_summary(i, 10, 100.0 - i, 300.0) for i in range(4)]
-    assert disambiguated_names("Lost", four) == ["Lost", "Lost (2)", "Lost (3)", "Lost (4)"]
+    assert disambiguated_names("Lost", four) == ["Lost (higher spend)", "Lost (higher spend, 2)", "Lost (mid spend)", "Lost (lower spend)"]
+    # ten: a third of four members is numbered within it; every name stays unique
+    ten = [_summary(i, 10, 1000.0 / (i + 1), 300.0, qty_products=5.0 + i) for i in range(10)]
+    names = disambiguated_names("Lost", ten)
+    assert len(set(names)) == 10 and names[:2] == ["Lost (higher spend)", "Lost (higher spend, 2)"]
 
 
 def test_names_in_a_ranking_are_unique_and_insiders_come_first():
