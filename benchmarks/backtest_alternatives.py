@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import math
 import time
@@ -44,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from real_log_study import DEFAULT_INPUT, start_study
+from real_log_study import DEFAULT_INPUT, start_study, window_revenue, write_study
 from reference_pandas import (
     DEFAULT_TIMESTAMP_FORMAT,
     KEPT,
@@ -122,13 +121,8 @@ class RealLog:
     def window(self, c: dt.date) -> tuple[pd.DataFrame, np.ndarray, float]:
         """(eligible customers at c, each one's revenue in the window (c, c + 90], all the window's
         revenue, new customers included). A guest invoice never buys again: 0."""
-        now, later = self.features(c), self.features(day(c, HORIZON))
-        total = float(later["gross_revenue"].sum() - now["gross_revenue"].sum())
-        registered_later = later[~later["is_guest"]].set_index("customer_id")["gross_revenue"]
-        guest = now["is_guest"].to_numpy()
-        past = now["gross_revenue"].to_numpy()
-        future = np.where(guest, 0.0, now["customer_id"].map(registered_later).fillna(0.0).to_numpy() - past)
-        return now, future, total
+        now = self.features(c)
+        return (now, *window_revenue(now, self.features(day(c, HORIZON))))
 
     def revenue_between(self, c0: dt.date, c1: dt.date) -> pd.Series:
         """Each registered customer's purchase revenue on days (c0, c1]: a model's label."""
@@ -646,9 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     data = RealLog(args.input, load_config(env="local"))
     result = {"date": dt.date.today().isoformat(), **study(data)}
     result["minutes"] = round((time.perf_counter() - started) / 60, 1)
-    Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
-    Path(args.out + ".md").write_text(render(result))
-    print(render(result))
+    write_study(args.out, result, render)
     return 0
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import math
 import time
@@ -46,7 +45,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from insiders_spark.clustering import weighted_kmeans
 from insiders_spark.config import load_config
-from real_log_study import DEFAULT_INPUT, start_study
+from real_log_study import DEFAULT_INPUT, start_study, window_revenue, write_study
 from reference_pandas import MODEL_INPUT_COLUMNS, compute_features, leaf_paths
 
 log = logging.getLogger("offline_alternatives")
@@ -246,11 +245,9 @@ def decayed_revenue(path: Path, customers: pd.Series, half_lives_days: tuple[flo
 def clv_study(path: Path, config) -> dict:
     now, _ = compute_features(path, config, as_of=CUTOFF)
     later, _ = compute_features(path, config, as_of=CUTOFF + dt.timedelta(days=HORIZON))
-    window_total = float(later["gross_revenue"].sum() - now["gross_revenue"].sum())  # new customers included
-    registered_later = later[~later["is_guest"]].set_index("customer_id")["gross_revenue"]
+    future, window_total = window_revenue(now, later)  # new customers in the total
     guest = now["is_guest"].to_numpy()
     past = now["gross_revenue"].to_numpy()
-    future = np.where(guest, 0.0, now["customer_id"].map(registered_later).fillna(0.0).to_numpy() - past)
 
     def shares(score: np.ndarray, *, guests_last: bool = True) -> dict[str, float]:
         order = np.lexsort((-past, -score, guest if guests_last else np.zeros(len(score), dtype=bool)))
@@ -349,9 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         "clv": clv_study(Path(args.input), config),
     }
     result["minutes"] = round((time.perf_counter() - started) / 60, 1)
-    Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
-    Path(args.out + ".md").write_text(render(result))
-    print(render(result))
+    write_study(args.out, result, render)
     return 0
 
 
