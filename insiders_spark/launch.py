@@ -61,9 +61,9 @@ def import_in_background(modules: tuple[str, ...] = RUN_MODULES) -> threading.Th
     def work() -> None:
         for name in modules:
             try:
-                importlib.import_module(name)
+                module = importlib.import_module(name)
                 if name == "matplotlib":
-                    importlib.import_module("matplotlib").use("Agg")  # before pyplot, as the report does
+                    module.use("Agg")  # before pyplot, as the report does
             except Exception as error:  # the caller's import reports it with its own traceback
                 log.debug("background import of %s failed: %s", name, error)
 

@@ -169,18 +169,28 @@ def _spread(values: Sequence[float]) -> float:
     return math.log(max(floored) / min(floored))
 
 
-def _trait_words(members: Sequence[dict], traits: Sequence[tuple[str, str, str, str]]) -> tuple[str, list[str]] | None:
-    """The trait that differs most among ``members`` and each member's word for it: the two ends
-    for two members, the ends and the middle for three (``None`` when no trait differs at all)."""
-    key, high, middle, low = max(traits, key=lambda t: _spread([m[t[0]] for m in members]))
+def _most_different(members: Sequence[dict], traits: Sequence[tuple[str, str, str, str]]) -> tuple[tuple[str, str, str, str], list[int]]:
+    """The trait that differs most among ``members``, and the members' indices from its high end down."""
+    trait = max(traits, key=lambda t: _spread([m[t[0]] for m in members]))
+    return trait, sorted(range(len(members)), key=lambda i: -members[i][trait[0]])
+
+
+def _trait_words(members: Sequence[dict], traits: Sequence[tuple[str, str, str, str]]) -> list[str] | None:
+    """Each of two or three members' word for the trait that differs most among them: the two
+    ends, or the ends and the middle (``None`` when no trait differs at all)."""
+    (key, high, middle, low), order = _most_different(members, traits)
     if _spread([m[key] for m in members]) == 0.0:
         return None
-    order = sorted(range(len(members)), key=lambda i: -members[i][key])
     words = [high, low] if len(members) == 2 else [high, middle, low]
     named = [""] * len(members)
     for position, index in enumerate(order):
         named[index] = words[position]
-    return key, named
+    return named
+
+
+def _numbered(label: str, count: int) -> list[str]:
+    """``count`` clusters nothing tells apart: ``label``, ``label, 2``, ``label, 3``, ..."""
+    return [label] + [f"{label}, {i}" for i in range(2, count + 1)]
 
 
 def disambiguated_names(base: str, members: Sequence[dict]) -> list[str]:
@@ -195,26 +205,19 @@ def disambiguated_names(base: str, members: Sequence[dict]) -> list[str]:
     if n == 1:
         return [base]
     if n <= 3:
-        found = _trait_words(members, TRAITS)
-        if found is None:
-            return [base if i == 0 else f"{base} ({i + 1})" for i in range(n)]
-        return [f"{base} ({word})" for word in found[1]]
-    key, high, middle, low = max(TRAITS, key=lambda t: _spread([m[t[0]] for m in members]))
-    order = sorted(range(n), key=lambda i: -members[i][key])
+        words = _trait_words(members, TRAITS)
+        return [f"{base} ({w})" for w in words] if words else [base] + [f"{base} ({i})" for i in range(2, n + 1)]
+    trait, order = _most_different(members, TRAITS)
     tiers: dict[str, list[int]] = {}
     for position, index in enumerate(order):
-        tiers.setdefault((high, middle, low)[3 * position // n], []).append(index)
+        tiers.setdefault(trait[1 + 3 * position // n], []).append(index)
+    others = [t for t in TRAITS if t is not trait]
     names = [""] * n
-    others = [t for t in TRAITS if t[0] != key]
     for tier, indices in tiers.items():
-        found = _trait_words([members[i] for i in indices], others) if 2 <= len(indices) <= 3 else None
-        for rank, index in enumerate(indices):
-            if len(indices) == 1:
-                names[index] = f"{base} ({tier})"
-            elif found is not None:
-                names[index] = f"{base} ({tier}, {found[1][rank]})"
-            else:
-                names[index] = f"{base} ({tier})" if rank == 0 else f"{base} ({tier}, {rank + 1})"
+        words = _trait_words([members[i] for i in indices], others) if 2 <= len(indices) <= 3 else None
+        labels = [f"{tier}, {w}" for w in words] if words else _numbered(tier, len(indices))
+        for index, label in zip(indices, labels):
+            names[index] = f"{base} ({label})"
     return names
 
 
