@@ -8,9 +8,9 @@ code it runs once; two standard JVM features cut that, chosen per run from ``[la
   class-archive``) makes it by running the job on a small log in a JVM that dumps its classes on
   exit. The archive belongs to the Java build and the class path it was made with: after an
   upgrade of either, the JVM says it cannot use it and starts as before (make a new one).
-- the **quick JIT** (``-XX:TieredStopAtLevel=1``, the client compiler only) for inputs up to
-  ``quick_jit_max_bytes``: it compiles far less, which a short run gains and a long one loses
-  (measured in benchmarks/README.md).
+- the **quick JIT** (``-XX:TieredStopAtLevel=1``, the client compiler only, with the full JIT's
+  code cache) for inputs up to ``quick_jit_max_bytes``: it compiles far less, which a short run
+  gains and a long one loses (measured in benchmarks/README.md).
 
 Under ``spark-submit`` the JVM is already running: none of this applies.
 
@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUICK_JIT_OPTION = "-XX:TieredStopAtLevel=1"
+# With the client compiler only, the JVM reserves 48 MB for compiled code instead of 240 MB, and a
+# run with its stability re-fits filled it: "CodeCache is full. Compiler has been disabled", then
+# "Out of space in CodeCache for adapters" killed a task (make run, 2026-11-29). The quick JIT keeps
+# the tiered default; it is reserved address space, committed only as code is compiled.
+QUICK_JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=240m"
+QUICK_JIT_OPTIONS = (QUICK_JIT_OPTION, QUICK_JIT_CODE_CACHE)
 # What a run imports after its session starts, the slowest first: the pipeline (pyspark.ml, numpy,
 # scipy, pandas), scikit-learn's metrics (the silhouette cross-check) and matplotlib (the report's
 # charts; with the backend the report sets). About 2.4 s on the benchmark machine, all on the main
@@ -118,7 +124,7 @@ def plan_launch(config) -> LaunchPlan:
                 "'insiders-spark class-archive')", candidate
             )
     if quick:
-        options.append(QUICK_JIT_OPTION)
+        options.extend(QUICK_JIT_OPTIONS)
     return LaunchPlan(java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive)
 
 
@@ -151,7 +157,7 @@ def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSe
     # -Xlog: the dump lists every class it skips (signed jars, generated classes) as a warning
     dump = [f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds*=error"]
     if _quick_jit(config, input_bytes(config)):
-        dump.append(QUICK_JIT_OPTION)
+        dump.extend(QUICK_JIT_OPTIONS)
     spark = build_spark_session(config.job.app_name, config.spark, java_options=dump)
     try:
         if workload is None:

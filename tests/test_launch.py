@@ -46,6 +46,8 @@ def test_the_quick_jit_is_chosen_up_to_the_limit_only(tmp_path):
         assert plan.input_bytes == 1000
         assert plan.quick_jit is quick
         assert (launch.QUICK_JIT_OPTION in plan.java_options) is quick
+        # with it, the code cache the full JIT would have (C1 alone reserves 48 MB, which a run filled)
+        assert (launch.QUICK_JIT_CODE_CACHE in plan.java_options) is quick
     # the synthetic log counts 16 bytes a line; a remote input's size is unknown: never quick
     synthetic = {"input.path": "", "synthetic.lines": 1000}
     assert launch.plan_launch(_config(**synthetic, **{"launch.quick_jit_max_bytes": 16_000})).quick_jit
