@@ -154,12 +154,17 @@ class RefreshConfig:
     match_min_jaccard: float = 0.5  # a retrained cluster "is" a previous one above this overlap
 
 
+# launch.garbage_collector: the JVM option of each collector a run may choose
+GARBAGE_COLLECTORS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC", "serial": "-XX:+UseSerialGC"}
+
+
 @dataclass(frozen=True)
 class LaunchConfig:
     """The driver JVM's start when Python starts it (local runs): ``insiders_spark.launch``."""
 
     class_archive: str = ""  # a class-data sharing archive (insiders-spark class-archive); "" = none
     quick_jit_max_bytes: int = 0  # inputs up to this size run with the quick JIT only; 0 = never
+    garbage_collector: str = ""  # "parallel", "g1" or "serial"; "" = the JVM's default (G1)
 
 
 @dataclass(frozen=True)
@@ -474,6 +479,11 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"backtest.cutoff = {config.backtest.cutoff!r}: expected a date, YYYY-MM-DD") from None
     if config.launch.quick_jit_max_bytes < 0:
         raise ConfigError(f"launch.quick_jit_max_bytes = {config.launch.quick_jit_max_bytes}: 0 (never) or a size in bytes")
+    if config.launch.garbage_collector not in ("", *GARBAGE_COLLECTORS):
+        raise ConfigError(
+            f"launch.garbage_collector = {config.launch.garbage_collector!r}: one of "
+            f"{', '.join(repr(name) for name in GARBAGE_COLLECTORS)}, or \"\" for the JVM's default"
+        )
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")
 

@@ -12,6 +12,12 @@ code it runs once; two standard JVM features cut that, chosen per run from ``[la
   code cache) for inputs up to ``quick_jit_max_bytes``: it compiles far less, which a short run
   gains and a long one loses (measured in benchmarks/README.md).
 
+And one for the long runs: the **garbage collector** (``garbage_collector``). The parallel
+collector does its work in pauses and nothing between them; G1, the JVM's default, keeps
+threads and write barriers busy alongside the tasks, which on two cores took a fifth of the read
++ aggregation at 50M lines (benchmarks/README.md). A profile whose
+``spark.driver.extraJavaOptions`` already picks a collector keeps its own.
+
 Under ``spark-submit`` the JVM is already running: none of this applies.
 
 Independently of how the JVM starts, ``import_in_background`` imports the run's heavy Python
@@ -23,12 +29,15 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from insiders_spark.config import GARBAGE_COLLECTORS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -86,11 +95,16 @@ class LaunchPlan:
     input_bytes: int | None  # None: not a local input (or nothing matches; the read will say so)
     quick_jit: bool
     class_archive: str | None  # the archive passed to the JVM (it exists)
+    garbage_collector: str | None = None  # the collector chosen here; None: the profile's or the JVM's
 
     def describe(self) -> str:
         size = "unknown" if self.input_bytes is None else f"{self.input_bytes / 2**20:,.1f} MiB"
         archive = self.class_archive or "none"
-        return f"driver JVM: input {size}, quick JIT {'on' if self.quick_jit else 'off'}, class archive {archive}"
+        collector = self.garbage_collector or "JVM default or the profile's"
+        return (
+            f"driver JVM: input {size}, quick JIT {'on' if self.quick_jit else 'off'}, class archive {archive}, "
+            f"garbage collector {collector}"
+        )
 
 
 def input_bytes(config) -> int | None:
@@ -105,6 +119,25 @@ def input_bytes(config) -> int | None:
 def _quick_jit(config, size: int | None) -> bool:
     limit = config.launch.quick_jit_max_bytes
     return limit > 0 and size is not None and size <= limit
+
+
+# an option that selects a collector (-XX:+UseParallelGC, -XX:+UseZGC, ...): two make the JVM refuse to start
+_COLLECTOR_OPTION = re.compile(r"-XX:\+Use\w+GC\b")
+
+
+def garbage_collector(config) -> str | None:
+    """``launch.garbage_collector``, unless the profile's driver options already choose one."""
+    chosen = config.launch.garbage_collector
+    if not chosen:
+        return None
+    own = _COLLECTOR_OPTION.search(config.spark.get("spark.driver.extraJavaOptions", ""))
+    if own:
+        log.info(
+            "spark.driver.extraJavaOptions chooses the garbage collector (%s): launch.garbage_collector "
+            "= %r is not applied", own.group(0), chosen
+        )
+        return None
+    return chosen
 
 
 def plan_launch(config) -> LaunchPlan:
@@ -125,7 +158,13 @@ def plan_launch(config) -> LaunchPlan:
             )
     if quick:
         options.extend(QUICK_JIT_OPTIONS)
-    return LaunchPlan(java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive)
+    collector = garbage_collector(config)
+    if collector:
+        options.append(GARBAGE_COLLECTORS[collector])
+    return LaunchPlan(
+        java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive,
+        garbage_collector=collector,
+    )
 
 
 @dataclass(frozen=True)
@@ -158,6 +197,9 @@ def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSe
     dump = [f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds*=error"]
     if _quick_jit(config, input_bytes(config)):
         dump.extend(QUICK_JIT_OPTIONS)
+    collector = garbage_collector(config)  # the runs' own: the archive is made as they start
+    if collector:
+        dump.append(GARBAGE_COLLECTORS[collector])
     spark = build_spark_session(config.job.app_name, config.spark, java_options=dump)
     try:
         if workload is None:

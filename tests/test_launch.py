@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from insiders_spark import launch
-from insiders_spark.config import default_conf_dir, load_config
+from insiders_spark.config import ConfigError, default_conf_dir, load_config
+
 from insiders_spark.io import local_input_bytes
 
 
@@ -58,7 +59,7 @@ def test_the_quick_jit_is_chosen_up_to_the_limit_only(tmp_path):
 
 def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
     archive = tmp_path / "classes.jsa"
-    settings = {"launch.class_archive": str(archive), "launch.quick_jit_max_bytes": 0}
+    settings = {"launch.class_archive": str(archive), "launch.quick_jit_max_bytes": 0, "launch.garbage_collector": ""}
     with caplog.at_level(logging.WARNING, logger="insiders_spark.launch"):
         missing = launch.plan_launch(_config(**settings))
     assert missing.class_archive is None and missing.java_options == ()
@@ -68,6 +69,29 @@ def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
     present = launch.plan_launch(_config(**settings))
     assert present.java_options == (f"-XX:SharedArchiveFile={archive.resolve()}",)
     assert str(archive.resolve()) in present.describe()
+
+
+def test_the_garbage_collector_is_chosen_unless_the_profile_chooses_one(caplog):
+    assert load_config(env="local", environ={}).launch.garbage_collector == "parallel"  # base.toml
+    for name, option in (("parallel", "-XX:+UseParallelGC"), ("g1", "-XX:+UseG1GC"), ("serial", "-XX:+UseSerialGC")):
+        plan = launch.plan_launch(_config(**{"launch.garbage_collector": name, "launch.quick_jit_max_bytes": 0}))
+        assert plan.java_options == (option,) and plan.garbage_collector == name
+        assert f"garbage collector {name}" in plan.describe()
+    default = launch.plan_launch(_config(**{"launch.garbage_collector": "", "launch.quick_jit_max_bytes": 0}))
+    assert default.java_options == () and default.garbage_collector is None
+
+    # the profile's own choice wins: two collectors and the JVM would refuse to start
+    own = {"launch.garbage_collector": "parallel", "spark.spark.driver.extraJavaOptions": "-Xss4m -XX:+UseZGC"}
+    with caplog.at_level(logging.INFO, logger="insiders_spark.launch"):
+        kept = launch.plan_launch(_config(**own))
+    assert not any("GC" in option for option in kept.java_options) and kept.garbage_collector is None
+    assert "-XX:+UseZGC" in caplog.text and "not applied" in caplog.text
+    # an option that merely mentions GC is not a choice of collector
+    logging_only = {"launch.garbage_collector": "serial", "spark.spark.driver.extraJavaOptions": "-Xlog:gc:file=gc.log"}
+    assert launch.plan_launch(_config(**logging_only)).garbage_collector == "serial"
+
+    with pytest.raises(ConfigError, match="launch.garbage_collector = 'zgc'"):
+        _config(**{"launch.garbage_collector": "zgc"})
 
 
 def _cli(*args, cwd, env=None):
@@ -160,3 +184,24 @@ def test_run_modules_are_imported_in_a_thread_and_a_failing_one_is_left_to_the_c
     assert "launch_probe_broken" not in sys.modules
     with pytest.raises(ImportError, match="broken on purpose"):  # the caller's own import says why
         __import__("launch_probe_broken")
+
+
+# A fresh process: the session's JVM is started with the plan's options (the suite's JVM is already
+# running), and the JVM itself names the collectors it runs.
+COLLECTOR_SCRIPT = """
+from insiders_spark import launch
+from insiders_spark.config import load_config
+from insiders_spark.session import build_spark_session
+
+config = load_config(env="test", overrides={"launch.garbage_collector": "parallel", "launch.quick_jit_max_bytes": 0})
+spark = build_spark_session("collector", config.spark, java_options=launch.plan_launch(config).java_options)
+beans = spark._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+print(sorted(beans.get(i).getName() for i in range(beans.size())))
+spark.stop()
+"""
+
+
+def test_the_chosen_collector_is_the_one_the_driver_jvm_runs(tmp_path):
+    ran = _python("-c", COLLECTOR_SCRIPT, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().splitlines()[-1] == "['PS MarkSweep', 'PS Scavenge']"  # the parallel collector's
