@@ -140,6 +140,11 @@ def garbage_collector(config) -> str | None:
     return chosen
 
 
+def _run_options(quick: bool, collector: str | None) -> list[str]:
+    """The JVM options of a run besides its class archive: the quick JIT's and the collector's."""
+    return [*(QUICK_JIT_OPTIONS if quick else ()), *((GARBAGE_COLLECTORS[collector],) if collector else ())]
+
+
 def plan_launch(config) -> LaunchPlan:
     """The driver JVM options for ``config`` (``[launch]``) and its input."""
     size = input_bytes(config)
@@ -156,11 +161,8 @@ def plan_launch(config) -> LaunchPlan:
                 "launch.class_archive %s does not exist: starting without it (make it with "
                 "'insiders-spark class-archive')", candidate
             )
-    if quick:
-        options.extend(QUICK_JIT_OPTIONS)
     collector = garbage_collector(config)
-    if collector:
-        options.append(GARBAGE_COLLECTORS[collector])
+    options.extend(_run_options(quick, collector))
     return LaunchPlan(
         java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive,
         garbage_collector=collector,
@@ -195,11 +197,7 @@ def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSe
     started = time.monotonic()
     # -Xlog: the dump lists every class it skips (signed jars, generated classes) as a warning
     dump = [f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds*=error"]
-    if _quick_jit(config, input_bytes(config)):
-        dump.extend(QUICK_JIT_OPTIONS)
-    collector = garbage_collector(config)  # the runs' own: the archive is made as they start
-    if collector:
-        dump.append(GARBAGE_COLLECTORS[collector])
+    dump.extend(_run_options(_quick_jit(config, input_bytes(config)), garbage_collector(config)))  # as runs start
     spark = build_spark_session(config.job.app_name, config.spark, java_options=dump)
     try:
         if workload is None:

@@ -11,7 +11,6 @@ import pytest
 
 from insiders_spark import launch
 from insiders_spark.config import ConfigError, default_conf_dir, load_config
-
 from insiders_spark.io import local_input_bytes
 
 
