@@ -22,7 +22,8 @@ On the real log MLlib's k-means|| initialisation lands in poor local optima on t
 weighted points (within-cluster cost 3,486 at best over 10 seeds against 2,247 for ``local``, and a
 different answer for most seeds), so the default is ``local``; docs/embedding_study.md has the
 numbers. Either way customers get their cluster through their leaf (a broadcast join), and the
-silhouette is MLlib's ``ClusteringEvaluator`` over every customer.
+silhouette over every customer is computed from the leaf table (``quality.leaf_silhouette``),
+equal to MLlib's ``ClusteringEvaluator`` (``silhouette``, which the tests compare it with).
 """
 
 from __future__ import annotations

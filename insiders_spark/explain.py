@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from insiders_spark.grids import SplitGrid
+from insiders_spark.leaves import CUSTOMERS, LeafSums
 from insiders_spark.literals import literal_frame
 from insiders_spark.profiles import ClusterProfile
 from insiders_spark.schemas import (
@@ -274,40 +275,35 @@ class RuleRow:
 
 
 def to_rule_rows(
-    segmented: DataFrame,
+    leaf_sums: LeafSums,
     tree: Tree,
     leaf_clusters: Mapping[int, int],
     profiles: Sequence[ClusterProfile],
     *,
     split_grid: SplitGrid = SplitGrid(),
 ) -> list[RuleRow]:
-    """Each leaf's rule with its cluster, support, precision and revenue (one small aggregation).
+    """Each leaf's rule with its cluster, support, precision and revenue, from the leaf table of the
+    segmented customers (``leaves``; the model's training customers or a score run's).
 
-    ``segmented`` has ``leaf``, ``cluster`` (revenue rank) and ``gross_revenue``;
-    ``leaf_clusters`` maps a leaf to its KMeans cluster, as ``FittedKMeans.leaf_clusters``.
+    ``leaf_clusters`` maps a leaf to its KMeans cluster, as ``FittedKMeans.leaf_clusters``; a
+    customer's cluster is its leaf's, so a rule's precision is 1 for any leaf that holds customers.
     """
     by_kmeans = {p.kmeans_cluster: p for p in profiles}
-    stats = segmented.groupBy(LEAF, CLUSTER).agg(
-        F.count(F.lit(1)).alias("customers"), F.sum(GROSS_REVENUE).alias("revenue")
-    ).collect()
-    per_leaf: dict[int, dict[int, tuple[int, float]]] = {}
-    for row in stats:
-        per_leaf.setdefault(int(row[LEAF]), {})[int(row[CLUSTER])] = (int(row["customers"]), float(row["revenue"] or 0.0))
-    customers = sum(c for clusters in per_leaf.values() for c, _ in clusters.values())
-    revenue = sum(r for clusters in per_leaf.values() for _, r in clusters.values())
-    cluster_sizes: dict[int, int] = {}
-    for clusters in per_leaf.values():
-        for cluster, (count, _) in clusters.items():
-            cluster_sizes[cluster] = cluster_sizes.get(cluster, 0) + count
+    customers = sum(s[CUSTOMERS] for s in leaf_sums.values())
+    revenue = sum(s[GROSS_REVENUE] for s in leaf_sums.values())
+    cluster_sizes: dict[int, float] = {}
+    for leaf, sums in leaf_sums.items():
+        cluster = by_kmeans[leaf_clusters[leaf]].cluster
+        cluster_sizes[cluster] = cluster_sizes.get(cluster, 0) + sums[CUSTOMERS]
     rows = []
     for leaf, rule in leaf_rules(tree, split_grid=split_grid).items():
         if leaf not in leaf_clusters:
             continue
         profile = by_kmeans[leaf_clusters[leaf]]
-        clusters = per_leaf.get(leaf, {})
-        matched = sum(c for c, _ in clusters.values())
-        in_cluster, leaf_revenue = clusters.get(profile.cluster, (0, 0.0))
-        total_revenue = sum(r for _, r in clusters.values())
+        sums = leaf_sums.get(leaf)
+        matched = int(sums[CUSTOMERS]) if sums else 0
+        in_cluster = matched  # the leaf's customers are all in its cluster
+        total_revenue = float(sums[GROSS_REVENUE]) if sums else 0.0
         rows.append(
             RuleRow(
                 cluster=profile.cluster,

@@ -27,7 +27,7 @@ from insiders_spark.cleaning import (
     to_quarantine,
     with_reason,
 )
-from insiders_spark.clustering import KMEANS_CLUSTER, SILHOUETTE_DISTANCE, ClusteringError
+from insiders_spark.clustering import SILHOUETTE_DISTANCE, ClusteringError
 from insiders_spark.config import Config
 from insiders_spark.embedding import fit_embedding
 from insiders_spark.errors import explain as explain_error
@@ -40,10 +40,10 @@ from insiders_spark.features import (
     with_guest_customer_ids,
 )
 from insiders_spark.kselection import KSelection, score_grid
+from insiders_spark.leaves import cluster_summaries, summarise_leaves
 from insiders_spark.profiles import (
     ClusterProfile,
     carry_over_identity,
-    summarise_clusters,
     to_profiles_frame,
 )
 from insiders_spark.progress import StageTimer
@@ -288,7 +288,8 @@ def _publish(
             model, description = models.load(spark, output, model_version)
             log.info("scoring with model %s (trained as of %s)", description["version"], description["trained_as_of"])
             clustered = table.hold(model.embed(features).cache())
-            profiles = rescore_profiles(clustered, model.profiles)
+            model = dataclasses.replace(model, leaf_sums=summarise_leaves(clustered))  # today's customers
+            profiles = rescore_profiles(model)
         run_info.update(model_version=description["version"], model_trained_as_of=description["trained_as_of"])
     else:
         with timer.stage("segmentation"):
@@ -313,7 +314,9 @@ def _publish(
     run_info["previous_model_version"] = previous_version
 
     with timer.stage("silhouette"):
-        silhouette_score = silhouette_of(clustered, occupied_clusters=sum(p.customers > 0 for p in profiles))
+        silhouette_score = silhouette_of(
+            model, model.leaf_sums, occupied_clusters=sum(p.customers > 0 for p in profiles)
+        )
         check = check_silhouette(
             clustered,
             customers=table.summary.with_purchases,
@@ -353,7 +356,7 @@ def _publish(
             log.info("Insiders churn: %s", churn.to_dict())
         published[PROFILES] = outputs.write_table(to_profiles_frame(spark, profiles), PROFILES)
         rules = explain.to_rule_rows(
-            to_segments(clustered, profiles), model.embedding.tree, model.kmeans.leaf_clusters, profiles,
+            model.leaf_sums, model.embedding.tree, model.kmeans.leaf_clusters, profiles,
             split_grid=model.embedding.split_grid,
         )
         published[RULES] = outputs.write_table(explain.to_rules_frame(spark, rules), RULES)
@@ -543,9 +546,11 @@ def _backtest(spark: SparkSession, config: Config, table: CustomerTable, *, k: i
     return result
 
 
-def rescore_profiles(clustered: DataFrame, trained: list[ClusterProfile]) -> list[ClusterProfile]:
-    """Today's sizes and means for a persisted model's clusters, keeping its numbers and names."""
-    by_kmeans = {s["kmeans_cluster"]: s for s in summarise_clusters(clustered, cluster_col=KMEANS_CLUSTER)}
+def rescore_profiles(model: SegmentationModel) -> list[ClusterProfile]:
+    """Today's sizes and means for a persisted model's clusters (``model.leaf_sums``: the leaf table
+    of the customers it scored today), keeping its numbers and names."""
+    trained = model.profiles
+    by_kmeans = {s["kmeans_cluster"]: s for s in cluster_summaries(model.leaf_sums, model.kmeans.leaf_clusters)}
     customers = sum(s["customers"] for s in by_kmeans.values())
     revenue = sum(s["revenue_total"] for s in by_kmeans.values())
     profiles = []

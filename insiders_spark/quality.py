@@ -1,7 +1,9 @@
 """The quality targets of a segmentation, and the silhouette measured twice.
 
-The silhouette is MLlib's ``ClusteringEvaluator`` over every customer, in the embedding the job
-clusters in, with MLlib's squared Euclidean distance. It is cross-checked by scikit-learn's
+The silhouette is measured over every customer, in the embedding the job clusters in, with MLlib's
+squared Euclidean distance: exactly, from the leaf table (``leaf_silhouette``: customers at one leaf
+share its point), which gives MLlib's ``ClusteringEvaluator``'s value (the tests check it) without
+another pass over the customers. It is cross-checked by scikit-learn's
 ``silhouette_score(metric="sqeuclidean")`` (the same distance) on a bounded, seeded sample of
 customers: ``sample`` then ``limit``, so at most ``max_rows`` rows ever reach the driver.
 
@@ -108,9 +110,9 @@ def quality_verdict(
 
 @dataclass(frozen=True)
 class SilhouetteCheck:
-    """MLlib's full-population silhouette next to scikit-learn's on a bounded sample."""
+    """The full-population silhouette next to scikit-learn's on a bounded sample."""
 
-    mllib: float  # ClusteringEvaluator over every customer
+    mllib: float  # over every customer: MLlib's ClusteringEvaluator's value (the job computes it exactly from the leaf table)
     customers: int
     sample: float | None  # scikit-learn on the sample (None: the sample held a single cluster)
     sample_rows: int
@@ -142,8 +144,8 @@ def leaf_silhouette(points: EmbeddingPoints, leaf_clusters: Mapping[int, int]) -
     sum over at most 2^max_depth points. Same definition as MLlib's ``ClusteringEvaluator`` and
     scikit-learn: a(i) averages over the *other* customers of i's cluster, b(i) is the smallest
     mean distance to another cluster, a customer alone in its cluster scores 0. Costs
-    O(leaves^2) on the driver whatever the number of customers; the k grid uses it, the job's
-    reported silhouette stays MLlib's (the tests check that both agree).
+    O(leaves^2) on the driver whatever the number of customers. The k grid and the job's reported
+    silhouette use it; the tests check it against MLlib's over every customer.
     """
     labels = np.array([leaf_clusters[leaf] for leaf in points.leaves])
     clusters = sorted(set(labels.tolist()))

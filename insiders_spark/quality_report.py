@@ -62,7 +62,7 @@ def silhouette_markdown(check: SilhouetteCheck) -> str:
     lines = [
         "| silhouette | value | customers | distance |",
         "|---|---:|---:|---|",
-        f"| MLlib `ClusteringEvaluator`, every customer | {_num(check.mllib)} | {check.customers:,} | "
+        f"| every customer, exact from the leaf table (= MLlib `ClusteringEvaluator`) | {_num(check.mllib)} | {check.customers:,} | "
         f"{check.distance} |",
         f"| scikit-learn `silhouette_score`, seeded sample (seed {check.sample_seed}) | {_num(check.sample)} | "
         f"{check.sample_rows:,} | {check.sklearn_metric} (the same) |",

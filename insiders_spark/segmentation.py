@@ -8,20 +8,21 @@ and the backtest all go through these two calls.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 
 from insiders_spark.clustering import (
     KMEANS_CLUSTER,
     FittedKMeans,
-    fit_kmeans,
-    silhouette,
+    fit_kmeans_to_points,
     with_kmeans_clusters,
 )
 from insiders_spark.config import Config
-from insiders_spark.embedding import EMBEDDING, LeafEmbedding, fit_embedding
-from insiders_spark.profiles import ClusterProfile, build_profiles, summarise_clusters, with_clusters
+from insiders_spark.embedding import LeafEmbedding, fit_embedding
+from insiders_spark.leaves import LeafSums, cluster_summaries, leaf_points, summarise_leaves
+from insiders_spark.profiles import ClusterProfile, build_profiles, with_clusters
+from insiders_spark.quality import leaf_silhouette
 from insiders_spark.schemas import ASSIGNMENT_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ class SegmentationModel:
     embedding: LeafEmbedding
     kmeans: FittedKMeans
     profiles: list[ClusterProfile]
+    # the training customers' leaf table (``leaves``): what the fit's silhouette and rules are
+    # measured on; not part of the saved model (a loaded one has None)
+    leaf_sums: LeafSums | None = field(default=None, compare=False, repr=False)
 
     @property
     def k(self) -> int:
@@ -72,25 +76,29 @@ def fit_segmentation(
     embedding = embedding or fit_embedding(features, config=config.embedding, seed=seed, customers=customers)
     embedded = embedding.transform(features).cache()
     try:
-        kmeans = fit_kmeans(embedded, config=config.clustering, k=k, seed=seed)
+        sums = summarise_leaves(embedded)
+        kmeans = fit_kmeans_to_points(
+            leaf_points(sums, embedding.leaf_vectors()), config=config.clustering, k=k, seed=seed,
+            spark=features.sparkSession,
+        )
         clustered = with_kmeans_clusters(embedded, kmeans).cache()
     finally:
         embedded.unpersist()
-    profiles = build_profiles(
-        summarise_clusters(clustered, cluster_col=KMEANS_CLUSTER),
-        insiders_name=config.segments.insiders_name,
-    )
-    return SegmentationModel(embedding=embedding, kmeans=kmeans, profiles=profiles), clustered
+    profiles = build_profiles(cluster_summaries(sums, kmeans.leaf_clusters), insiders_name=config.segments.insiders_name)
+    return SegmentationModel(embedding=embedding, kmeans=kmeans, profiles=profiles, leaf_sums=sums), clustered
 
 
-def silhouette_of(clustered: DataFrame, *, occupied_clusters: int | None = None) -> float:
-    """MLlib's silhouette over the customers of a clustered (embedded) table.
+def silhouette_of(model: SegmentationModel, sums: LeafSums, *, occupied_clusters: int | None = None) -> float:
+    """The silhouette over the customers of a leaf table clustered by ``model`` (its training
+    customers' ``model.leaf_sums``, or a scored table's ``summarise_leaves``): exact, from at most
+    2^max_depth leaf points (``quality.leaf_silhouette``, equal to MLlib's ``ClusteringEvaluator``
+    over every customer; the tests check it).
 
     With one occupied cluster (a score run whose few customers all land in one of the model's
-    clusters) the silhouette is undefined and MLlib refuses it: it is then recorded as 0, which
-    the quality verdict reports as a miss, with a warning, instead of failing the run.
+    clusters) the silhouette is undefined (MLlib refuses it): it is then recorded as 0, which the
+    quality verdict reports as a miss, with a warning, instead of failing the run.
     """
     if occupied_clusters is not None and occupied_clusters < 2:
         log.warning("only %d cluster holds customers: the silhouette is undefined, recorded as 0", occupied_clusters)
         return 0.0
-    return silhouette(clustered.select(EMBEDDING, KMEANS_CLUSTER))
+    return leaf_silhouette(leaf_points(sums, model.embedding.leaf_vectors()), model.kmeans.leaf_clusters)

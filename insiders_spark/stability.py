@@ -34,7 +34,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -44,9 +43,10 @@ from insiders_spark.agreement import Contingency
 from insiders_spark.clustering import ClusteringError, EmbeddingPoints, FittedKMeans, fit_kmeans_to_points
 from insiders_spark.config import Config
 from insiders_spark.embedding import LeafEmbedding, fit_embedding
+from insiders_spark.leaves import CUSTOMERS, cluster_summaries, leaf_aggregates, leaf_points, leaf_sums
 from insiders_spark.profiles import PROFILED_FEATURES, ClusterProfile, build_profiles
 from insiders_spark.quality import QualityTargets
-from insiders_spark.schemas import CUSTOMER_ID, GROSS_REVENUE, LEAF
+from insiders_spark.schemas import CUSTOMER_ID, LEAF
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ REFERENCE_LEAF = "reference_leaf"
 BOOTSTRAP_COPIES = "bootstrap_copies"
 POISSON_MAX_COPIES = 10
 HASH_RANGE = 1 << 53  # xxhash64 -> a uniform draw in [0, 1) with 53 bits, a double's precision
-CUSTOMERS = "customers"
 REFERENCE, SEED, BOOTSTRAP = "reference", "seed", "bootstrap"
 DEFAULT_SEEDS = 5
 DEFAULT_BOOTSTRAPS = 5
@@ -78,15 +77,8 @@ class LeafRun:
         return f"{self.kind} run (seed {self.seed}{sample})"
 
     def points(self) -> EmbeddingPoints:
-        """KMeans' input, as ``collect_points`` builds it from the embedded training customers."""
-        vectors = self.embedding.leaf_vectors()
-        leaves = tuple(sorted(self.leaf_sums))
-        return EmbeddingPoints(
-            leaves=leaves,
-            vectors=np.array([vectors[leaf].toArray() for leaf in leaves]),
-            customers=np.array([float(self.leaf_sums[leaf][CUSTOMERS]) for leaf in leaves]),
-            revenue=np.array([float(self.leaf_sums[leaf][GROSS_REVENUE]) for leaf in leaves]),
-        )
+        """KMeans' input, as the job's fit builds it from the embedded training customers."""
+        return leaf_points(self.leaf_sums, self.embedding.leaf_vectors())
 
 
 @dataclass(frozen=True)
@@ -118,18 +110,7 @@ def rank_leaf_clusters(
 ) -> tuple[dict[int, int], list[ClusterProfile]]:
     """A partition of the run's leaves (leaf -> any cluster label) as ranked clusters: each leaf's
     rank (1 = Insiders, by mean revenue over the run's training customers) and the profiles."""
-    summaries = []
-    for label in sorted(set(leaf_clusters.values())):
-        sums = [run.leaf_sums[leaf] for leaf, c in leaf_clusters.items() if c == label]
-        customers = sum(s[CUSTOMERS] for s in sums)
-        summaries.append(
-            {
-                "kmeans_cluster": label,
-                "customers": int(customers),
-                "revenue_total": sum(s[GROSS_REVENUE] for s in sums),
-                **{f"{name}_mean": sum(s[name] for s in sums) / customers for name in PROFILED_FEATURES},
-            }
-        )
+    summaries = cluster_summaries(run.leaf_sums, leaf_clusters)
     profiles = build_profiles(summaries, insiders_name=config.segments.insiders_name)
     rank = {p.kmeans_cluster: p.cluster for p in profiles}
     return {leaf: rank[c] for leaf, c in leaf_clusters.items()}, profiles
@@ -319,18 +300,9 @@ def _leaf_table(embedding: LeafEmbedding, referenced: DataFrame) -> list:
     return (
         embedding.model.transform(referenced)
         .groupBy(REFERENCE_LEAF, F.col(LEAF).cast(T.IntegerType()).alias(LEAF))
-        .agg(F.count(F.lit(1)).alias(CUSTOMERS), *[F.sum(name).alias(name) for name in PROFILED_FEATURES])
+        .agg(*leaf_aggregates())
         .collect()
     )
-
-
-def _leaf_sums(rows: list) -> dict[int, dict[str, float]]:
-    sums: dict[int, dict[str, float]] = {}
-    for row in rows:
-        leaf = sums.setdefault(int(row[LEAF]), {CUSTOMERS: 0.0, **{name: 0.0 for name in PROFILED_FEATURES}})
-        for name in (CUSTOMERS, *PROFILED_FEATURES):
-            leaf[name] += float(row[name])
-    return sums
 
 
 def _overlap(rows: list) -> dict[tuple[int, int], int]:
@@ -368,7 +340,7 @@ def _fit_run(
         sample_seed=sample_seed,
         training_customers=training_customers,
         embedding=embedding,
-        leaf_sums=_leaf_sums(trained),
+        leaf_sums=leaf_sums(trained),
         overlap=_overlap(overall),
         seconds=round(time.perf_counter() - started, 3),
     )

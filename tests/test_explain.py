@@ -200,8 +200,20 @@ def test_a_tree_with_one_input_on_a_grid_splits_it_between_grid_values_and_the_o
 
 def test_rule_rows_cover_every_customer_and_cluster(spark, fitted):
     model, segmented = fitted
-    rows = to_rule_rows(segmented, model.embedding.tree, model.kmeans.leaf_clusters, model.profiles)
+    rows = to_rule_rows(model.leaf_sums, model.embedding.tree, model.kmeans.leaf_clusters, model.profiles)
     assert sum(r.customers for r in rows) == 600
+    # each rule's support, cluster and revenue, counted on the segmented customers themselves
+    counted = {
+        (r[LEAF], r[CLUSTER]): (r["customers"], r["revenue"])
+        for r in segmented.groupBy(LEAF, CLUSTER)
+        .agg(F.count(F.lit(1)).alias("customers"), F.sum("gross_revenue").alias("revenue"))
+        .collect()
+    }
+    assert set(counted) == {(r.leaf, r.cluster) for r in rows if r.customers}
+    for r in rows:
+        if r.customers:
+            assert r.customers == counted[(r.leaf, r.cluster)][0]
+            assert r.revenue_total == pytest.approx(counted[(r.leaf, r.cluster)][1], rel=1e-12)
     assert all(r.precision == 1.0 for r in rows)
     for profile in model.profiles:
         mine = [r for r in rows if r.cluster == profile.cluster]

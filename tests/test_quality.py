@@ -16,7 +16,7 @@ from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from insiders_spark.clustering import EmbeddingPoints, fit_kmeans, silhouette, with_kmeans_clusters
+from insiders_spark.clustering import KMEANS_CLUSTER, EmbeddingPoints, fit_kmeans, silhouette, with_kmeans_clusters
 from insiders_spark.config import ClusteringConfig
 from insiders_spark.embedding import EMBEDDING
 from insiders_spark.kselection import KScore, choose_k, score_grid, select_k
@@ -28,7 +28,9 @@ from insiders_spark.quality import (
     quality_verdict,
 )
 from insiders_spark.schemas import CLUSTER, CUSTOMER_FEATURES_SCHEMA, CUSTOMER_ID
-from insiders_spark.segmentation import fit_segmentation
+from insiders_spark.leaves import summarise_leaves
+from insiders_spark.profiles import PROFILED_FEATURES, summarise_clusters
+from insiders_spark.segmentation import fit_segmentation, silhouette_of
 from insiders_spark.stability import (
     BOOTSTRAP,
     SEED,
@@ -178,6 +180,28 @@ def test_a_bootstrap_resample_depends_on_the_customers_and_the_seed_only(spark):
     assert sum(drawn.values()) / 20_000 == pytest.approx(1.0, abs=0.03)
     assert max(drawn.values()) <= 10
     assert poisson_one_cdf(3) == pytest.approx((math.exp(-1), 2 * math.exp(-1), 2.5 * math.exp(-1)))
+
+
+def test_the_fit_measures_profiles_and_silhouette_on_its_leaf_table_as_spark_does_per_customer(spark, test_config):
+    """The fit's profiles and silhouette come from its leaf table (one row per leaf); each is
+    checked against the per-customer computation: Spark's mean per cluster, MLlib's
+    ClusteringEvaluator. A score run's leaf table of the same customers is the fit's own."""
+    features = _groups(spark, [(70, 10, 1.0), (50, 20, 2.0), (90, 400, 4.0), (60, 900, 6.0)], noise=True, seed=3)
+    config = _config(test_config, max_depth=3, min_leaf_share=0.03)
+    model, clustered = fit_segmentation(features, config=config, customers=270, k=4, seed=5)
+    per_customer = {s["kmeans_cluster"]: s for s in summarise_clusters(clustered, cluster_col=KMEANS_CLUSTER)}
+    assert sorted(per_customer) == sorted(p.kmeans_cluster for p in model.profiles)
+    for profile in model.profiles:
+        spark_means = per_customer[profile.kmeans_cluster]
+        assert profile.customers == spark_means["customers"]
+        assert profile.revenue_total == pytest.approx(spark_means["revenue_total"], rel=1e-12)
+        for name in PROFILED_FEATURES:
+            assert getattr(profile, f"{name}_mean") == pytest.approx(spark_means[f"{name}_mean"], rel=1e-12), name
+    assert silhouette_of(model, model.leaf_sums) == pytest.approx(silhouette(clustered), abs=1e-9)
+    scored = summarise_leaves(model.embed(features))
+    assert sorted(scored) == sorted(model.leaf_sums)
+    for leaf, sums in scored.items():
+        assert sums == pytest.approx(model.leaf_sums[leaf], rel=1e-12)
 
 
 def test_the_leaf_tables_give_what_the_job_gives(spark, test_config):

@@ -39,7 +39,7 @@ def test_every_section_with_its_numbers():
     assert "| Insiders, share of customers | <= 10% | 8.0% | yes |" in page
     assert "| stability: ARI, worst run | >= 0.9 | 0.550 | **no** |" in page
     assert "Not every target is met" in page
-    assert "| MLlib `ClusteringEvaluator`, every customer | 0.872 | 100 | squaredEuclidean |" in page
+    assert "| every customer, exact from the leaf table (= MLlib `ClusteringEvaluator`) | 0.872 | 100 | squaredEuclidean |" in page
     assert "sqeuclidean (the same)" in page and "-0.002" in page
     assert "| bootstrap resamples of customers | 1 | 0.550 | 0.550 | 0.480 | 0.480 |" in page
     assert "| bootstrap | 42 | 43 | 97 | 0.550 | 0.480 | 12 |" in page
