@@ -62,6 +62,7 @@ class SyntheticConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     path: str = "output"
+    overlap_writes: bool = True  # the quarantine, the model and the small tables on a second thread
 
 
 @dataclass(frozen=True)

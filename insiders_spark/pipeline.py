@@ -46,7 +46,7 @@ from insiders_spark.profiles import (
     carry_over_identity,
     to_profiles_frame,
 )
-from insiders_spark.progress import StageTimer
+from insiders_spark.progress import BackgroundStages, StageTimer
 from insiders_spark.quality import QualityTargets, check_silhouette, quality_verdict
 from insiders_spark.quality_report import render_quality
 from insiders_spark.schemas import CUSTOMER_FEATURES_SCHEMA, SEGMENTS_SCHEMA
@@ -56,6 +56,7 @@ from insiders_spark.segmentation import (
     silhouette_of,
     to_segments,
 )
+from insiders_spark.session import activate_in_this_thread
 from insiders_spark.stability import Stability, fit_stability_runs
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,25 @@ def _publish(
     mode: str,
     model_version: str | None,
 ) -> RunResult:
+    overlap = config.output.overlap_writes
+    with BackgroundStages(timer, enabled=overlap, prepare_thread=lambda: activate_in_this_thread(spark)) as background:
+        return _publish_stages(
+            spark, config, table, outputs, timer, started, background, mode=mode, model_version=model_version
+        )
+
+
+def _publish_stages(
+    spark: SparkSession,
+    config: Config,
+    table: CustomerTable,
+    outputs: io.RunOutputs,
+    timer: StageTimer,
+    started: float,
+    background: BackgroundStages,
+    *,
+    mode: str,
+    model_version: str | None,
+) -> RunResult:
     output = config.output.path
     run_date = dt.date.fromisoformat(outputs.run_date)
     published: dict[str, str] = {}
@@ -264,19 +284,26 @@ def _publish(
             "and publish that date's segments too"
         )
 
-    with timer.stage("quarantine"):
+    def write_quarantine() -> None:
         if table.accounting.quarantined_total:
-            published[QUARANTINE] = outputs.write_table(to_quarantine(table.quarantine_lines), QUARANTINE)
+            outputs.write_table(to_quarantine(table.quarantine_lines), QUARANTINE)
             _check_quarantine_written(spark, outputs, table.accounting)
         else:
             outputs.clear_table(QUARANTINE)
-        if table.accounting.undecodable:
-            log.warning(
-                "%s lines hold text that is not valid %s (shown as U+FFFD): is the input in another "
-                "encoding (e.g. --encoding ISO-8859-1)?",
-                f"{table.accounting.undecodable:,}", config.input.encoding,
-            )
-        table.accounting.check_thresholds(config.quarantine)
+
+    if table.accounting.quarantined_total:
+        published[QUARANTINE] = outputs.live(outputs.partition(QUARANTINE))
+
+    # beside the segmentation; a run failing below still stages it first (leaving ``background``
+    # waits), so the failed run's quarantine can be read
+    background.run("quarantine", write_quarantine)
+    if table.accounting.undecodable:
+        log.warning(
+            "%s lines hold text that is not valid %s (shown as U+FFFD): is the input in another "
+            "encoding (e.g. --encoding ISO-8859-1)?",
+            f"{table.accounting.undecodable:,}", config.input.encoding,
+        )
+    table.accounting.check_thresholds(config.quarantine)
 
     features = table.hold(table.features().cache())
     previous_version = models.current_version(spark, output)
@@ -302,16 +329,29 @@ def _publish(
             with timer.stage("match clusters"):
                 model, run_info["lineage"] = _lineage(spark, output, previous_version, model, clustered, config)
         profiles = model.profiles
-        with timer.stage("save model"):
-            version = models.new_version(table.as_of, outputs.run_id)
-            description = models.describe(
-                model, version=version, as_of=table.as_of, run_date=run_date, config_hash=config.fingerprint()
-            )
+        version = models.new_version(table.as_of, outputs.run_id)
+        description = models.describe(
+            model, version=version, as_of=table.as_of, run_date=run_date, config_hash=config.fingerprint()
+        )
+
+        def save_model(model: SegmentationModel = model) -> None:
             models.save(model, outputs.stage_folder(f"{models.MODELS}/{version}"), description)
             outputs.write_path(f"{models.MODELS}/{models.CURRENT}", version + "\n")
-            published["model"] = outputs.live(f"{models.MODELS}/{version}")
+
+        background.run("save model", save_model)
+        published["model"] = outputs.live(f"{models.MODELS}/{version}")
         run_info.update(model_version=version, model_trained_as_of=table.as_of.isoformat())
     run_info["previous_model_version"] = previous_version
+    rules = explain.to_rule_rows(
+        model.leaf_sums, model.embedding.tree, model.kmeans.leaf_clusters, profiles,
+        split_grid=model.embedding.split_grid,
+    )
+
+    def write_small_tables() -> None:
+        outputs.write_table(to_profiles_frame(spark, profiles), PROFILES)
+        outputs.write_table(explain.to_rules_frame(spark, rules), RULES)
+
+    background.run("write profiles and rules", write_small_tables)
 
     with timer.stage("silhouette"):
         silhouette_score = silhouette_of(
@@ -354,12 +394,8 @@ def _publish(
             )
             run_info["churn"] = churn.to_dict()
             log.info("Insiders churn: %s", churn.to_dict())
-        published[PROFILES] = outputs.write_table(to_profiles_frame(spark, profiles), PROFILES)
-        rules = explain.to_rule_rows(
-            model.leaf_sums, model.embedding.tree, model.kmeans.leaf_clusters, profiles,
-            split_grid=model.embedding.split_grid,
-        )
-        published[RULES] = outputs.write_table(explain.to_rules_frame(spark, rules), RULES)
+        published[PROFILES] = outputs.live(outputs.partition(PROFILES))
+        published[RULES] = outputs.live(outputs.partition(RULES))
 
     backtest_result, backtest_error = None, None
     if config.backtest.horizon_days:
@@ -410,6 +446,7 @@ def _publish(
         outputs.write_file(REPORT, report.PAGE_FILE, report.render_page(profiles, metrics, sections=sections))
         published[REPORT] = outputs.live(outputs.partition(REPORT))
 
+    background.wait()  # the quarantine, the model and the small tables are staged (or the run fails here)
     published[RUNS] = outputs.live(f"{outputs.partition(RUNS)}/{MANIFEST_FILE}")
     metrics.update(run_info)
     metrics["durations_s"] = dict(timer.durations)

@@ -60,3 +60,12 @@ def _launcher_settings() -> set[str]:
 
     SparkContext._ensure_initialized()  # under spark-submit: connects to the running JVM
     return {key for key, _ in SparkConf().getAll()}
+
+
+def activate_in_this_thread(spark: SparkSession) -> None:
+    """Make ``spark`` the active session of the calling thread, in the JVM.
+
+    PySpark runs each Python thread's calls on a JVM thread of its own, where the active session
+    is thread-local: a new thread has none, and MLlib's writers (a model's ``save``) look it up.
+    """
+    spark.sparkContext._jvm.org.apache.spark.sql.classic.SparkSession.setActiveSession(spark._jsparkSession)

@@ -77,8 +77,9 @@ def test_insiders_are_cluster_one_with_the_highest_mean_revenue(spark, first_run
 
 
 def test_same_seed_same_segments(spark, first_run, tmp_path):
+    """Also with every stage one after another (``output.overlap_writes`` off): the same outputs."""
     output, result = first_run
-    again = pipeline.run(spark, _config(tmp_path))
+    again = pipeline.run(spark, _config(tmp_path, **{"output.overlap_writes": False}))
     assert again.run_date == result.run_date
     key = ["customer_id", "cluster", "segment", "is_insider", "gross_revenue"]
     assert_df_equality(
@@ -86,6 +87,10 @@ def test_same_seed_same_segments(spark, first_run, tmp_path):
         _segments(spark, tmp_path, result.run_date.isoformat()).select(*key),
         ignore_row_order=True,
     )
+    for table in ("profiles", "rules", "quarantine"):
+        first, second = (spark.read.parquet(str(where / table)) for where in (output, tmp_path))
+        assert_df_equality(first, second, ignore_row_order=True, ignore_nullable=True)
+    assert list(result.outputs) == list(again.outputs)
 
 
 def test_a_run_date_replaces_only_its_own_partition(spark, tmp_path):
