@@ -5,7 +5,8 @@ squared Euclidean distance: exactly, from the leaf table (``leaf_silhouette``: c
 share its point), which gives MLlib's ``ClusteringEvaluator``'s value (the tests check it) without
 another pass over the customers. It is cross-checked by scikit-learn's
 ``silhouette_score(metric="sqeuclidean")`` (the same distance) on a bounded, seeded sample of
-customers: ``sample`` then ``limit``, so at most ``max_rows`` rows ever reach the driver.
+customers: the ``max_rows`` customers with the smallest seeded hash of their id (the same ones
+however the table is partitioned), so at most ``max_rows`` rows ever reach the driver.
 
 A high silhouette alone is cheap on a tree embedding (a shallow tree with a few big leaves, or one
 cluster per leaf, scores near 1.0), so a segmentation counts as good only when it meets every
@@ -19,11 +20,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from insiders_spark.clustering import KMEANS_CLUSTER, SILHOUETTE_DISTANCE, EmbeddingPoints, silhouette
 from insiders_spark.config import QualityConfig
 from insiders_spark.embedding import EMBEDDING
 from insiders_spark.profiles import ClusterProfile
+from insiders_spark.schemas import CUSTOMER_ID
 
 SKLEARN_METRIC = "sqeuclidean"  # scikit-learn's name for MLlib's squaredEuclidean
 DEFAULT_SAMPLE_ROWS = 2_000
@@ -167,18 +170,22 @@ def leaf_silhouette(points: EmbeddingPoints, leaf_clusters: Mapping[int, int]) -
     return float((weights * scores).sum() / weights.sum())
 
 
-def bounded_sample(frame: DataFrame, *, total: int, max_rows: int, seed: int) -> DataFrame:
-    """A seeded Bernoulli sample of about ``max_rows`` rows, never more (``limit``)."""
+def bounded_sample(frame: DataFrame, *, key: str, max_rows: int, seed: int) -> DataFrame:
+    """A seeded random sample of ``max_rows`` rows without replacement (every row when there are
+    fewer): the rows whose hash of (``seed``, ``key``) is smallest; ``key`` must be unique.
+
+    The same rows whatever the partitioning (Spark's ``sample`` draws per partition, so another
+    partitioning drew other customers), and one bounded pass: each partition keeps its
+    ``max_rows`` smallest (a top-k), the driver merges them.
+    """
     if max_rows < 1:
         raise ValueError(f"max_rows = {max_rows}: at least one row is needed")
-    fraction = min(1.0, max_rows / max(total, 1))
-    return frame.sample(withReplacement=False, fraction=fraction, seed=seed).limit(max_rows)
+    return frame.orderBy(F.xxhash64(F.lit(seed), F.col(key)), F.col(key)).limit(max_rows)
 
 
 def sample_silhouette(
     clustered: DataFrame,
     *,
-    customers: int,
     max_rows: int = DEFAULT_SAMPLE_ROWS,
     seed: int,
     prediction_col: str = KMEANS_CLUSTER,
@@ -187,7 +194,7 @@ def sample_silhouette(
     from sklearn.metrics import silhouette_score
 
     rows = (
-        bounded_sample(clustered.select(EMBEDDING, prediction_col), total=customers, max_rows=max_rows, seed=seed)
+        bounded_sample(clustered.select(CUSTOMER_ID, EMBEDDING, prediction_col), key=CUSTOMER_ID, max_rows=max_rows, seed=seed)
         .collect()
     )
     labels = np.array([r[prediction_col] for r in rows])
@@ -210,7 +217,5 @@ def check_silhouette(
     sample cross-check. ``clustered`` holds the embedding and the cluster of every customer, as
     ``fit_segmentation`` returns it."""
     full = silhouette(clustered, prediction_col=prediction_col) if mllib is None else mllib
-    value, rows = sample_silhouette(
-        clustered, customers=customers, max_rows=max_rows, seed=seed, prediction_col=prediction_col
-    )
+    value, rows = sample_silhouette(clustered, max_rows=max_rows, seed=seed, prediction_col=prediction_col)
     return SilhouetteCheck(mllib=full, customers=customers, sample=value, sample_rows=rows, sample_seed=seed)

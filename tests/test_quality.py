@@ -79,7 +79,8 @@ def four_groups(spark):
 def _embedded(spark):
     points = {0: ([0.0, 0.0], 30), 1: ([0.0, 1.0], 10), 2: ([10.0, 0.0], 25), 3: ([10.0, 1.0], 5), 4: ([0.0, 20.0], 12)}
     rows = [(leaf, Vectors.dense(vector)) for leaf, (vector, count) in points.items() for _ in range(count)]
-    return spark.createDataFrame(rows, ["leaf", EMBEDDING]), points
+    rows = [(customer, leaf, vector) for customer, (leaf, vector) in enumerate(rows, start=1)]
+    return spark.createDataFrame(rows, [CUSTOMER_ID, "leaf", EMBEDDING]), points
 
 
 def test_leaf_silhouette_equals_mllib_and_sklearn(spark):
@@ -115,11 +116,21 @@ def test_check_silhouette_matches_mllib_when_the_sample_is_everyone(spark):
     assert bounded.mllib == 0.5 and 0 < bounded.sample_rows <= 20
 
 
-def test_bounded_sample_never_exceeds_its_bound(spark):
-    frame = spark.range(1_000)
+def test_bounded_sample_draws_its_bound_and_the_same_rows_however_partitioned(spark):
+    frame = spark.range(1_000).withColumnRenamed("id", CUSTOMER_ID)
+    draws = []
     for seed in range(3):
-        assert bounded_sample(frame, total=1_000, max_rows=100, seed=seed).count() <= 100
-    assert bounded_sample(frame, total=1_000, max_rows=5_000, seed=1).count() == 1_000
+        rows = {r[CUSTOMER_ID] for r in bounded_sample(frame, key=CUSTOMER_ID, max_rows=100, seed=seed).collect()}
+        moved = frame.repartition(7, F.col(CUSTOMER_ID) % 13)
+        again = {r[CUSTOMER_ID] for r in bounded_sample(moved, key=CUSTOMER_ID, max_rows=100, seed=seed).collect()}
+        assert len(rows) == 100 and rows == again
+        draws.append(rows)
+    assert draws[0] != draws[1] != draws[2]  # another seed, another sample
+    # spread over the ids, as a uniform draw is: 100 of 1,000 put about 50 in each half
+    assert 25 <= sum(1 for customer in draws[0] if customer < 500) <= 75
+    assert bounded_sample(frame, key=CUSTOMER_ID, max_rows=5_000, seed=1).count() == 1_000
+    with pytest.raises(ValueError, match="at least one row"):
+        bounded_sample(frame, key=CUSTOMER_ID, max_rows=0, seed=1)
 
 
 def test_targets_name_what_is_missed():
