@@ -41,7 +41,7 @@ def measure(features, *, config, customers: int, targets: QualityTargets) -> dic
         features, config=config, customers=customers, k=config.clustering.k, seed=config.job.seed
     )
     try:
-        score = silhouette_of(model, model.leaf_sums)
+        score = silhouette_of(model)
     finally:
         clustered.unpersist()
     insiders = model.profiles[0]

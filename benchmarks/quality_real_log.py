@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         model, clustered = timed(
             "fit_segmentation", lambda: fit_segmentation(features, config=config, customers=customers, k=k, seed=seed)
         )
-        mllib = timed("silhouette (the job's own: exact, from the leaf table)", lambda: silhouette_of(model, model.leaf_sums))
+        mllib = timed("silhouette (the job's own: exact, from the leaf table)", lambda: silhouette_of(model))
         check = timed(
             "silhouette sample cross-check",
             lambda: check_silhouette(clustered, customers=customers, seed=seed, mllib=mllib),

@@ -232,7 +232,13 @@ def _run_holding_the_output(
     run_id = f"{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
     outputs = io.RunOutputs(spark, config.output.path, run_date.isoformat(), run_id)
     try:
-        return _publish(spark, config, table, outputs, timer, started, mode=mode, model_version=model_version)
+        # leaving the block waits for the background stages, so a failure moves nothing still being written
+        with BackgroundStages(
+            timer, enabled=config.output.overlap_writes, prepare_thread=lambda: activate_in_this_thread(spark)
+        ) as background:
+            return _publish(
+                spark, config, table, outputs, timer, started, background, mode=mode, model_version=model_version
+            )
     except Exception as error:
         failed = outputs.fail()
         if failed:
@@ -243,24 +249,6 @@ def _run_holding_the_output(
 
 
 def _publish(
-    spark: SparkSession,
-    config: Config,
-    table: CustomerTable,
-    outputs: io.RunOutputs,
-    timer: StageTimer,
-    started: float,
-    *,
-    mode: str,
-    model_version: str | None,
-) -> RunResult:
-    overlap = config.output.overlap_writes
-    with BackgroundStages(timer, enabled=overlap, prepare_thread=lambda: activate_in_this_thread(spark)) as background:
-        return _publish_stages(
-            spark, config, table, outputs, timer, started, background, mode=mode, model_version=model_version
-        )
-
-
-def _publish_stages(
     spark: SparkSession,
     config: Config,
     table: CustomerTable,
@@ -334,7 +322,7 @@ def _publish_stages(
             model, version=version, as_of=table.as_of, run_date=run_date, config_hash=config.fingerprint()
         )
 
-        def save_model(model: SegmentationModel = model) -> None:
+        def save_model() -> None:
             models.save(model, outputs.stage_folder(f"{models.MODELS}/{version}"), description)
             outputs.write_path(f"{models.MODELS}/{models.CURRENT}", version + "\n")
 
@@ -354,9 +342,7 @@ def _publish_stages(
     background.run("write profiles and rules", write_small_tables)
 
     with timer.stage("silhouette"):
-        silhouette_score = silhouette_of(
-            model, model.leaf_sums, occupied_clusters=sum(p.customers > 0 for p in profiles)
-        )
+        silhouette_score = silhouette_of(model, occupied_clusters=sum(p.customers > 0 for p in profiles))
         check = check_silhouette(
             clustered,
             customers=table.summary.with_purchases,

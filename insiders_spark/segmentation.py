@@ -88,9 +88,9 @@ def fit_segmentation(
     return SegmentationModel(embedding=embedding, kmeans=kmeans, profiles=profiles, leaf_sums=sums), clustered
 
 
-def silhouette_of(model: SegmentationModel, sums: LeafSums, *, occupied_clusters: int | None = None) -> float:
-    """The silhouette over the customers of a leaf table clustered by ``model`` (its training
-    customers' ``model.leaf_sums``, or a scored table's ``summarise_leaves``): exact, from at most
+def silhouette_of(model: SegmentationModel, *, occupied_clusters: int | None = None) -> float:
+    """The silhouette over the customers of ``model.leaf_sums`` (its training customers', or a
+    score run's from ``summarise_leaves``) clustered by ``model``: exact, from at most
     2^max_depth leaf points (``quality.leaf_silhouette``, equal to MLlib's ``ClusteringEvaluator``
     over every customer; the tests check it).
 
@@ -101,4 +101,4 @@ def silhouette_of(model: SegmentationModel, sums: LeafSums, *, occupied_clusters
     if occupied_clusters is not None and occupied_clusters < 2:
         log.warning("only %d cluster holds customers: the silhouette is undefined, recorded as 0", occupied_clusters)
         return 0.0
-    return leaf_silhouette(leaf_points(sums, model.embedding.leaf_vectors()), model.kmeans.leaf_clusters)
+    return leaf_silhouette(leaf_points(model.leaf_sums, model.embedding.leaf_vectors()), model.kmeans.leaf_clusters)

@@ -208,7 +208,7 @@ def test_the_fit_measures_profiles_and_silhouette_on_its_leaf_table_as_spark_doe
         assert profile.revenue_total == pytest.approx(spark_means["revenue_total"], rel=1e-12)
         for name in PROFILED_FEATURES:
             assert getattr(profile, f"{name}_mean") == pytest.approx(spark_means[f"{name}_mean"], rel=1e-12), name
-    assert silhouette_of(model, model.leaf_sums) == pytest.approx(silhouette(clustered), abs=1e-9)
+    assert silhouette_of(model) == pytest.approx(silhouette(clustered), abs=1e-9)
     scored = summarise_leaves(model.embed(features))
     assert sorted(scored) == sorted(model.leaf_sums)
     for leaf, sums in scored.items():
