@@ -306,14 +306,25 @@ def is_purchase(quantity: Column) -> Column:
     return quantity >= 0
 
 
-def reason_for(rules: CleaningRules, as_of: dt.date | None) -> Column:
-    """The first rule a parsed line fails, or null when it is kept."""
+def can_hold_a_header(schema: T.StructType) -> bool:
+    """Whether a line of this input could repeat the header: only when every raw field is text.
+
+    A typed column (a parquet ``Quantity`` of longs) never holds its name, so no line of such an
+    input is a header, and the check, which reads every raw field, the description too, is left
+    out of the plan: the read + aggregation then does not decode a column it never uses.
+    """
+    return all(isinstance(schema[f"{RAW_PREFIX}{name}"].dataType, T.StringType) for name in RAW_TO_COLUMN.values())
+
+
+def reason_for(rules: CleaningRules, as_of: dt.date | None, *, headers_possible: bool = True) -> Column:
+    """The first rule a parsed line fails, or null when it is kept.
+
+    ``headers_possible``: whether the input's raw fields are text (:func:`can_hold_a_header`).
+    """
+    header_fields = {raw: F.col(f"{RAW_PREFIX}{name}") for raw, name in RAW_TO_COLUMN.items()}
     checks: list[tuple[str, Column]] = [
         (MALFORMED_LINE, is_malformed(F.col(RAW_LINE))),
-        (
-            REPEATED_HEADER,
-            is_repeated_header({raw: F.col(f"{RAW_PREFIX}{name}") for raw, name in RAW_TO_COLUMN.items()}),
-        ),
+        (REPEATED_HEADER, is_repeated_header(header_fields) if headers_possible else F.lit(False)),
         (MISSING_INVOICE, is_missing(F.col(INVOICE_NO))),
         (MISSING_STOCK_CODE, is_missing(F.col(STOCK_CODE))),
         (UNPARSABLE_TIMESTAMP, is_missing(F.col(INVOICE_TS))),
@@ -334,7 +345,7 @@ def reason_for(rules: CleaningRules, as_of: dt.date | None) -> Column:
 
 
 def with_reason(lines: DataFrame, *, rules: CleaningRules, as_of: dt.date | None) -> DataFrame:
-    return lines.withColumn(REASON, reason_for(rules, as_of))
+    return lines.withColumn(REASON, reason_for(rules, as_of, headers_possible=can_hold_a_header(lines.schema)))
 
 
 def to_quarantine(lines: DataFrame) -> DataFrame:

@@ -215,6 +215,41 @@ def test_parquet_typed_fields_are_cast_not_parsed(spark):
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def _scanned_columns(frame):
+    """The columns the parquet scans under ``frame`` read (after Spark's column pruning)."""
+    leaves = frame._jdf.queryExecution().sparkPlan().collectLeaves()
+    return {name for i in range(leaves.length()) for name in leaves.apply(i).requiredSchema().fieldNames()}
+
+
+def test_a_typed_input_has_no_header_lines_and_its_description_is_not_read(spark, tmp_path):
+    """With a typed column no line can repeat the header, so classifying the lines reads only what
+    the other rules need: the description stays on disk. With text fields it is read and checked."""
+    header_like = ("invoice_no", "stock_code", "description", "quantity", "invoice_date", "unit_price",
+                   "customer_id", "country")
+    columns = "invoice_no string, stock_code string, description string, quantity {q}, invoice_date string, " \
+              "unit_price {p}, customer_id {c}, country string, _corrupt_record string, source_file string"
+    names = {column: header for header, column in cleaning.RAW_TO_COLUMN.items()}  # column -> its header name
+    typed = spark.createDataFrame(
+        [(names["invoice_no"], names["stock_code"], names["description"], 6, "2010-12-01 08:26:00", 2.55,
+          17850.0, names["country"], None, "p")],
+        columns.format(q="long", p="double", c="double"),
+    )
+    text = spark.createDataFrame([tuple(names[c] for c in header_like) + (None, "f.csv")],
+                                 columns.format(q="string", p="string", c="string"))
+    for frame, folder in ((typed, "typed"), (text, "text")):
+        frame.write.parquet(str(tmp_path / folder))
+
+    def classified(folder):
+        return spark.read.parquet(str(tmp_path / folder)).transform(
+            cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss"
+        ).transform(cleaning.with_reason, rules=RULES, as_of=None).select("reason")
+
+    assert [r.reason for r in classified("typed").collect()] == [None]
+    assert "description" not in _scanned_columns(classified("typed"))
+    assert [r.reason for r in classified("text").collect()] == [cleaning.REPEATED_HEADER]
+    assert "description" in _scanned_columns(classified("text"))
+
+
 def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark):
     """NaN and infinities (as text or stored in parquet), and ids past 2^53, are not numbers the
     job can use: each gets its reason, and none fails the job (``floor`` of 1e300 overflows a long
