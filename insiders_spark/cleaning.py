@@ -316,7 +316,7 @@ def can_hold_a_header(schema: T.StructType) -> bool:
     return all(isinstance(schema[f"{RAW_PREFIX}{name}"].dataType, T.StringType) for name in RAW_TO_COLUMN.values())
 
 
-def reason_for(rules: CleaningRules, as_of: dt.date | None, *, headers_possible: bool = True) -> Column:
+def reason_for(rules: CleaningRules, as_of: dt.date | None, *, headers_possible: bool) -> Column:
     """The first rule a parsed line fails, or null when it is kept.
 
     ``headers_possible``: whether the input's raw fields are text (:func:`can_hold_a_header`).

@@ -224,18 +224,14 @@ def _scanned_columns(frame):
 def test_a_typed_input_has_no_header_lines_and_its_description_is_not_read(spark, tmp_path):
     """With a typed column no line can repeat the header, so classifying the lines reads only what
     the other rules need: the description stays on disk. With text fields it is read and checked."""
-    header_like = ("invoice_no", "stock_code", "description", "quantity", "invoice_date", "unit_price",
-                   "customer_id", "country")
+    headers = list(cleaning.RAW_TO_COLUMN)  # the header's names, in the columns' order below
     columns = "invoice_no string, stock_code string, description string, quantity {q}, invoice_date string, " \
               "unit_price {p}, customer_id {c}, country string, _corrupt_record string, source_file string"
-    names = {column: header for header, column in cleaning.RAW_TO_COLUMN.items()}  # column -> its header name
     typed = spark.createDataFrame(
-        [(names["invoice_no"], names["stock_code"], names["description"], 6, "2010-12-01 08:26:00", 2.55,
-          17850.0, names["country"], None, "p")],
+        [(*headers[:3], 6, "2010-12-01 08:26:00", 2.55, 17850.0, headers[7], None, "p")],
         columns.format(q="long", p="double", c="double"),
     )
-    text = spark.createDataFrame([tuple(names[c] for c in header_like) + (None, "f.csv")],
-                                 columns.format(q="string", p="string", c="string"))
+    text = spark.createDataFrame([(*headers, None, "f.csv")], columns.format(q="string", p="string", c="string"))
     for frame, folder in ((typed, "typed"), (text, "text")):
         frame.write.parquet(str(tmp_path / folder))
 
