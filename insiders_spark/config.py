@@ -166,6 +166,7 @@ class LaunchConfig:
     class_archive: str = ""  # a class-data sharing archive (insiders-spark class-archive); "" = none
     quick_jit_max_bytes: int = 0  # inputs up to this size run with the quick JIT only; 0 = never
     garbage_collector: str = ""  # "parallel", "g1" or "serial"; "" = the JVM's default (G1)
+    jit_threshold_scaling: float = 1.0  # the full JIT's compile thresholds times this; 1 = the JVM's
 
 
 @dataclass(frozen=True)
@@ -484,6 +485,11 @@ def _validate(config: Config) -> None:
         raise ConfigError(
             f"launch.garbage_collector = {config.launch.garbage_collector!r}: one of "
             f"{', '.join(repr(name) for name in GARBAGE_COLLECTORS)}, or \"\" for the JVM's default"
+        )
+    if not config.launch.jit_threshold_scaling > 0:
+        raise ConfigError(
+            f"launch.jit_threshold_scaling = {config.launch.jit_threshold_scaling}: a factor above 0 "
+            "(1 = the JVM's thresholds; 0 would stop the JVM compiling at all)"
         )
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")

@@ -12,11 +12,18 @@ code it runs once; two standard JVM features cut that, chosen per run from ``[la
   code cache) for inputs up to ``quick_jit_max_bytes``: it compiles far less, which a short run
   gains and a long one loses (measured in benchmarks/README.md).
 
-And one for the long runs: the **garbage collector** (``garbage_collector``). The parallel
-collector does its work in pauses and nothing between them; G1, the JVM's default, keeps
-threads and write barriers busy alongside the tasks, which on two cores took a fifth of the read
-+ aggregation at 50M lines (benchmarks/README.md). A profile whose
-``spark.driver.extraJavaOptions`` already picks a collector keeps its own.
+And two for the long runs:
+
+- the **garbage collector** (``garbage_collector``). The parallel collector does its work in
+  pauses and nothing between them; G1, the JVM's default, keeps threads and write barriers busy
+  alongside the tasks, which on two cores took a fifth of the read + aggregation at 50M lines
+  (benchmarks/README.md).
+- the **JIT's thresholds** (``jit_threshold_scaling``, ``-XX:CompileThresholdScaling``) for runs
+  without the quick JIT: a method is compiled after that many times the JVM's call and loop
+  counts, so the compiler threads, which share the two cores with the task threads, compile less
+  of what runs only for a while; the hot per-line code still reaches the optimising compiler.
+
+A profile whose ``spark.driver.extraJavaOptions`` already sets either keeps its own.
 
 Under ``spark-submit`` the JVM is already running: none of this applies.
 
@@ -96,15 +103,19 @@ class LaunchPlan:
     quick_jit: bool
     class_archive: str | None  # the archive passed to the JVM (it exists)
     garbage_collector: str | None = None  # the collector chosen here; None: the profile's or the JVM's
+    jit_threshold_scaling: float | None = None  # applied here; None: the JVM's thresholds or the profile's
 
     def describe(self) -> str:
         size = "unknown" if self.input_bytes is None else f"{self.input_bytes / 2**20:,.1f} MiB"
         archive = self.class_archive or "none"
         collector = self.garbage_collector or "JVM default or the profile's"
-        return (
-            f"driver JVM: input {size}, quick JIT {'on' if self.quick_jit else 'off'}, class archive {archive}, "
-            f"garbage collector {collector}"
-        )
+        if self.quick_jit:
+            jit = "quick JIT on"
+        elif self.jit_threshold_scaling is not None:
+            jit = f"quick JIT off (JIT thresholds x{self.jit_threshold_scaling:g})"
+        else:
+            jit = "quick JIT off"
+        return f"driver JVM: input {size}, {jit}, class archive {archive}, garbage collector {collector}"
 
 
 def input_bytes(config) -> int | None:
@@ -123,6 +134,7 @@ def _quick_jit(config, size: int | None) -> bool:
 
 # an option that selects a collector (-XX:+UseParallelGC, -XX:+UseZGC, ...): two make the JVM refuse to start
 _COLLECTOR_OPTION = re.compile(r"-XX:\+Use\w+GC\b")
+_THRESHOLD_SCALING_OPTION = re.compile(r"-XX:CompileThresholdScaling=")
 
 
 def garbage_collector(config) -> str | None:
@@ -140,9 +152,30 @@ def garbage_collector(config) -> str | None:
     return chosen
 
 
-def _run_options(quick: bool, collector: str | None) -> list[str]:
-    """The JVM options of a run besides its class archive: the quick JIT's and the collector's."""
-    return [*(QUICK_JIT_OPTIONS if quick else ()), *((GARBAGE_COLLECTORS[collector],) if collector else ())]
+def jit_threshold_scaling(config, quick: bool) -> float | None:
+    """``launch.jit_threshold_scaling`` for a run with the full JIT, unless it is 1 or the profile's
+    driver options set the scaling themselves (the last of two settings would win, silently)."""
+    scaling = config.launch.jit_threshold_scaling
+    if quick or scaling == 1:
+        return None
+    own = config.spark.get("spark.driver.extraJavaOptions", "")
+    if _THRESHOLD_SCALING_OPTION.search(own):
+        log.info(
+            "spark.driver.extraJavaOptions sets the JIT's thresholds (%s): launch.jit_threshold_scaling = %s is not applied",
+            own, scaling,
+        )
+        return None
+    return scaling
+
+
+def _run_options(quick: bool, collector: str | None, scaling: float | None) -> list[str]:
+    """The JVM options of a run besides its class archive: the quick JIT's, the collector's and the
+    JIT thresholds'."""
+    return [
+        *(QUICK_JIT_OPTIONS if quick else ()),
+        *((GARBAGE_COLLECTORS[collector],) if collector else ()),
+        *((f"-XX:CompileThresholdScaling={scaling:g}",) if scaling is not None else ()),
+    ]
 
 
 def plan_launch(config) -> LaunchPlan:
@@ -162,10 +195,11 @@ def plan_launch(config) -> LaunchPlan:
                 "'insiders-spark class-archive')", candidate
             )
     collector = garbage_collector(config)
-    options.extend(_run_options(quick, collector))
+    scaling = jit_threshold_scaling(config, quick)
+    options.extend(_run_options(quick, collector, scaling))
     return LaunchPlan(
         java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive,
-        garbage_collector=collector,
+        garbage_collector=collector, jit_threshold_scaling=scaling,
     )
 
 
@@ -197,7 +231,8 @@ def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSe
     started = time.monotonic()
     # -Xlog: the dump lists every class it skips (signed jars, generated classes) as a warning
     dump = [f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds*=error"]
-    dump.extend(_run_options(_quick_jit(config, input_bytes(config)), garbage_collector(config)))  # as runs start
+    quick = _quick_jit(config, input_bytes(config))
+    dump.extend(_run_options(quick, garbage_collector(config), jit_threshold_scaling(config, quick)))  # as runs start
     spark = build_spark_session(config.job.app_name, config.spark, java_options=dump)
     try:
         if workload is None:

@@ -58,7 +58,10 @@ def test_the_quick_jit_is_chosen_up_to_the_limit_only(tmp_path):
 
 def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
     archive = tmp_path / "classes.jsa"
-    settings = {"launch.class_archive": str(archive), "launch.quick_jit_max_bytes": 0, "launch.garbage_collector": ""}
+    settings = {
+        "launch.class_archive": str(archive), "launch.quick_jit_max_bytes": 0, "launch.garbage_collector": "",
+        "launch.jit_threshold_scaling": 1.0,
+    }
     with caplog.at_level(logging.WARNING, logger="insiders_spark.launch"):
         missing = launch.plan_launch(_config(**settings))
     assert missing.class_archive is None and missing.java_options == ()
@@ -72,11 +75,12 @@ def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
 
 def test_the_garbage_collector_is_chosen_unless_the_profile_chooses_one(caplog):
     assert load_config(env="local", environ={}).launch.garbage_collector == "parallel"  # base.toml
+    full_jit = {"launch.quick_jit_max_bytes": 0, "launch.jit_threshold_scaling": 1.0}
     for name, option in (("parallel", "-XX:+UseParallelGC"), ("g1", "-XX:+UseG1GC"), ("serial", "-XX:+UseSerialGC")):
-        plan = launch.plan_launch(_config(**{"launch.garbage_collector": name, "launch.quick_jit_max_bytes": 0}))
+        plan = launch.plan_launch(_config(**{"launch.garbage_collector": name, **full_jit}))
         assert plan.java_options == (option,) and plan.garbage_collector == name
         assert f"garbage collector {name}" in plan.describe()
-    default = launch.plan_launch(_config(**{"launch.garbage_collector": "", "launch.quick_jit_max_bytes": 0}))
+    default = launch.plan_launch(_config(**{"launch.garbage_collector": "", **full_jit}))
     assert default.java_options == () and default.garbage_collector is None
 
     # the profile's own choice wins: two collectors and the JVM would refuse to start
@@ -91,6 +95,35 @@ def test_the_garbage_collector_is_chosen_unless_the_profile_chooses_one(caplog):
 
     with pytest.raises(ConfigError, match="launch.garbage_collector = 'zgc'"):
         _config(**{"launch.garbage_collector": "zgc"})
+
+
+def test_the_jit_thresholds_are_scaled_for_full_jit_runs_only(tmp_path, caplog):
+    assert load_config(env="local", environ={}).launch.jit_threshold_scaling == 3.0  # base.toml
+    log = str(_write(tmp_path / "log.parquet", 1000))
+    no_collector = {"input.path": log, "launch.garbage_collector": ""}
+    option = "-XX:CompileThresholdScaling=3"
+
+    full = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 999}))
+    assert full.java_options == (option,) and full.jit_threshold_scaling == 3.0
+    assert "quick JIT off (JIT thresholds x3)" in full.describe()
+    # the quick JIT is the short runs' choice: its thresholds are the JVM's
+    quick = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 1000}))
+    assert quick.java_options == launch.QUICK_JIT_OPTIONS and quick.jit_threshold_scaling is None
+    unscaled = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 0, "launch.jit_threshold_scaling": 1.0}))
+    assert unscaled.java_options == () and "quick JIT off," in unscaled.describe()
+    halved = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 0, "launch.jit_threshold_scaling": 0.5}))
+    assert halved.java_options == ("-XX:CompileThresholdScaling=0.5",)
+
+    # the profile's own setting wins (the JVM would take the last one silently)
+    own = {**no_collector, "launch.quick_jit_max_bytes": 0, "spark.spark.driver.extraJavaOptions": "-XX:CompileThresholdScaling=2"}
+    with caplog.at_level(logging.INFO, logger="insiders_spark.launch"):
+        kept = launch.plan_launch(_config(**own))
+    assert kept.java_options == () and kept.jit_threshold_scaling is None
+    assert "not applied" in caplog.text
+
+    for wrong in (0, -1.0):
+        with pytest.raises(ConfigError, match="launch.jit_threshold_scaling"):
+            _config(**{"launch.jit_threshold_scaling": wrong})
 
 
 def _cli(*args, cwd, env=None):
@@ -186,7 +219,7 @@ def test_run_modules_are_imported_in_a_thread_and_a_failing_one_is_left_to_the_c
 
 
 # A fresh process: the session's JVM is started with the plan's options (the suite's JVM is already
-# running), and the JVM itself names the collectors it runs.
+# running), and the JVM itself names the collectors it runs and the JIT's threshold scaling.
 COLLECTOR_SCRIPT = """
 from insiders_spark import launch
 from insiders_spark.config import load_config
@@ -196,11 +229,18 @@ config = load_config(env="test", overrides={"launch.garbage_collector": "paralle
 spark = build_spark_session("collector", config.spark, java_options=launch.plan_launch(config).java_options)
 beans = spark._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
 print(sorted(beans.get(i).getName() for i in range(beans.size())))
+jvm = spark._jvm
+diagnostics = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+    jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
+)
+print(diagnostics.getVMOption("CompileThresholdScaling").getValue())
 spark.stop()
 """
 
 
-def test_the_chosen_collector_is_the_one_the_driver_jvm_runs(tmp_path):
+def test_the_chosen_collector_and_jit_thresholds_are_the_driver_jvms(tmp_path):
     ran = _python("-c", COLLECTOR_SCRIPT, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip().splitlines()[-1] == "['PS MarkSweep', 'PS Scavenge']"  # the parallel collector's
+    collectors, scaling = ran.stdout.strip().splitlines()[-2:]
+    assert collectors == "['PS MarkSweep', 'PS Scavenge']"  # the parallel collector's
+    assert float(scaling) == 3.0  # base.toml's, for a run without the quick JIT
