@@ -134,36 +134,32 @@ def _quick_jit(config, size: int | None) -> bool:
 
 # an option that selects a collector (-XX:+UseParallelGC, -XX:+UseZGC, ...): two make the JVM refuse to start
 _COLLECTOR_OPTION = re.compile(r"-XX:\+Use\w+GC\b")
-_THRESHOLD_SCALING_OPTION = re.compile(r"-XX:CompileThresholdScaling=")
+# of two scalings the JVM takes the last, silently
+_THRESHOLD_SCALING_OPTION = re.compile(r"-XX:CompileThresholdScaling=\S*")
+
+
+def _set_by_profile(config, option: re.Pattern, key: str, value) -> bool:
+    """Whether the profile's ``spark.driver.extraJavaOptions`` already sets what ``launch.<key>``
+    would; its own setting is kept, and the run says so."""
+    own = option.search(config.spark.get("spark.driver.extraJavaOptions", ""))
+    if own:
+        log.info("spark.driver.extraJavaOptions sets %s: launch.%s = %r is not applied", own.group(0), key, value)
+    return own is not None
 
 
 def garbage_collector(config) -> str | None:
     """``launch.garbage_collector``, unless the profile's driver options already choose one."""
     chosen = config.launch.garbage_collector
-    if not chosen:
-        return None
-    own = _COLLECTOR_OPTION.search(config.spark.get("spark.driver.extraJavaOptions", ""))
-    if own:
-        log.info(
-            "spark.driver.extraJavaOptions chooses the garbage collector (%s): launch.garbage_collector "
-            "= %r is not applied", own.group(0), chosen
-        )
+    if not chosen or _set_by_profile(config, _COLLECTOR_OPTION, "garbage_collector", chosen):
         return None
     return chosen
 
 
 def jit_threshold_scaling(config, quick: bool) -> float | None:
     """``launch.jit_threshold_scaling`` for a run with the full JIT, unless it is 1 or the profile's
-    driver options set the scaling themselves (the last of two settings would win, silently)."""
+    driver options set the scaling themselves."""
     scaling = config.launch.jit_threshold_scaling
-    if quick or scaling == 1:
-        return None
-    own = config.spark.get("spark.driver.extraJavaOptions", "")
-    if _THRESHOLD_SCALING_OPTION.search(own):
-        log.info(
-            "spark.driver.extraJavaOptions sets the JIT's thresholds (%s): launch.jit_threshold_scaling = %s is not applied",
-            own, scaling,
-        )
+    if quick or scaling == 1 or _set_by_profile(config, _THRESHOLD_SCALING_OPTION, "jit_threshold_scaling", scaling):
         return None
     return scaling
 
