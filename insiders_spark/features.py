@@ -44,6 +44,10 @@ FIRST_SEEN_TS = "first_seen_ts"  # first timestamp among the group's valid lines
 KEPT_LINES = "kept_lines"
 LAST_KEPT_DATE = "last_kept_date"  # last invoice date among kept lines (purchases and returns)
 GUEST_RANK = "guest_rank"
+# the group's one long key held more than one guest invoice (a hash collision): aggregate again by
+# (customer id, guest invoice) instead; see ``group_key``
+SHARED_GUEST_KEY = "shared_guest_key"
+GUEST_KEY_BITS = 63  # bits of an invoice number's hash in a guest's group key (tests lower it)
 
 
 class NoCustomersError(ValueError):
@@ -161,7 +165,29 @@ def to_aggregate_inputs(lines: DataFrame) -> DataFrame:
     )
 
 
-def to_customer_activity(lines: DataFrame) -> DataFrame:
+_GROUP_KEY = "_group_key"
+_LAST_GUEST_INVOICE = "_last_guest_invoice_no"
+_SIGN_BIT = -(1 << 63)
+
+
+def group_key(customer_id: Column, guest_invoice: Column, *, guest_key_bits: int = GUEST_KEY_BITS) -> Column:
+    """One long per group: a registered customer's id, or for a guest invoice a hash of its number.
+
+    Customer ids are positive (``cleaning.to_customer_id``); a guest's key has the sign bit set
+    and ``guest_key_bits`` bits of the invoice number's ``xxhash64`` below it, so the two never
+    meet. The aggregation then sorts by one long instead of (id, invoice text): past 128 groups
+    per task it sorts every line it is given, and a single long key is radix-sorted by its
+    prefix, where two keys are compared row by row on every tie of the id (benchmarks/README.md,
+    "One long key for the aggregation"). Two guest invoices can share a key; the aggregation
+    marks such a group (``SHARED_GUEST_KEY``) and the caller aggregates again exactly.
+    """
+    if not 1 <= guest_key_bits <= 63:
+        raise ValueError(f"guest_key_bits must be 1..63, not {guest_key_bits}")
+    hashed = F.xxhash64(guest_invoice).bitwiseAND(F.lit((1 << guest_key_bits) - 1)).bitwiseOR(F.lit(_SIGN_BIT))
+    return F.coalesce(customer_id, F.when(guest_invoice.isNotNull(), hashed))
+
+
+def to_customer_activity(lines: DataFrame, *, exact_keys: bool = False, guest_key_bits: int | None = None) -> DataFrame:
     """One row per source customer or guest invoice, with every feature's raw ingredients.
 
     Every aggregate is conditional (its input is null where a line does not count), so the lines
@@ -169,12 +195,24 @@ def to_customer_activity(lines: DataFrame) -> DataFrame:
     Dates are taken from the smallest and largest timestamps after the aggregation (a day is a
     non-decreasing function of the timestamp), not from every line. Groups made only of broken
     lines have no ``first_seen_ts`` and are dropped.
+
+    The lines are grouped by one long (``group_key``); ``SHARED_GUEST_KEY`` is true for a group
+    whose key more than one guest invoice hashed to, whose row is then wrong.
+    ``exact_keys``: group by (customer id, guest invoice) instead, slower and never shared.
     """
+    inputs = lines.transform(to_aggregate_inputs)
+    if exact_keys:
+        grouped = inputs.groupBy(CUSTOMER_ID, GUEST_INVOICE)
+        identity: list[Column] = []
+    else:
+        bits = GUEST_KEY_BITS if guest_key_bits is None else guest_key_bits
+        key = group_key(F.col(CUSTOMER_ID), F.col(GUEST_INVOICE), guest_key_bits=bits)
+        grouped = inputs.withColumn(_GROUP_KEY, key).groupBy(_GROUP_KEY)
+        identity = [F.min(GUEST_INVOICE).alias(GUEST_INVOICE), F.max(GUEST_INVOICE).alias(_LAST_GUEST_INVOICE)]
     revenue = F.sum(_PURCHASE_REVENUE) / F.lit(REVENUE_UNITS)
-    return (
-        lines.transform(to_aggregate_inputs)
-        .groupBy(CUSTOMER_ID, GUEST_INVOICE)
-        .agg(
+    activity = (
+        grouped.agg(
+            *identity,
             F.min(_VALID_TS).alias(FIRST_SEEN_TS),
             F.count_if(F.col(_KEPT)).alias(KEPT_LINES),
             invoice_day(F.max(_KEPT_TS)).alias(LAST_KEPT_DATE),
@@ -188,6 +226,15 @@ def to_customer_activity(lines: DataFrame) -> DataFrame:
             (revenue / F.count(_PURCHASE_REVENUE)).alias(AVG_TICKET),
         )
         .where(F.col(FIRST_SEEN_TS).isNotNull())
+    )
+    if exact_keys:
+        return activity.withColumn(SHARED_GUEST_KEY, F.lit(False))
+    key = F.col(_GROUP_KEY)
+    return activity.select(
+        F.when(key > 0, key).alias(CUSTOMER_ID),  # a guest's key is negative
+        *[F.col(name) for name in activity.columns if name not in (_GROUP_KEY, _LAST_GUEST_INVOICE)],
+        # null-safe: registered customers have no guest invoice at all
+        (~F.col(GUEST_INVOICE).eqNullSafe(F.col(_LAST_GUEST_INVOICE))).alias(SHARED_GUEST_KEY),
     )
 
 
@@ -220,22 +267,20 @@ class CustomerSummary:
     guests: int
     distinct_ids: int
     last_kept_date: dt.date | None
+    shared_guest_keys: int  # groups, kept lines or not, whose key several guest invoices shared
 
 
 def summarise_customers(customers: DataFrame) -> CustomerSummary:
     has_kept = F.col(KEPT_LINES) > 0
-    row = (
-        customers.where(has_kept)
-        .agg(
-            F.count(F.lit(1)).alias("customers"),
-            F.count_if(F.col(GROSS_REVENUE).isNotNull()).alias("with_purchases"),
-            F.count_if(F.col(GROSS_REVENUE).isNull()).alias("returns_only"),
-            F.count_if(F.col(IS_GUEST)).alias("guests"),
-            F.count_distinct(F.col(CUSTOMER_ID)).alias("distinct_ids"),
-            F.max(LAST_KEPT_DATE).alias("last_kept_date"),
-        )
-        .first()
-    )
+    row = customers.agg(
+        F.count_if(has_kept).alias("customers"),
+        F.count_if(has_kept & F.col(GROSS_REVENUE).isNotNull()).alias("with_purchases"),
+        F.count_if(has_kept & F.col(GROSS_REVENUE).isNull()).alias("returns_only"),
+        F.count_if(has_kept & F.col(IS_GUEST)).alias("guests"),
+        F.count_distinct(F.when(has_kept, F.col(CUSTOMER_ID))).alias("distinct_ids"),
+        F.max(F.when(has_kept, F.col(LAST_KEPT_DATE))).alias("last_kept_date"),
+        F.count_if(F.col(SHARED_GUEST_KEY)).alias("shared_guest_keys"),
+    ).first()
     return CustomerSummary(**row.asDict())
 
 

@@ -1,13 +1,17 @@
 """Customer features and guest numbering on tiny hand-computed logs."""
 
 import datetime as dt
+import logging
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
-from insiders_spark import cleaning, features
+from insiders_spark import cleaning, features, pipeline
 from insiders_spark.cleaning import CleaningRules
+from insiders_spark.config import load_config
 from insiders_spark.schemas import CUSTOMER_FEATURES_SCHEMA
+from insiders_spark.synthetic import SyntheticLogSpec, write_parquet
 
 RULES = CleaningRules(
     min_unit_price=0.04, non_product_stock_codes=("POST",), excluded_countries=(), excluded_customers=(16446,)
@@ -78,7 +82,75 @@ def test_summary_counts_returns_only_customers_and_guests(spark):
         guests=2,
         distinct_ids=4,
         last_kept_date=dt.date(2011, 1, 12),
+        shared_guest_keys=0,
     )
+
+
+def _lines(spark, rows):
+    return (
+        spark.createDataFrame(rows, RAW_DDL)
+        .transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(cleaning.with_reason, rules=RULES, as_of=None)
+    )
+
+
+# LOG and 40 more guest invoices, some of them with a broken or set-aside line
+MANY_GUESTS = LOG + [
+    _line(f"H{i:02d}", f"P{i % 7}", 1 + i % 3, f"2011-02-{1 + i % 27:02d} 1{i % 10}:00:00", 0.02 if i % 11 == 0 else 1.25, None)
+    for i in range(40)
+] + [_line("H05", "P9", 2, "not a time", 1.0, None), _line("H06", "P8", -1, "2011-03-01 10:00:00", 1.25, None)]
+
+
+def test_group_key_keeps_customer_ids_and_guest_invoices_apart(spark):
+    rows = spark.createDataFrame(
+        [(17850, None), (None, "536365"), (None, "536366"), (None, None)], "customer_id long, guest_invoice_no string"
+    )
+    keys = [r.key for r in rows.select(features.group_key(F.col("customer_id"), F.col("guest_invoice_no")).alias("key")).collect()]
+    assert keys[0] == 17850
+    assert keys[1] < 0 and keys[2] < 0 and keys[1] != keys[2]
+    assert keys[3] is None  # a line with neither belongs to nobody, as with the two-column key
+    with pytest.raises(ValueError, match="1..63"):
+        features.group_key(F.col("customer_id"), F.col("guest_invoice_no"), guest_key_bits=64)
+
+
+def test_one_long_key_aggregates_exactly_like_id_and_invoice(spark):
+    lines = _lines(spark, MANY_GUESTS)
+    hashed = lines.transform(features.to_customer_activity)
+    exact = lines.transform(features.to_customer_activity, exact_keys=True)
+    assert hashed.columns == exact.columns
+    assert hashed.where(F.col(features.SHARED_GUEST_KEY)).count() == 0
+    assert exact.where(F.col("guest_invoice_no").isNotNull()).count() == 43  # G0, G1, G2 and H00..H39
+    assert_df_equality(hashed, exact, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_guest_invoices_sharing_a_key_are_marked(spark):
+    """With one bit of hash, 43 guest invoices fall into two keys: both groups are marked, each
+    customer's own row is not, and the exact keys give 43 guest rows again."""
+    lines = _lines(spark, MANY_GUESTS)
+    squeezed = lines.transform(features.to_customer_activity, guest_key_bits=1)
+    marked = {(r.customer_id, r.shared_guest_key) for r in squeezed.select("customer_id", features.SHARED_GUEST_KEY).collect()}
+    assert marked == {(100, False), (200, False), (16446, False), (None, True)}
+    assert squeezed.where(F.col(features.SHARED_GUEST_KEY)).count() == 2
+
+
+def test_the_job_aggregates_again_when_guest_invoices_share_a_key(spark, tmp_path, monkeypatch, caplog):
+    """A collision of the guests' 63-bit keys cannot be made to order, so the keys get one bit:
+    ``prepare_customers`` sees the shared keys, warns, and aggregates again by (id, invoice),
+    giving the features and counts of a run without any collision."""
+    write_parquet(SyntheticLogSpec(lines=4_000, seed=3), tmp_path / "log", chunk_lines=2_000)
+    config = load_config(env="test", overrides={"input.path": str(tmp_path / "log")}, environ={})
+    expected = pipeline.prepare_customers(spark, config)
+    monkeypatch.setattr(features, "GUEST_KEY_BITS", 1)
+    with caplog.at_level(logging.WARNING, logger="insiders_spark"):
+        again = pipeline.prepare_customers(spark, config)
+    try:
+        assert expected.summary.guests > 2 and expected.summary.shared_guest_keys == 0
+        assert "group keys were shared by more than one guest invoice; aggregating again" in caplog.text
+        assert again.summary == expected.summary
+        assert_df_equality(again.features(), expected.features(), ignore_row_order=True)
+    finally:
+        expected.unpersist()
+        again.unpersist()
 
 
 def test_guest_numbers_do_not_depend_on_partitioning(spark):
