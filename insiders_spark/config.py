@@ -167,6 +167,8 @@ class LaunchConfig:
     quick_jit_max_bytes: int = 0  # inputs up to this size run with the quick JIT only; 0 = never
     garbage_collector: str = ""  # "parallel", "g1" or "serial"; "" = the JVM's default (G1)
     jit_threshold_scaling: float = 1.0  # the full JIT's compile thresholds times this; 1 = the JVM's
+    jit_freq_inline_size: int = 0  # the full JIT inlines hot methods up to this many bytecode bytes; 0 = the JVM's
+    jit_inline_small_code: int = 0  # ... and compiled ones up to this many bytes of machine code; 0 = the JVM's
 
 
 @dataclass(frozen=True)
@@ -491,6 +493,9 @@ def _validate(config: Config) -> None:
             f"launch.jit_threshold_scaling = {config.launch.jit_threshold_scaling}: a factor above 0 "
             "(1 = the JVM's thresholds; 0 would stop the JVM compiling at all)"
         )
+    for key in ("jit_freq_inline_size", "jit_inline_small_code"):
+        if getattr(config.launch, key) < 0:
+            raise ConfigError(f"launch.{key} = {getattr(config.launch, key)}: 0 (the JVM's) or a size in bytes")
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")
 

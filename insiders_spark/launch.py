@@ -22,8 +22,12 @@ And two for the long runs:
   without the quick JIT: a method is compiled after that many times the JVM's call and loop
   counts, so the compiler threads, which share the two cores with the task threads, compile less
   of what runs only for a while; the hot per-line code still reaches the optimising compiler.
+- the **JIT's inlining limits** (``jit_freq_inline_size``, ``-XX:FreqInlineSize``, and
+  ``jit_inline_small_code``, ``-XX:InlineSmallCode``) for the same runs: the optimising compiler
+  inlines less into each method it compiles, so it spends less time on Spark's large generated
+  methods; the code it makes was no slower in measurement.
 
-A profile whose ``spark.driver.extraJavaOptions`` already sets either keeps its own.
+A profile whose ``spark.driver.extraJavaOptions`` already sets one of these keeps its own.
 
 Under ``spark-submit`` the JVM is already running: none of this applies.
 
@@ -104,6 +108,7 @@ class LaunchPlan:
     class_archive: str | None  # the archive passed to the JVM (it exists)
     garbage_collector: str | None = None  # the collector chosen here; None: the profile's or the JVM's
     jit_threshold_scaling: float | None = None  # applied here; None: the JVM's thresholds or the profile's
+    jit_inlining: tuple[str, ...] = ()  # the inlining limits applied here (JVM options)
 
     def describe(self) -> str:
         size = "unknown" if self.input_bytes is None else f"{self.input_bytes / 2**20:,.1f} MiB"
@@ -111,10 +116,12 @@ class LaunchPlan:
         collector = self.garbage_collector or "JVM default or the profile's"
         if self.quick_jit:
             jit = "quick JIT on"
-        elif self.jit_threshold_scaling is not None:
-            jit = f"quick JIT off (JIT thresholds x{self.jit_threshold_scaling:g})"
         else:
-            jit = "quick JIT off"
+            tuned = [
+                *((f"JIT thresholds x{self.jit_threshold_scaling:g}",) if self.jit_threshold_scaling is not None else ()),
+                *self.jit_inlining,
+            ]
+            jit = f"quick JIT off ({', '.join(tuned)})" if tuned else "quick JIT off"
         return f"driver JVM: input {size}, {jit}, class archive {archive}, garbage collector {collector}"
 
 
@@ -164,13 +171,31 @@ def jit_threshold_scaling(config, quick: bool) -> float | None:
     return scaling
 
 
-def _run_options(quick: bool, collector: str | None, scaling: float | None) -> list[str]:
-    """The JVM options of a run besides its class archive: the quick JIT's, the collector's and the
-    JIT thresholds'."""
+# launch.<key> -> the JVM option it sets for runs with the full JIT (0: the JVM's own value)
+INLINING_OPTIONS = {"jit_freq_inline_size": "FreqInlineSize", "jit_inline_small_code": "InlineSmallCode"}
+
+
+def jit_inlining(config, quick: bool) -> tuple[str, ...]:
+    """The JVM options of ``launch.jit_freq_inline_size`` and ``launch.jit_inline_small_code`` for
+    a run with the full JIT, each unless it is 0 or the profile's driver options set it."""
+    if quick:
+        return ()
+    options = []
+    for key, name in INLINING_OPTIONS.items():
+        size = getattr(config.launch, key)
+        if size and not _set_by_profile(config, re.compile(rf"-XX:{name}=\S*"), key, size):
+            options.append(f"-XX:{name}={size}")
+    return tuple(options)
+
+
+def _run_options(quick: bool, collector: str | None, scaling: float | None, inlining: tuple[str, ...]) -> list[str]:
+    """The JVM options of a run besides its class archive: the quick JIT's, the collector's, the
+    JIT thresholds' and its inlining limits."""
     return [
         *(QUICK_JIT_OPTIONS if quick else ()),
         *((GARBAGE_COLLECTORS[collector],) if collector else ()),
         *((f"-XX:CompileThresholdScaling={scaling:g}",) if scaling is not None else ()),
+        *inlining,
     ]
 
 
@@ -192,10 +217,11 @@ def plan_launch(config) -> LaunchPlan:
             )
     collector = garbage_collector(config)
     scaling = jit_threshold_scaling(config, quick)
-    options.extend(_run_options(quick, collector, scaling))
+    inlining = jit_inlining(config, quick)
+    options.extend(_run_options(quick, collector, scaling, inlining))
     return LaunchPlan(
         java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive,
-        garbage_collector=collector, jit_threshold_scaling=scaling,
+        garbage_collector=collector, jit_threshold_scaling=scaling, jit_inlining=inlining,
     )
 
 
@@ -228,7 +254,9 @@ def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSe
     # -Xlog: the dump lists every class it skips (signed jars, generated classes) as a warning
     dump = [f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds*=error"]
     quick = _quick_jit(config, input_bytes(config))
-    dump.extend(_run_options(quick, garbage_collector(config), jit_threshold_scaling(config, quick)))  # as runs start
+    dump.extend(  # as runs start
+        _run_options(quick, garbage_collector(config), jit_threshold_scaling(config, quick), jit_inlining(config, quick))
+    )
     spark = build_spark_session(config.job.app_name, config.spark, java_options=dump)
     try:
         if workload is None:

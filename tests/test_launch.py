@@ -60,7 +60,7 @@ def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
     archive = tmp_path / "classes.jsa"
     settings = {
         "launch.class_archive": str(archive), "launch.quick_jit_max_bytes": 0, "launch.garbage_collector": "",
-        "launch.jit_threshold_scaling": 1.0,
+        "launch.jit_threshold_scaling": 1.0, "launch.jit_freq_inline_size": 0, "launch.jit_inline_small_code": 0,
     }
     with caplog.at_level(logging.WARNING, logger="insiders_spark.launch"):
         missing = launch.plan_launch(_config(**settings))
@@ -75,7 +75,7 @@ def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
 
 def test_the_garbage_collector_is_chosen_unless_the_profile_chooses_one(caplog):
     assert load_config(env="local", environ={}).launch.garbage_collector == "parallel"  # base.toml
-    full_jit = {"launch.quick_jit_max_bytes": 0, "launch.jit_threshold_scaling": 1.0}
+    full_jit = {"launch.quick_jit_max_bytes": 0, "launch.jit_threshold_scaling": 1.0, "launch.jit_freq_inline_size": 0, "launch.jit_inline_small_code": 0}
     for name, option in (("parallel", "-XX:+UseParallelGC"), ("g1", "-XX:+UseG1GC"), ("serial", "-XX:+UseSerialGC")):
         plan = launch.plan_launch(_config(**{"launch.garbage_collector": name, **full_jit}))
         assert plan.java_options == (option,) and plan.garbage_collector == name
@@ -100,7 +100,7 @@ def test_the_garbage_collector_is_chosen_unless_the_profile_chooses_one(caplog):
 def test_the_jit_thresholds_are_scaled_for_full_jit_runs_only(tmp_path, caplog):
     assert load_config(env="local", environ={}).launch.jit_threshold_scaling == 3.0  # base.toml
     log = str(_write(tmp_path / "log.parquet", 1000))
-    no_collector = {"input.path": log, "launch.garbage_collector": ""}
+    no_collector = {"input.path": log, "launch.garbage_collector": "", "launch.jit_freq_inline_size": 0, "launch.jit_inline_small_code": 0}
     option = "-XX:CompileThresholdScaling=3"
 
     full = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 999}))
@@ -124,6 +124,33 @@ def test_the_jit_thresholds_are_scaled_for_full_jit_runs_only(tmp_path, caplog):
     for wrong in (0, -1.0):
         with pytest.raises(ConfigError, match="launch.jit_threshold_scaling"):
             _config(**{"launch.jit_threshold_scaling": wrong})
+
+
+def test_the_jit_inlines_less_in_full_jit_runs_only(tmp_path, caplog):
+    base = load_config(env="local", environ={}).launch
+    assert (base.jit_freq_inline_size, base.jit_inline_small_code) == (150, 1000)  # base.toml
+    log = str(_write(tmp_path / "log.parquet", 1000))
+    plain = {"input.path": log, "launch.garbage_collector": "", "launch.jit_threshold_scaling": 1.0}
+    limits = ("-XX:FreqInlineSize=150", "-XX:InlineSmallCode=1000")
+
+    full = launch.plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 999}))
+    assert full.java_options == limits and full.jit_inlining == limits
+    assert "quick JIT off (-XX:FreqInlineSize=150, -XX:InlineSmallCode=1000)" in full.describe()
+    quick = launch.plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 1000}))
+    assert quick.java_options == launch.QUICK_JIT_OPTIONS and quick.jit_inlining == ()
+    one = launch.plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 0, "launch.jit_inline_small_code": 0}))
+    assert one.java_options == ("-XX:FreqInlineSize=150",)
+
+    # the profile's own limit wins, the other one still applies
+    own = {**plain, "launch.quick_jit_max_bytes": 0, "spark.spark.driver.extraJavaOptions": "-XX:InlineSmallCode=2000"}
+    with caplog.at_level(logging.INFO, logger="insiders_spark.launch"):
+        kept = launch.plan_launch(_config(**own))
+    assert kept.java_options == ("-XX:FreqInlineSize=150",)
+    assert "-XX:InlineSmallCode=2000" in caplog.text and "launch.jit_inline_small_code = 1000 is not applied" in caplog.text
+
+    for key in ("launch.jit_freq_inline_size", "launch.jit_inline_small_code"):
+        with pytest.raises(ConfigError, match=key):
+            _config(**{key: -1})
 
 
 def _cli(*args, cwd, env=None):
@@ -219,7 +246,8 @@ def test_run_modules_are_imported_in_a_thread_and_a_failing_one_is_left_to_the_c
 
 
 # A fresh process: the session's JVM is started with the plan's options (the suite's JVM is already
-# running), and the JVM itself names the collectors it runs and the JIT's threshold scaling.
+# running), and the JVM itself names the collectors it runs, the JIT's threshold scaling and
+# its inlining limits.
 COLLECTOR_SCRIPT = """
 from insiders_spark import launch
 from insiders_spark.config import load_config
@@ -233,7 +261,8 @@ jvm = spark._jvm
 diagnostics = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
     jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
 )
-print(diagnostics.getVMOption("CompileThresholdScaling").getValue())
+for name in ("CompileThresholdScaling", "FreqInlineSize", "InlineSmallCode"):
+    print(diagnostics.getVMOption(name).getValue())
 spark.stop()
 """
 
@@ -241,6 +270,7 @@ spark.stop()
 def test_the_chosen_collector_and_jit_thresholds_are_the_driver_jvms(tmp_path):
     ran = _python("-c", COLLECTOR_SCRIPT, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    collectors, scaling = ran.stdout.strip().splitlines()[-2:]
+    collectors, scaling, freq_inline, small_code = ran.stdout.strip().splitlines()[-4:]
     assert collectors == "['PS MarkSweep', 'PS Scavenge']"  # the parallel collector's
     assert float(scaling) == 3.0  # base.toml's, for a run without the quick JIT
+    assert (int(freq_inline), int(small_code)) == (150, 1000)
