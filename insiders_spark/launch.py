@@ -141,8 +141,6 @@ def _quick_jit(config, size: int | None) -> bool:
 
 # an option that selects a collector (-XX:+UseParallelGC, -XX:+UseZGC, ...): two make the JVM refuse to start
 _COLLECTOR_OPTION = re.compile(r"-XX:\+Use\w+GC\b")
-# of two scalings the JVM takes the last, silently
-_THRESHOLD_SCALING_OPTION = re.compile(r"-XX:CompileThresholdScaling=\S*")
 
 
 def _set_by_profile(config, option: re.Pattern, key: str, value) -> bool:
@@ -162,13 +160,20 @@ def garbage_collector(config) -> str | None:
     return chosen
 
 
+def _full_jit_setting(config, quick: bool, key: str, option: str, unset):
+    """``launch.<key>`` for a run with the full JIT, unless it is ``unset`` (the JVM's own value)
+    or the profile's driver options set ``-XX:<option>`` themselves (of two, the JVM takes the
+    last, silently)."""
+    value = getattr(config.launch, key)
+    if quick or value == unset or _set_by_profile(config, re.compile(rf"-XX:{option}=\S*"), key, value):
+        return None
+    return value
+
+
 def jit_threshold_scaling(config, quick: bool) -> float | None:
     """``launch.jit_threshold_scaling`` for a run with the full JIT, unless it is 1 or the profile's
     driver options set the scaling themselves."""
-    scaling = config.launch.jit_threshold_scaling
-    if quick or scaling == 1 or _set_by_profile(config, _THRESHOLD_SCALING_OPTION, "jit_threshold_scaling", scaling):
-        return None
-    return scaling
+    return _full_jit_setting(config, quick, "jit_threshold_scaling", "CompileThresholdScaling", 1)
 
 
 # launch.<key> -> the JVM option it sets for runs with the full JIT (0: the JVM's own value)
@@ -178,14 +183,8 @@ INLINING_OPTIONS = {"jit_freq_inline_size": "FreqInlineSize", "jit_inline_small_
 def jit_inlining(config, quick: bool) -> tuple[str, ...]:
     """The JVM options of ``launch.jit_freq_inline_size`` and ``launch.jit_inline_small_code`` for
     a run with the full JIT, each unless it is 0 or the profile's driver options set it."""
-    if quick:
-        return ()
-    options = []
-    for key, name in INLINING_OPTIONS.items():
-        size = getattr(config.launch, key)
-        if size and not _set_by_profile(config, re.compile(rf"-XX:{name}=\S*"), key, size):
-            options.append(f"-XX:{name}={size}")
-    return tuple(options)
+    sizes = {option: _full_jit_setting(config, quick, key, option, 0) for key, option in INLINING_OPTIONS.items()}
+    return tuple(f"-XX:{option}={size}" for option, size in sizes.items() if size is not None)
 
 
 def _run_options(quick: bool, collector: str | None, scaling: float | None, inlining: tuple[str, ...]) -> list[str]:
