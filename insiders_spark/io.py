@@ -7,7 +7,6 @@ local folders, HDFS and object stores alike.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import json
 import logging
 import os
@@ -16,7 +15,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -24,6 +22,7 @@ from pyspark.sql import types as T
 
 from insiders_spark import synthetic
 from insiders_spark.config import InputConfig, SyntheticConfig
+from insiders_spark.paths import is_data_file, is_glob
 from insiders_spark.schemas import CORRUPT_RECORD, RAW_COLUMNS, RAW_TO_COLUMN, SOURCE_FILE
 
 log = logging.getLogger(__name__)
@@ -70,16 +69,6 @@ def _jvm_path(spark: SparkSession, path: str):
     return fs, hadoop_path
 
 
-def _is_glob(path: str) -> bool:
-    return any(c in path for c in "*?[{")
-
-
-def _is_data_file(name: str) -> bool:
-    """Not hidden, not underscore-prefixed (Spark's and Hadoop's own markers and temporary folders),
-    not an HDFS upload in progress (``x.csv._COPYING_``)."""
-    return not (name.startswith("_") or name.startswith(".") or name.endswith("._COPYING_"))
-
-
 @dataclass(frozen=True)
 class InputFile:
     path: str
@@ -94,48 +83,20 @@ def list_input_files(spark: SparkSession, path: str) -> list[InputFile]:
         raise InputError(f"input {path!r} does not exist (no file or folder matches it)")
     files: list[InputFile] = []
     for status in statuses:
-        if _is_glob(path) and not _is_data_file(status.getPath().getName()):
+        if is_glob(path) and not is_data_file(status.getPath().getName()):
             continue  # 'drops/*' must not read drops/_temporary or drops/.staging, as 'drops/' does not
         if status.isDirectory():
             iterator = fs.listFiles(status.getPath(), True)
             while iterator.hasNext():
                 found = iterator.next()
                 relative = found.getPath().toString()[len(status.getPath().toString()):]
-                if all(_is_data_file(part) for part in relative.split("/") if part):
+                if all(is_data_file(part) for part in relative.split("/") if part):
                     files.append(InputFile(found.getPath().toString(), int(found.getLen())))
-        elif _is_data_file(status.getPath().getName()):
+        elif is_data_file(status.getPath().getName()):
             files.append(InputFile(status.getPath().toString(), int(status.getLen())))
     if not files:
         raise InputError(f"input {path!r} holds no data files (an empty folder, or only hidden files)")
     return sorted(files, key=lambda f: f.path)
-
-
-def local_input_bytes(path: str) -> int | None:
-    """The size of a local input (file, folder read recursively, or glob) as the job reads it,
-    known before the JVM starts (``list_input_files`` lists through it): the launch plan needs it.
-
-    Hidden and underscore-prefixed names are skipped, as the reader skips them. ``None`` for a
-    remote URI (``s3a://``, ``hdfs://``...) or a path that matches nothing.
-    """
-    parsed = urlparse(path)
-    if parsed.scheme == "file":
-        path = parsed.path
-    elif parsed.scheme and len(parsed.scheme) > 1:
-        return None
-    matches = glob.glob(os.path.expanduser(path))
-    if not matches:
-        return None
-    total = 0
-    for match in matches:
-        if _is_glob(path) and not _is_data_file(os.path.basename(match.rstrip("/"))):
-            continue
-        if os.path.isdir(match):
-            for root, folders, files in os.walk(match):
-                folders[:] = [name for name in folders if _is_data_file(name)]
-                total += sum(os.path.getsize(os.path.join(root, name)) for name in files if _is_data_file(name))
-        elif _is_data_file(os.path.basename(match)):
-            total += os.path.getsize(match)
-    return total
 
 
 def detect_format(files: Sequence[str], configured: str) -> str:

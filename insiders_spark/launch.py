@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from insiders_spark.config import GARBAGE_COLLECTORS
+from insiders_spark.paths import local_input_bytes
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -129,8 +130,6 @@ def input_bytes(config) -> int | None:
     """The input's size for the launch decision: the files', or the synthetic log's estimate."""
     if not config.input.path:
         return config.synthetic.lines * SYNTHETIC_BYTES_PER_LINE
-    from insiders_spark.io import local_input_bytes  # imports pyspark: only when a run plans its start
-
     return local_input_bytes(config.input.path)
 
 

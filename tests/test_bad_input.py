@@ -15,7 +15,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import cli, io, pipeline
+from insiders_spark import cli, io, paths, pipeline
 from insiders_spark.config import load_config
 from insiders_spark.schemas import RAW_COLUMNS
 from insiders_spark.synthetic import SyntheticLogSpec, generate_chunk
@@ -451,7 +451,7 @@ def test_a_glob_skips_the_hidden_and_temporary_folders_and_uploads_a_folder_skip
     for given in (folder, f"{folder}/*"):
         listed = io.list_input_files(spark, str(given))
         assert [Path(f.path).name for f in listed] == ["day1.csv"], given
-        assert io.local_input_bytes(str(given)) == (folder / "day1.csv").stat().st_size
+        assert paths.local_input_bytes(str(given)) == (folder / "day1.csv").stat().st_size
 
 
 def test_a_header_with_spaces_around_its_names_is_read_and_a_later_one_without_them_is_named(spark, capsys, tmp_path):

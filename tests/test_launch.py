@@ -11,7 +11,7 @@ import pytest
 
 from insiders_spark import launch
 from insiders_spark.config import ConfigError, default_conf_dir, load_config
-from insiders_spark.io import local_input_bytes
+from insiders_spark.paths import local_input_bytes
 
 
 def _write(path, size):
@@ -54,6 +54,23 @@ def test_the_quick_jit_is_chosen_up_to_the_limit_only(tmp_path):
     assert not launch.plan_launch(_config(**synthetic, **{"launch.quick_jit_max_bytes": 15_999})).quick_jit
     remote = launch.plan_launch(_config(**{"input.path": "s3a://lake/log/", "launch.quick_jit_max_bytes": 10**12}))
     assert remote.input_bytes is None and not remote.quick_jit
+
+
+def test_planning_the_start_imports_nothing_the_background_thread_imports(tmp_path):
+    """The plan runs before the JVM starts: what it imports holds the start back (pandas, through
+    pyarrow and the synthetic log, cost 0.7 s there). A fresh interpreter shows what it pulls in."""
+    log = _write(tmp_path / "log.parquet", 1000)
+    probe = (
+        "import sys\n"
+        "from insiders_spark import launch\n"
+        "from insiders_spark.config import load_config\n"
+        f"plan = launch.plan_launch(load_config(env='test', environ={{}}, overrides={{'input.path': {str(log)!r}}}))\n"
+        "assert plan.input_bytes == 1000, plan\n"
+        "print(' '.join(sorted(m for m in ('pandas', 'pyarrow', 'numpy', 'insiders_spark.io', 'insiders_spark.synthetic')"
+        " if m in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
 
 
 def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
