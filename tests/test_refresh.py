@@ -516,6 +516,14 @@ def test_a_model_switch_killed_between_its_moves_still_names_a_model(spark, tmp_
 # --- one run per output -----------------------------------------------------------------------
 
 
+def _written_json(path):
+    """The file's JSON once it is all there; None while it is missing, empty or half-written."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def test_a_second_run_on_an_output_in_use_stops_before_touching_it(spark, tmp_path):
     output = tmp_path / "out"
     process = subprocess.Popen(
@@ -528,10 +536,10 @@ def test_a_second_run_on_an_output_in_use_stops_before_touching_it(spark, tmp_pa
     lock = output / io.LOCK
     try:
         deadline = time.monotonic() + 120
-        while not lock.exists():
+        # the lock exists before its holder has written it (create, then write): wait for the whole of it
+        while (holder := _written_json(lock)) is None:
             assert process.poll() is None and time.monotonic() < deadline, "the first run never took the output"
             time.sleep(0.1)
-        holder = json.loads(lock.read_text())
         assert holder["pid"] == process.pid and holder["purpose"] == "insiders-spark run (train-and-score)"
         with pytest.raises(io.OutputInUseError, match=rf"pid {process.pid}\).*delete {re.escape(str(lock))}"):
             pipeline.run(spark, _config(output), run_date=dt.date(2011, 12, 10))
