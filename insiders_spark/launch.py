@@ -186,14 +186,26 @@ def jit_inlining(config, quick: bool) -> tuple[str, ...]:
     return tuple(f"-XX:{option}={size}" for option, size in sizes.items() if size is not None)
 
 
-def _run_options(quick: bool, collector: str | None, scaling: float | None, inlining: tuple[str, ...]) -> list[str]:
-    """The JVM options of a run besides its class archive: the quick JIT's, the collector's, the
-    JIT thresholds' and its inlining limits."""
+def _run_settings(config, quick: bool) -> dict:
+    """What ``[launch]`` sets for a run besides the quick JIT and the archive, by ``LaunchPlan``'s
+    field names: the collector, the JIT's thresholds and its inlining limits (each None or empty
+    where the JVM's or the profile's own applies). Runs and the archive's run start alike from it."""
+    return {
+        "garbage_collector": garbage_collector(config),
+        "jit_threshold_scaling": jit_threshold_scaling(config, quick),
+        "jit_inlining": jit_inlining(config, quick),
+    }
+
+
+def _run_options(
+    quick: bool, *, garbage_collector: str | None, jit_threshold_scaling: float | None, jit_inlining: tuple[str, ...]
+) -> list[str]:
+    """The JVM options of a run besides its class archive: the quick JIT's and ``_run_settings``'."""
     return [
         *(QUICK_JIT_OPTIONS if quick else ()),
-        *((GARBAGE_COLLECTORS[collector],) if collector else ()),
-        *((f"-XX:CompileThresholdScaling={scaling:g}",) if scaling is not None else ()),
-        *inlining,
+        *((GARBAGE_COLLECTORS[garbage_collector],) if garbage_collector else ()),
+        *((f"-XX:CompileThresholdScaling={jit_threshold_scaling:g}",) if jit_threshold_scaling is not None else ()),
+        *jit_inlining,
     ]
 
 
@@ -213,13 +225,10 @@ def plan_launch(config) -> LaunchPlan:
                 "launch.class_archive %s does not exist: starting without it (make it with "
                 "'insiders-spark class-archive')", candidate
             )
-    collector = garbage_collector(config)
-    scaling = jit_threshold_scaling(config, quick)
-    inlining = jit_inlining(config, quick)
-    options.extend(_run_options(quick, collector, scaling, inlining))
+    settings = _run_settings(config, quick)
+    options.extend(_run_options(quick, **settings))
     return LaunchPlan(
-        java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive,
-        garbage_collector=collector, jit_threshold_scaling=scaling, jit_inlining=inlining,
+        java_options=tuple(options), input_bytes=size, quick_jit=quick, class_archive=archive, **settings
     )
 
 
@@ -252,9 +261,7 @@ def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSe
     # -Xlog: the dump lists every class it skips (signed jars, generated classes) as a warning
     dump = [f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds*=error"]
     quick = _quick_jit(config, input_bytes(config))
-    dump.extend(  # as runs start
-        _run_options(quick, garbage_collector(config), jit_threshold_scaling(config, quick), jit_inlining(config, quick))
-    )
+    dump.extend(_run_options(quick, **_run_settings(config, quick)))  # as runs start
     spark = build_spark_session(config.job.app_name, config.spark, java_options=dump)
     try:
         if workload is None:
