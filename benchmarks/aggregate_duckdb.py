@@ -20,8 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from insiders_spark.cleaning import MAX_CUSTOMER_ID, MAX_LINE_AMOUNT, MAX_LINE_QUANTITY
-from insiders_spark.config import CleaningConfig, load_config
+from insiders_spark.cleaning.parsing import MAX_CUSTOMER_ID
+from insiders_spark.cleaning.rules import MAX_LINE_AMOUNT, MAX_LINE_QUANTITY
+from insiders_spark.core.config import CleaningConfig, load_config
 
 DEFAULT_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # the job's "yyyy-MM-dd HH:mm:ss"
 FEATURES_FILE = "features.parquet"

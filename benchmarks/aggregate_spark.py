@@ -1,4 +1,4 @@
-"""The Spark job's read + aggregation step alone: ``pipeline.prepare_customers`` + the features.
+"""The Spark job's read + aggregation step alone: ``prepare_customers`` + the features.
 
 What the full job does before the segmentation (read, classify, account, aggregate, number the
 guests), then the customer features written to ``<output>/features.parquet``, timed the way the
@@ -16,10 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from insiders_spark import launch, pipeline
-from insiders_spark.config import load_config
-from insiders_spark.progress import configure_logging
-from insiders_spark.session import build_spark_session
+from insiders_spark.core.config import load_config
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.core.progress import configure_logging
+from insiders_spark.spark.launch import plan_launch
+from insiders_spark.spark.session import build_spark_session
 
 FEATURES_DIR = "features.parquet"
 
@@ -52,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # the JVM starts as the job's does (class archive, quick JIT for small inputs)
     spark = build_spark_session(
-        f"{config.job.app_name}-aggregate", config.spark, java_options=launch.plan_launch(config).java_options
+        f"{config.job.app_name}-aggregate", config.spark, java_options=plan_launch(config).java_options
     )
     try:
         durations["session"] = round(time.perf_counter() - started, 3)
         mark = time.perf_counter()
-        table = pipeline.prepare_customers(spark, config)
+        table = prepare_customers(spark, config)
         durations["read and aggregate"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
         table.features().write.mode("overwrite").parquet(str(out / FEATURES_DIR))

@@ -59,7 +59,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
-from insiders_spark.config import load_config
+from insiders_spark.core.config import load_config
 
 log = logging.getLogger("backtest_alternatives")
 ROOT = Path(__file__).resolve().parents[1]

@@ -42,19 +42,14 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.ml.regression import RandomForestRegressor
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from real_log_study import DEFAULT_INPUT, start_study
 
-from insiders_spark import pipeline
-from insiders_spark.agreement import Contingency
-from insiders_spark.clustering import silhouette, with_kmeans_clusters
-from insiders_spark.config import Config, load_config
-from insiders_spark.embedding import EMBEDDING, TREE_FEATURES, TREE_LABEL, min_instances_per_leaf, tree_label
-from insiders_spark.kselection import DEFAULT_GRID, score_grid, score_k
-from insiders_spark.profiles import PROFILED_FEATURES, build_profiles, summarise_clusters
-from insiders_spark.quality import QualityTargets
-from insiders_spark.segmentation import fit_segmentation
-from insiders_spark.schemas import CUSTOMER_ID, LABEL_COLUMN, MODEL_INPUT_COLUMNS
-from insiders_spark.session import build_spark_session
-from insiders_spark.stability import (
+from insiders_spark.core.config import Config, load_config
+from insiders_spark.core.names import CUSTOMER_ID, LABEL_COLUMN, MODEL_INPUT_COLUMNS
+from insiders_spark.evaluation.agreement import Contingency
+from insiders_spark.evaluation.kselection import DEFAULT_GRID, score_grid, score_k
+from insiders_spark.evaluation.quality import QualityTargets
+from insiders_spark.evaluation.stability import (
     BOOTSTRAP,
     SEED,
     RunAgreement,
@@ -62,7 +57,13 @@ from insiders_spark.stability import (
     bootstrap_resample,
     fit_stability_runs,
 )
-from real_log_study import DEFAULT_INPUT, start_study
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.model.clustering import with_kmeans_clusters
+from insiders_spark.model.silhouette import silhouette
+from insiders_spark.model.embedding import EMBEDDING, TREE_FEATURES, TREE_LABEL, min_instances_per_leaf, tree_label
+from insiders_spark.model.profiles import PROFILED_FEATURES, build_profiles, summarise_clusters
+from insiders_spark.model.segmentation import fit_segmentation
+from insiders_spark.spark.session import build_spark_session
 
 log = logging.getLogger("embedding_study")
 
@@ -504,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     base = load_config(env="test", overrides={"input.path": args.input})
     spark = build_spark_session("insiders-embedding-study", base.spark)
     try:
-        table = pipeline.prepare_customers(spark, base)
+        table = prepare_customers(spark, base)
         features = table.features().cache()
         customers = table.summary.with_purchases
         wanted = {n for n in args.only.split(",") if n}

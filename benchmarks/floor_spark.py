@@ -22,10 +22,10 @@ from aggregate_spark import step_arguments, write_metrics  # benchmarks/: this s
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from insiders_spark import launch
-from insiders_spark.config import load_config
-from insiders_spark.schemas import RAW_PARQUET_SCHEMA
-from insiders_spark.session import build_spark_session
+from insiders_spark.core.config import load_config
+from insiders_spark.core.schemas import RAW_PARQUET_SCHEMA
+from insiders_spark.spark.launch import plan_launch
+from insiders_spark.spark.session import build_spark_session
 
 FLOOR_DIR = "floor.parquet"
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     durations: dict[str, float] = {}
     # the JVM starts as the job's does (class archive, quick JIT for small inputs)
     spark = build_spark_session(
-        f"{config.job.app_name}-floor", config.spark, java_options=launch.plan_launch(config).java_options
+        f"{config.job.app_name}-floor", config.spark, java_options=plan_launch(config).java_options
     )
     try:
         durations["session"] = round(time.perf_counter() - started, 3)

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from insiders_spark.synthetic import SyntheticLogSpec, chunk_count, write_parquet
+from insiders_spark.storage.synthetic import SyntheticLogSpec, chunk_count, write_parquet
 
 BENCHMARKS = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = BENCHMARKS / "data"

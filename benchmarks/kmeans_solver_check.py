@@ -20,14 +20,14 @@ import logging
 import time
 from pathlib import Path
 
+from real_log_study import DEFAULT_INPUT, start_study
 from sklearn.cluster import KMeans
 
-from insiders_spark import pipeline
-from insiders_spark.clustering import weighted_kmeans
-from insiders_spark.config import load_config
-from insiders_spark.session import build_spark_session
-from insiders_spark.stability import fit_stability_runs
-from real_log_study import DEFAULT_INPUT, start_study
+from insiders_spark.core.config import load_config
+from insiders_spark.evaluation.stability import fit_stability_runs
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.model.clustering import weighted_kmeans
+from insiders_spark.spark.session import build_spark_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = range(42, 47)
@@ -42,7 +42,7 @@ def leaf_tables(input_path: str, bootstraps: int) -> dict[str, tuple]:
         for grid in ("none", "1-2-5"):
             config = load_config(env="test", overrides={"input.path": input_path, "embedding.split_grid": grid})
             spark = spark or build_spark_session("insiders-kmeans-solver-check", config.spark)
-            table = pipeline.prepare_customers(spark, config)
+            table = prepare_customers(spark, config)
             features = table.features().cache()
             runs = fit_stability_runs(features, config=config, customers=table.summary.with_purchases,
                                       seed=config.job.seed, seeds=0, bootstraps=bootstraps)

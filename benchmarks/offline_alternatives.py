@@ -38,15 +38,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from real_log_study import DEFAULT_INPUT, start_study, window_revenue, write_study
+from reference_pandas import MODEL_INPUT_COLUMNS, compute_features, leaf_paths
 from scipy.optimize import linear_sum_assignment, minimize
 from scipy.special import betaln, gammaln, hyp2f1
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.tree import DecisionTreeRegressor
 
-from insiders_spark.clustering import weighted_kmeans
-from insiders_spark.config import load_config
-from real_log_study import DEFAULT_INPUT, start_study, window_revenue, write_study
-from reference_pandas import MODEL_INPUT_COLUMNS, compute_features, leaf_paths
+from insiders_spark.core.config import load_config
+from insiders_spark.model.clustering import weighted_kmeans
 
 log = logging.getLogger("offline_alternatives")
 ROOT = Path(__file__).resolve().parents[1]

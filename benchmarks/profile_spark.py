@@ -22,17 +22,19 @@ import time
 from pathlib import Path
 
 import psutil
-
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from insiders_spark import cleaning, features, io, pipeline
-from insiders_spark.accounting import observe_outcomes
-from insiders_spark.cleaning import CleaningRules
-from insiders_spark.config import load_config
-from insiders_spark.schemas import INVOICE_TS, QTY_INVOICES, QTY_PRODUCTS, REASON
-from insiders_spark.session import build_spark_session
+from insiders_spark.cleaning.accounting import observe_outcomes
+from insiders_spark.cleaning.parsing import RAW_PREFIX, blank_to_null, parse_timestamp, to_parsed_lines
+from insiders_spark.cleaning.rules import with_reason
+from insiders_spark.core.config import load_config
+from insiders_spark.core.names import INVOICE_TS, QTY_INVOICES, QTY_PRODUCTS, REASON, RULE_ORDER
+from insiders_spark.features.customers import distinct_count, to_customer_activity, with_guest_customer_ids
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.spark.session import build_spark_session
+from insiders_spark.storage.inputs import read_transactions
 
 
 def jvm_cpu_s(spark: SparkSession) -> float:
@@ -69,33 +71,33 @@ def observe_counts_only(lines: DataFrame) -> DataFrame:
         "counts_only",
         F.count(F.lit(1)).alias("input"),
         F.count_if(reason.isNull()).alias("kept"),
-        *[F.count_if(reason == name).alias(name) for name in cleaning.RULE_ORDER],
+        *[F.count_if(reason == name).alias(name) for name in RULE_ORDER],
     )
 
 
 def parse_fast_timestamps(raw: DataFrame, *, timestamp_format: str) -> DataFrame:
-    """``cleaning.to_parsed_lines`` with ``CAST`` for 19-character ``yyyy-MM-dd HH:mm:ss`` text."""
-    text = cleaning.blank_to_null(F.col(f"{cleaning.RAW_PREFIX}invoice_date"))
+    """``to_parsed_lines`` with ``CAST`` for 19-character ``yyyy-MM-dd HH:mm:ss`` text."""
+    text = blank_to_null(F.col(f"{RAW_PREFIX}invoice_date"))
     fast = F.when(F.length(text) == 19, text.cast(T.TimestampType()))
-    parsed = raw.transform(cleaning.to_parsed_lines, timestamp_format=timestamp_format)
+    parsed = raw.transform(to_parsed_lines, timestamp_format=timestamp_format)
     return parsed.withColumn(INVOICE_TS, fast) if timestamp_format == "yyyy-MM-dd HH:mm:ss" else parsed
 
 
 def activity_with_expand(lines: DataFrame) -> DataFrame:
-    """``features.to_customer_activity`` with ``count_distinct`` in place of its set sizes: Spark
+    """``to_customer_activity`` with ``count_distinct`` in place of its set sizes: Spark
     then ``Expand``s every line into three rows (one per distinct column, one for the rest)."""
-    sets = features.distinct_count
-    features.distinct_count = F.count_distinct  # only while the plan is built
+    sets = distinct_count
+    distinct_count = F.count_distinct  # only while the plan is built
     try:
-        return features.to_customer_activity(lines)
+        return to_customer_activity(lines)
     finally:
-        features.distinct_count = sets
+        distinct_count = sets
 
 
 def activity_without_distinct_counts(lines: DataFrame) -> DataFrame:
     """The job's aggregation minus its two distinct counts (column pruning drops their sets from
     the aggregate): the floor any rewrite of them can reach."""
-    return features.to_customer_activity(lines).drop(QTY_INVOICES, QTY_PRODUCTS)
+    return to_customer_activity(lines).drop(QTY_INVOICES, QTY_PRODUCTS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,16 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         spark_conf["spark.driver.extraJavaOptions"] = f"{spark_conf.get('spark.driver.extraJavaOptions', '')} {recording}".strip()
     spark = build_spark_session("insiders-profile", spark_conf)
     results = [{"variant": "session start (JVM)", "wall_s": round(time.perf_counter() - started, 2)}]
-    rules = CleaningRules.from_config(config.cleaning)
+    rules = config.cleaning
     fmt = config.input.timestamp_format
     try:
-        source = io.read_transactions(spark, config.input, config.synthetic)
+        source = read_transactions(spark, config.input, config.synthetic)
         raw = source.lines
-        lines = raw.transform(cleaning.to_parsed_lines, timestamp_format=fmt).transform(
-            cleaning.with_reason, rules=rules, as_of=None
+        lines = raw.transform(to_parsed_lines, timestamp_format=fmt).transform(
+            with_reason, rules=rules, as_of=None
         )
         observed, _ = observe_outcomes(lines, decoded_text=False)
-        activity = observed.transform(features.to_customer_activity)
+        activity = observed.transform(to_customer_activity)
         plans = {"activity": activity._jdf.queryExecution().executedPlan().toString()}
 
         wanted = [w.strip() for w in args.only.split(",")] if args.only else []
@@ -141,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         run("scan + _metadata.file_path", noop(raw.drop("_corrupt_record")))
         used = raw.select("invoice_date")
         run("timestamp: try_to_timestamp(pattern)",
-            noop(used.select(cleaning.parse_timestamp(F.col("invoice_date"), fmt).alias("ts"))))
+            noop(used.select(parse_timestamp(F.col("invoice_date"), fmt).alias("ts"))))
         run("timestamp: CAST(trimmed text AS TIMESTAMP) where 19 characters",
             noop(used.select(F.when(F.length(F.col("invoice_date")) == 19,
-                                    cleaning.blank_to_null(F.col("invoice_date")).cast(T.TimestampType())))))
+                                    blank_to_null(F.col("invoice_date")).cast(T.TimestampType())))))
         run("scan + parse + rules (reason only)", noop(lines.select(REASON)))
         run("scan + parse + rules + observe as written (reason only)", noop(observed.select(REASON)))
         run("scan + parse + rules + observe without the U+FFFD scan", noop(lines.transform(observe_counts_only).select(REASON)))
@@ -162,21 +164,21 @@ def main(argv: list[str] | None = None) -> int:
         no_file = raw.withColumn("source_file", F.lit(None).cast(T.StringType()))
         lean = (
             no_file.transform(parse_fast_timestamps, timestamp_format=fmt)
-            .transform(cleaning.with_reason, rules=rules, as_of=None)
+            .transform(with_reason, rules=rules, as_of=None)
             .transform(observe_counts_only)
-            .transform(features.to_customer_activity)
+            .transform(to_customer_activity)
         )
         plans["activity_lean"] = lean._jdf.queryExecution().executedPlan().toString()
         run("activity as written minus _metadata, U+FFFD scan, pattern parser", noop(lean))
 
         def prepare() -> None:
-            table = pipeline.prepare_customers(spark, config)
+            table = prepare_customers(spark, config)
             table.unpersist()
 
         run("prepare_customers as the job runs it (read, rules, accounting, aggregation, guest numbering)", prepare)
         cached = activity.cache()
         run("activity cached (materialise)", lambda: cached.count())
-        numbered = cached.transform(features.with_guest_customer_ids, start=config.cleaning.guest_customer_id_start)
+        numbered = cached.transform(with_guest_customer_ids, start=config.cleaning.guest_customer_id_start)
         run("guest numbering over the cached activity", noop(numbered))
         cached.unpersist()
     finally:

@@ -25,12 +25,13 @@ import logging
 import time
 from pathlib import Path
 
-from insiders_spark import pipeline
-from insiders_spark.config import load_config
-from insiders_spark.quality import QualityTargets
-from insiders_spark.segmentation import fit_segmentation, silhouette_of
-from insiders_spark.session import build_spark_session
 from real_log_study import DEFAULT_INPUT, start_study
+
+from insiders_spark.core.config import load_config
+from insiders_spark.evaluation.quality import QualityTargets
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.model.segmentation import fit_segmentation, silhouette_of
+from insiders_spark.spark.session import build_spark_session
 
 ROOT = Path(__file__).resolve().parents[1]
 DATES = tuple(dt.date(2011, month, 9) for month in range(4, 13))
@@ -69,7 +70,7 @@ def over_dates(spark, base, settings: list[str]):
     purchases, setting, its config, the cached features as of that date), released after the date."""
     configs = {s: load_config(env="test", overrides={"input.path": base.input.path, **grid_overrides(s)}) for s in settings}
     for as_of in DATES:
-        table = pipeline.prepare_customers(spark, base, as_of=as_of)
+        table = prepare_customers(spark, base, as_of=as_of)
         features = table.features().cache()
         try:
             for setting in settings:

@@ -20,16 +20,17 @@ import json
 import time
 from pathlib import Path
 
-from insiders_spark import pipeline
-from insiders_spark.config import load_config
-from insiders_spark.kselection import DEFAULT_GRID, score_grid
-from insiders_spark.quality import check_silhouette
-from insiders_spark.quality_report import render_quality
-from insiders_spark.segmentation import fit_segmentation, silhouette_of
-from insiders_spark.session import build_spark_session
-from insiders_spark.stability import fit_stability_runs
 from quality_over_dates import grid_overrides
 from real_log_study import DEFAULT_INPUT, start_study
+
+from insiders_spark.core.config import load_config
+from insiders_spark.evaluation.kselection import DEFAULT_GRID, score_grid
+from insiders_spark.evaluation.quality import check_silhouette
+from insiders_spark.evaluation.stability import fit_stability_runs
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.model.segmentation import fit_segmentation, silhouette_of
+from insiders_spark.report.quality import render_quality
+from insiders_spark.spark.session import build_spark_session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     try:
-        table = timed("prepare_customers", lambda: pipeline.prepare_customers(spark, config))
+        table = timed("prepare_customers", lambda: prepare_customers(spark, config))
         features = table.features().cache()
         customers = table.summary.with_purchases
         seed, k = config.job.seed, config.clustering.k

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from insiders_spark.config import Config, load_config
+from insiders_spark.core.config import Config, load_config
 
 # reasons, in the order the job checks them (insiders_spark.cleaning.RULE_ORDER; the tests compare)
 PARSE_REASONS = (

@@ -31,9 +31,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-import psutil
-
 import generate  # benchmarks/generate.py: this script's folder is first on sys.path
+import psutil
 
 BENCHMARKS = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCHMARKS.parent
@@ -221,7 +220,7 @@ def spark_conf_args(env_name: str, run_dir: Path) -> list[str]:
     A profile the package ships is used as it is; otherwise ``benchmarks/<NAME>.toml`` (a proposed
     profile) is laid beside copies of the package's ``base.toml`` in a folder of this run.
     """
-    from insiders_spark.config import BASE_PROFILE, default_conf_dir
+    from insiders_spark.core.config import BASE_PROFILE, default_conf_dir
 
     packaged = default_conf_dir()
     if (packaged / f"{env_name}.toml").is_file():
@@ -242,7 +241,7 @@ def ensure_class_archive(spark_args: list[str], env: dict[str, str], log_path: P
     A one-off preparation, like installing the jars, not part of any measured run: every Spark
     run then starts from it, as a deployed job would. Made from the smallest generated log.
     """
-    from insiders_spark.config import load_config
+    from insiders_spark.core.config import load_config
 
     options = dict(zip(spark_args[::2], spark_args[1::2]))
     config = load_config(options.get("--conf-dir"), options["--env"])

@@ -31,23 +31,34 @@ import logging
 import time
 from pathlib import Path
 
+from embedding_study import SEED_VALUE, STUDY_K, leaf_study
 from pyspark.ml import Pipeline
 from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.regression import RandomForestRegressor
 from pyspark.sql import functions as F
-
-from insiders_spark import embedding as embedding_module
-from insiders_spark import grids as grids_module
-from insiders_spark import pipeline
-from insiders_spark.clustering import capped_partition, local_optima, optimum
-from insiders_spark.config import load_config
-from insiders_spark.quality import QualityTargets, leaf_silhouette
-from insiders_spark.schemas import LABEL_COLUMN, MODEL_INPUT_COLUMNS
-from insiders_spark.session import build_spark_session
-from insiders_spark.stability import BOOTSTRAP, agreement, fit_stability_runs, rank_leaf_clusters
-from embedding_study import SEED_VALUE, STUDY_K, leaf_study
 from quality_over_dates import measure, over_dates
 from real_log_study import DEFAULT_INPUT, start_study
+
+from insiders_spark.core.config import load_config
+from insiders_spark.core.grids import NAMED_GRIDS
+from insiders_spark.core.names import LABEL_COLUMN, LEAF, MODEL_INPUT_COLUMNS
+from insiders_spark.evaluation.quality import QualityTargets, 
+from insiders_spark.evaluation.stability import BOOTSTRAP, agreement, fit_stability_runs, rank_leaf_clusters
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.model.clustering import capped_partition, local_optima, optimum
+from insiders_spark.model.embedding import (
+    PREDICTED_LABEL,
+    TREE_FEATURES,
+    TREE_LABEL,
+    configured_grid,
+    fit_revenue_tree,
+    min_instances_per_leaf,
+    snapping_stages,
+    tree_inputs,
+    tree_label,
+    tree_regressor,
+)
+from insiders_spark.spark.session import build_spark_session
 
 log = logging.getLogger("stability_alternatives")
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,13 +71,13 @@ STARTS = 200  # the solver's default starts (conf/base.toml)
 
 def add_finer_grids() -> None:
     """Name the grids ``embedding.split_grid = "r5" | "r10"`` for this process only."""
-    grids_module.NAMED_GRIDS.update(FINER_GRIDS)
+    NAMED_GRIDS.update(FINER_GRIDS)
 
 
 @contextlib.contextmanager
 def born_again_trees():
     """While active, every revenue tree the package fits learns a bagged forest's prediction."""
-    original = embedding_module.fit_revenue_tree
+    original = fit_revenue_tree
 
     def fit_to_forest(features, *, config, seed, customers):
         label, inputs, prediction = "forest_label", "forest_inputs", "forest_prediction"
@@ -74,26 +85,26 @@ def born_again_trees():
             featuresCol=inputs, labelCol=label, predictionCol=prediction, numTrees=FOREST["numTrees"],
             maxDepth=FOREST["maxDepth"], featureSubsetStrategy=FOREST["featureSubsetStrategy"],
             maxBins=config.max_bins, seed=seed,
-            minInstancesPerNode=embedding_module.min_instances_per_leaf(customers, FOREST["min_leaf_share"]),
+            minInstancesPerNode=min_instances_per_leaf(customers, FOREST["min_leaf_share"]),
         )
-        labelled = features.withColumn(label, embedding_module.tree_label(F.col(LABEL_COLUMN), config.label))
+        labelled = features.withColumn(label, tree_label(F.col(LABEL_COLUMN), config.label))
         fitted = Pipeline(stages=[VectorAssembler(inputCols=list(MODEL_INPUT_COLUMNS), outputCol=inputs), forest]).fit(labelled)
         smoothed = fitted.transform(labelled).drop(inputs, label)
-        tree = embedding_module.tree_regressor(
-            config, seed=seed, customers=customers, features_col=embedding_module.TREE_FEATURES,
-            label_col=embedding_module.TREE_LABEL, prediction_col=embedding_module.PREDICTED_LABEL,
-        ).setLeafCol(embedding_module.LEAF)
-        grid = embedding_module.configured_grid(config)
-        assembler = VectorAssembler(inputCols=embedding_module.tree_inputs(grid), outputCol=embedding_module.TREE_FEATURES)
-        snapping = embedding_module.snapping_stages(grid)
-        training = smoothed.withColumnRenamed(prediction, embedding_module.TREE_LABEL)
+        tree = tree_regressor(
+            config, seed=seed, customers=customers, features_col=TREE_FEATURES,
+            label_col=TREE_LABEL, prediction_col=PREDICTED_LABEL,
+        ).setLeafCol(LEAF)
+        grid = configured_grid(config)
+        assembler = VectorAssembler(inputCols=tree_inputs(grid), outputCol=TREE_FEATURES)
+        snapping = snapping_stages(grid)
+        training = smoothed.withColumnRenamed(prediction, TREE_LABEL)
         return Pipeline(stages=[*snapping, assembler, tree]).fit(training)
 
-    embedding_module.fit_revenue_tree = fit_to_forest
+    fit_revenue_tree = fit_to_forest
     try:
         yield
     finally:
-        embedding_module.fit_revenue_tree = original
+        fit_revenue_tree = original
 
 
 def capped_run(run, *, config, targets: QualityTargets) -> dict:
@@ -265,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = QualityTargets.from_config(base.quality)
     spark = build_spark_session("insiders-stability-alternatives", base.spark)
     try:
-        table = pipeline.prepare_customers(spark, base)
+        table = prepare_customers(spark, base)
         features = table.features().cache()
         customers = table.summary.with_purchases
         variants = []

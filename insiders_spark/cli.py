@@ -1,6 +1,6 @@
 """The command line: ``insiders-spark run ...`` (and ``spark-submit jobs/segment_customers.py ...``).
 
-Thin on purpose: arguments -> configuration -> logging -> session -> pipeline.run -> stop.
+Thin on purpose: arguments -> configuration -> logging -> session -> run -> stop.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from insiders_spark.config import ConfigError, load_config
-from insiders_spark.launch import ARCHIVE_SYNTHETIC_LINES
+from insiders_spark.core.config import load_config
+from insiders_spark.core.errors import ConfigError, ModelNotFoundError, OutputInUseError
+from insiders_spark.core.progress import configure_logging
+from insiders_spark.spark.launch import ARCHIVE_SYNTHETIC_LINES, import_in_background, plan_launch, write_class_archive
 
 log = logging.getLogger("insiders_spark")
 
@@ -43,11 +45,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("input and output")
     source.add_argument("--input", help="CSV or parquet file, folder or glob (default: the embedded synthetic log)")
     source.add_argument("--format", choices=("auto", "csv", "parquet"), help="input format (default: from file names)")
-    source.add_argument("--timestamp-format", help="Spark datetime pattern of InvoiceDate (default: yyyy-MM-dd HH:mm:ss)")
+    source.add_argument(
+        "--timestamp-format", help="Spark datetime pattern of InvoiceDate (default: yyyy-MM-dd HH:mm:ss)"
+    )
     source.add_argument("--encoding", help="CSV text encoding (default: UTF-8)")
     source.add_argument("--output", help="output folder or URI (default: ./output)")
     dates = parser.add_argument_group("dates")
-    dates.add_argument("--as-of", type=_date, help="compute features from lines up to this date (default: the last invoice date)")
+    dates.add_argument(
+        "--as-of", type=_date, help="compute features from lines up to this date (default: the last invoice date)"
+    )
     dates.add_argument("--run-date", type=_date, help="partition the outputs by this date (default: the as-of date)")
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -77,7 +83,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="also backtest: choose customers at the as-of date minus DAYS and measure their share of the "
         "following DAYS' revenue against top past spenders and perfect foresight (default: off)",
     )
-    model.add_argument("--backtest-cutoff", type=_date, help="the backtest's cut-off (default: as-of minus the horizon)")
+    model.add_argument(
+        "--backtest-cutoff", type=_date, help="the backtest's cut-off (default: as-of minus the horizon)"
+    )
     model.add_argument("--synthetic-lines", type=int, help="size of the generated log when no --input is given")
     settings = parser.add_argument_group("configuration")
     settings.add_argument("--env", default="local", help="configuration profile in conf/ (default: local)")
@@ -186,20 +194,18 @@ def run_job(
     verbose: bool = False,
     launched_by_spark_submit: bool = False,
 ) -> int:
+    importing = import_in_background()  # the run's modules load while the JVM starts
     from pyspark.sql import SparkSession
 
-    from insiders_spark import launch
-    from insiders_spark.errors import explain
-    from insiders_spark.progress import configure_logging
-    from insiders_spark.session import build_spark_session
+    from insiders_spark.spark.messages import explain
+    from insiders_spark.spark.session import build_spark_session
 
-    importing = launch.import_in_background()
     configure_logging(config.job.log_level)
     spark = None
     already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
     java_options: tuple[str, ...] = ()
     if not (already_running or launched_by_spark_submit):
-        plan = launch.plan_launch(config)
+        plan = plan_launch(config)
         log.info(plan.describe())
         java_options = plan.java_options
     try:
@@ -210,9 +216,9 @@ def run_job(
             java_options=java_options,
         )
         importing.join()
-        from insiders_spark import pipeline
+        from insiders_spark.runs import run
 
-        result = pipeline.run(spark, config, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version)
+        result = run(spark, config, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version)
     except Exception as error:  # every failure ends as one clear message and a non-zero status
         message = explain(error)
         if verbose:
@@ -241,9 +247,8 @@ def make_class_archive(args: argparse.Namespace) -> int:
     """``class-archive``: run the job once on a small log and keep the classes its JVM loaded."""
     import tempfile
 
-    from insiders_spark import launch
-    from insiders_spark.errors import explain
-    from insiders_spark.progress import configure_logging
+    from insiders_spark.runs import run
+    from insiders_spark.spark.messages import explain
 
     with tempfile.TemporaryDirectory(prefix="insiders-class-archive-") as scratch:
         overrides = {"input.path": args.input or "", "synthetic.lines": ARCHIVE_SYNTHETIC_LINES, "output.path": scratch}
@@ -251,40 +256,45 @@ def make_class_archive(args: argparse.Namespace) -> int:
             config = load_config(args.conf_dir, args.env, overrides=overrides)
             target = args.archive or config.launch.class_archive
             if not target:
-                raise ConfigError(f"no archive path: give --archive PATH or set launch.class_archive in the {args.env} profile")
+                raise ConfigError(
+                    f"no archive path: give --archive PATH or set launch.class_archive in the {args.env} profile"
+                )
         except ConfigError as error:
             print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
             return EXIT_USAGE
         configure_logging(config.job.log_level)
         try:
-            result = launch.write_class_archive(config, target)
+            result = write_class_archive(config, target, lambda spark: run(spark, config))
         except Exception as error:
             print(f"insiders-spark: error: {explain(error)}", file=sys.stderr)
             return EXIT_FAILED
     print(f"class archive: {result.path} ({result.bytes / 2**20:.0f} MiB, made in {result.seconds:.0f} s)")
     named = config.launch.class_archive
     if not named or Path(named).expanduser().resolve() != result.path:
-        print(f"runs start from it with launch.class_archive = \"{result.path}\" in the {args.env} profile")
+        print(f'runs start from it with launch.class_archive = "{result.path}" in the {args.env} profile')
     return EXIT_OK
 
 
 def manage_models(config, action: str, version: str | None) -> int:
     """``models list`` / ``models use VERSION`` on the configured output."""
-    from insiders_spark import io, models
-    from insiders_spark.session import build_spark_session
+    from insiders_spark.model.store import current_version, list_versions, use_version
+    from insiders_spark.spark.session import build_spark_session
 
     spark = build_spark_session(config.job.app_name, config.spark)
     try:
         if action == "use":
-            models.use_version(spark, config.output.path, version)
+            use_version(spark, config.output.path, version)
             print(f"current model: {version}")
             return EXIT_OK
-        current = models.current_version(spark, config.output.path)
-        for info in models.list_versions(spark, config.output.path):
+        current = current_version(spark, config.output.path)
+        for info in list_versions(spark, config.output.path):
             marker = "*" if info.version == current else " "
-            print(f"{marker} {info.version}  trained as of {info.trained_as_of}  run {info.run_date}  config {info.config_hash}")
+            print(
+                f"{marker} {info.version}  trained as of {info.trained_as_of}  run {info.run_date}  "
+                f"config {info.config_hash}"
+            )
         return EXIT_OK
-    except (models.ModelNotFoundError, io.OutputInUseError) as error:
+    except (ModelNotFoundError, OutputInUseError) as error:
         print(f"insiders-spark: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:

@@ -195,7 +195,7 @@ done < <(
   PYTHONPATH=$zip_path "$python" - "$root/conf" "$env_name" "$master" "$driver_log4j" <<'PY'
 import sys
 
-from insiders_spark.config import ConfigError, load_config
+from insiders_spark.core.config import ConfigError, load_config
 
 conf_dir, env_name, master, log4j = sys.argv[1:]
 try:

@@ -23,8 +23,8 @@ REFERENCE_FEATURES = SHARED / "data" / "reference_features.csv"
 
 @pytest.fixture(scope="session")
 def spark():
-    from insiders_spark.config import load_config
-    from insiders_spark.session import build_spark_session
+    from insiders_spark.core.config import load_config
+    from insiders_spark.spark.session import build_spark_session
 
     config = load_config(env="test")
     session = build_spark_session("insiders-spark-tests", config.spark)
@@ -34,7 +34,7 @@ def spark():
 
 @pytest.fixture(scope="session")
 def test_config():
-    from insiders_spark.config import load_config
+    from insiders_spark.core.config import load_config
 
     return load_config(env="test")
 

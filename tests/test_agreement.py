@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from insiders_spark.agreement import Contingency, adjusted_rand_index
+from insiders_spark.evaluation.agreement import Contingency, adjusted_rand_index
 
 
 def test_ari_of_a_hand_computed_table():

@@ -1,27 +1,42 @@
 """Backtest computations on hand-built cases: revenue windows, rankings, the capture curve, the
 window's denominator (new customers included) and the whole backtest on a tiny log."""
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
-from insiders_spark import backtest
-from insiders_spark.backtest import (
+from insiders_spark.core.config import load_config
+from insiders_spark.core.errors import BacktestError
+from insiders_spark.core.names import (
     BASELINE,
     BASELINE_REGISTERED,
     FORESIGHT,
     FUTURE_REVENUE_TREE,
+)
+from insiders_spark.core.names import (
+    INSIDERS_POINT as INSIDERS,
+)
+from insiders_spark.core.names import (
+    SEGMENTS_SCORER as SEGMENTS,
+)
+from insiders_spark.evaluation.backtest import (
+    CURVE_SCHEMA,
     NEXT_REVENUE,
     RANK_KEY,
-    BacktestError,
-    BacktestSettings,
+    BacktestResult,
+    CurvePoint,
+    Window,
     capture_curve,
     gap_closed,
     head_counts,
+    last_invoice_date,
+    run_backtest,
+    to_curve_frame,
     to_ranks,
     to_revenue_windows,
 )
-from insiders_spark.config import load_config
+from insiders_spark.report.backtest import capture_chart_png, curve_markdown, summary_markdown
 
 # --- revenue windows ---------------------------------------------------------------------------
 
@@ -159,13 +174,14 @@ def tiny_config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_result(spark, tiny_config):
-    settings = BacktestSettings(
-        horizon_days=30,
-        cutoff=dt.date(2011, 3, 31),
-        head_count_shares=(0.25, 0.5, 0.75, 1.0),
-        scorers=(backtest.SEGMENTS, FUTURE_REVENUE_TREE),
+    config = _with_backtest(
+        tiny_config, horizon_days=30, head_count_shares=(0.25, 0.5, 0.75, 1.0), scorers=(SEGMENTS, FUTURE_REVENUE_TREE)
     )
-    return backtest.run_backtest(spark, tiny_config, settings)
+    return run_backtest(spark, config, cutoff=dt.date(2011, 3, 31))
+
+
+def _with_backtest(config, **settings):
+    return dataclasses.replace(config, backtest=dataclasses.replace(config.backtest, **settings))
 
 
 def test_window_revenue_counts_new_customers_in_the_denominator(tiny_result):
@@ -189,7 +205,7 @@ def test_baseline_and_foresight_by_hand(tiny_result):
 
 def test_insiders_are_measured_as_they_are_and_against_the_same_head_count(tiny_result):
     points = tiny_result.insiders_point
-    insiders = points[backtest.INSIDERS]
+    insiders = points[INSIDERS]
     assert 1 <= tiny_result.insiders == insiders.head_count < 4
     assert insiders.revenue_share == pytest.approx(insiders.revenue / 500.0)
     assert insiders.revenue in {0.0, 80.0, 200.0, 280.0}  # some of 101 (200), 103 (80); 102 and G1 bring nothing
@@ -199,17 +215,15 @@ def test_insiders_are_measured_as_they_are_and_against_the_same_head_count(tiny_
 
 
 def test_the_log_must_cover_the_window(spark, tiny_config):
-    assert backtest.last_invoice_date(spark, tiny_config) == dt.date(2011, 5, 1)
-    settings = BacktestSettings(horizon_days=30, cutoff=dt.date(2011, 4, 15), scorers=())
+    assert last_invoice_date(spark, tiny_config) == dt.date(2011, 5, 1)
+    config = _with_backtest(tiny_config, horizon_days=30, scorers=())
     with pytest.raises(BacktestError, match="ends on 2011-05-15"):
-        backtest.run_backtest(spark, tiny_config, settings)
+        run_backtest(spark, config, cutoff=dt.date(2011, 4, 15))
 
 
-def test_settings_are_checked():
-    with pytest.raises(ValueError, match="horizon"):
-        BacktestSettings(horizon_days=0)
-    with pytest.raises(ValueError, match="scorers"):
-        BacktestSettings(scorers=("magic",))
+def test_a_backtest_needs_a_horizon(spark, tiny_config):
+    with pytest.raises(BacktestError, match="horizon"):
+        run_backtest(spark, _with_backtest(tiny_config, horizon_days=0))
 
 
 # --- renderers ---------------------------------------------------------------------------------
@@ -217,15 +231,15 @@ def test_settings_are_checked():
 
 def _result():
     def points(scorer, shares_):
-        return [backtest.CurvePoint(scorer, s, round(s * 100), v * 1000, v) for s, v in shares_]
+        return [CurvePoint(scorer, s, round(s * 100), v * 1000, v) for s, v in shares_]
 
     curve = (
         points(BASELINE, [(0.05, 0.30), (0.10, 0.40), (0.20, 0.50)])
         + points(FORESIGHT, [(0.05, 0.40), (0.10, 0.50), (0.20, 0.60)])
         + points(FUTURE_REVENUE_TREE, [(0.05, 0.35), (0.10, 0.425), (0.20, 0.50)])
     )
-    return backtest.BacktestResult(
-        window=backtest.Window(dt.date(2011, 9, 9), 90),
+    return BacktestResult(
+        window=Window(dt.date(2011, 9, 9), 90),
         eligible=100,
         window_revenue=1000.0,
         known_revenue=700.0,
@@ -236,16 +250,16 @@ def _result():
 
 
 def test_curve_markdown_shows_shares_and_the_gap_closed():
-    table = backtest.curve_markdown(_result())
+    table = curve_markdown(_result())
     assert "| ranking | top 5% | top 10% | top 20% |" in table
     assert "| future-revenue tree | 35.0% (+50% of gap) | 42.5% (+25% of gap) | 50.0% (+0% of gap) |" in table
     assert "| perfect foresight | 40.0% | 50.0% | 60.0% |" in table
-    assert "70.0% of it from the 100 customers" in backtest.summary_markdown(_result())
+    assert "70.0% of it from the 100 customers" in summary_markdown(_result())
 
 
 def test_curve_frame_and_chart(spark):
-    frame = backtest.to_curve_frame(spark, _result())
-    assert frame.schema == backtest.CURVE_SCHEMA
+    frame = to_curve_frame(spark, _result())
+    assert frame.schema == CURVE_SCHEMA
     closed = {(r["scorer"], r["head_count_share"]): r["gap_closed"] for r in frame.collect()}
     assert closed[(FUTURE_REVENUE_TREE, 0.10)] == pytest.approx(0.25) and closed[(BASELINE, 0.10)] is None
-    assert backtest.capture_chart_png(_result()).startswith(b"\x89PNG")
+    assert capture_chart_png(_result()).startswith(b"\x89PNG")

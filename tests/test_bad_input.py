@@ -15,10 +15,16 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import cli, io, paths, pipeline
-from insiders_spark.config import load_config
-from insiders_spark.schemas import RAW_COLUMNS
-from insiders_spark.synthetic import SyntheticLogSpec, generate_chunk
+import insiders_spark.runs.runner as run_module
+from insiders_spark.cli import main
+from insiders_spark.core.config import load_config
+from insiders_spark.core.errors import DuplicateCustomerIdError, InputError, RunFailedError
+from insiders_spark.core.names import RAW_COLUMNS
+from insiders_spark.core.paths import local_input_bytes
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.runs.runner import run
+from insiders_spark.storage.inputs import list_input_files
+from insiders_spark.storage.synthetic import SyntheticLogSpec, generate_chunk
 
 HEADER = ",".join(RAW_COLUMNS)
 GOOD = SyntheticLogSpec(lines=3_000, seed=11)
@@ -92,11 +98,11 @@ def logs(tmp_path_factory):
 
 
 def test_the_corrupted_log_keeps_exactly_the_good_lines(spark, logs, tmp_path):
-    from insiders_spark.cleaning import QUARANTINE_REASONS
+    from insiders_spark.core.names import QUARANTINE_REASONS
 
     assert len(BAD_LINES) >= 12 and {reason for _, _, reason in BAD_LINES} == set(QUARANTINE_REASONS)
-    clean = pipeline.prepare_customers(spark, _config(tmp_path, logs / "clean"))
-    dirty = pipeline.prepare_customers(spark, _config(tmp_path, logs / "dirty"), as_of=clean.as_of)
+    clean = prepare_customers(spark, _config(tmp_path, logs / "clean"))
+    dirty = prepare_customers(spark, _config(tmp_path, logs / "dirty"), as_of=clean.as_of)
     try:
         # same kept lines -> the same customers with the same features, to the cent
         assert_df_equality(dirty.features(), clean.features(), ignore_row_order=True)
@@ -127,7 +133,7 @@ def test_the_corrupted_log_keeps_exactly_the_good_lines(spark, logs, tmp_path):
 
 def test_the_quarantine_output_holds_raw_text_file_and_reason(spark, logs, tmp_path):
     config = _config(tmp_path, logs / "dirty")
-    result = pipeline.run(spark, config)
+    result = run(spark, config)
     quarantine = spark.read.parquet(str(tmp_path / "out" / "quarantine"))
     assert quarantine.count() == result.metrics["rows"]["quarantined_total"]
     row = quarantine.where(F.col("invoice_no") == "BAD04").first()
@@ -139,7 +145,7 @@ def test_the_quarantine_output_holds_raw_text_file_and_reason(spark, logs, tmp_p
 
 
 def _cli(capsys, *args):
-    status = cli.main(["run", "--env", "test", *args])
+    status = main(["run", "--env", "test", *args])
     return status, capsys.readouterr().err
 
 
@@ -231,8 +237,8 @@ def test_a_wrong_encoding_does_not_crash_and_is_reported(spark, tmp_path):
     folder.mkdir()
     lines = [HEADER, _line("L1", description="CAFÉ NOIR MUG"), _line("L2", description="PLAIN MUG", when="2011-03-02 10:00:00")]
     (folder / "day1.csv").write_bytes(("\n".join(lines) + "\n").encode("iso-8859-1"))
-    as_utf8 = pipeline.prepare_customers(spark, _config(tmp_path, folder))
-    as_latin1 = pipeline.prepare_customers(spark, _config(tmp_path, folder, **{"input.encoding": "ISO-8859-1"}))
+    as_utf8 = prepare_customers(spark, _config(tmp_path, folder))
+    as_latin1 = prepare_customers(spark, _config(tmp_path, folder, **{"input.encoding": "ISO-8859-1"}))
     try:
         assert as_utf8.accounting.undecodable == 1 and as_utf8.accounting.kept == 2
         assert as_latin1.accounting.undecodable == 0
@@ -247,7 +253,7 @@ def test_extra_columns_are_ignored_and_reported(spark, tmp_path):
     folder = tmp_path / "extra"
     folder.mkdir()
     (folder / "day1.csv").write_text(HEADER + ",Channel\n" + _line("E1") + ",web\n")
-    table = pipeline.prepare_customers(spark, _config(tmp_path, folder))
+    table = prepare_customers(spark, _config(tmp_path, folder))
     try:
         assert table.source.extra_columns == ("Channel",)
         assert table.accounting.kept == 1 and table.accounting.quarantined_total == 0
@@ -278,7 +284,8 @@ def test_spark_side_failures_print_one_message_and_no_java_stack_trace(logs, tmp
 def test_quarantine_shares_are_of_the_lines_the_run_judged():
     """A backfill at an early as-of date leaves most lines for later runs: 30 set aside of the 100
     lines up to that date is 30%, not 3% of the 1,000 read."""
-    from insiders_spark.accounting import QuarantineThresholdError, RowAccounting
+    from insiders_spark.cleaning.accounting import RowAccounting
+    from insiders_spark.core.errors import QuarantineThresholdError
 
     limits = load_config(env="test", environ={}).quarantine
     backfill = RowAccounting(input=1_000, kept=70, after_as_of=900, quarantined={"excluded_country": 30})
@@ -300,10 +307,10 @@ def test_a_registered_id_among_the_guest_numbers_stops_the_run(spark, tmp_path):
     path = tmp_path / "drop" / "day1.csv"
     path.parent.mkdir()
     path.write_text(_to_csv(_good_lines()) + first_guest + "\n" + registered + "\n")
-    with pytest.raises(pipeline.DuplicateCustomerIdError, match="collide with real customer ids.*guest_customer_id_start"):
-        pipeline.prepare_customers(spark, _config(tmp_path, path.parent))
+    with pytest.raises(DuplicateCustomerIdError, match="collide with real customer ids.*guest_customer_id_start"):
+        prepare_customers(spark, _config(tmp_path, path.parent))
     # numbered above every real id, the same log runs, the guest and the customer apart
-    table = pipeline.prepare_customers(spark, _config(tmp_path, path.parent, **{"cleaning.guest_customer_id_start": 100_000}))
+    table = prepare_customers(spark, _config(tmp_path, path.parent, **{"cleaning.guest_customer_id_start": 100_000}))
     try:
         assert table.summary.distinct_ids == table.summary.customers
         rows = table.customers.where(F.col("customer_id").isin(19_000, 100_000)).select("customer_id", "is_guest").collect()
@@ -322,13 +329,13 @@ def test_a_nightly_drop_folder_reads_gzip_skips_empty_files_and_refuses_mixed_fo
     (drop / "2011-12-01.csv").write_text(_to_csv(first))
     (drop / "2011-12-02.csv.gz").write_bytes(gzip.compress(_to_csv(second).encode()))
     (drop / "2011-12-03.csv").write_text("")  # a 0-byte drop: skipped and listed, not an error
-    table = pipeline.prepare_customers(spark, _config(tmp_path, drop))
+    table = prepare_customers(spark, _config(tmp_path, drop))
     try:
         assert table.source.format == "csv" and table.accounting.input == len(good)
         assert [Path(f).name for f in table.source.empty_files] == ["2011-12-03.csv"]
         whole = tmp_path / "whole.csv"
         whole.write_text(_to_csv(good))
-        together = pipeline.prepare_customers(spark, _config(tmp_path, whole), as_of=table.as_of)
+        together = prepare_customers(spark, _config(tmp_path, whole), as_of=table.as_of)
         try:  # the gzip drop's lines count like plain ones: the same customers, to the cent
             assert_df_equality(table.features(), together.features(), ignore_row_order=True)
         finally:
@@ -336,18 +343,19 @@ def test_a_nightly_drop_folder_reads_gzip_skips_empty_files_and_refuses_mixed_fo
     finally:
         table.unpersist()
     good.head(10).to_parquet(drop / "2011-12-04.parquet")  # one export in the other format
-    with pytest.raises(io.InputError, match="cannot tell the input format.*mixes both.*--format"):
-        pipeline.prepare_customers(spark, _config(tmp_path, drop))
+    with pytest.raises(InputError, match="cannot tell the input format.*mixes both.*--format"):
+        prepare_customers(spark, _config(tmp_path, drop))
     (drop / "2011-12-04.parquet").unlink()
     (drop / "notes.json").write_text("{}")
-    with pytest.raises(io.InputError, match="notes.json is neither .csv nor .parquet"):
-        pipeline.prepare_customers(spark, _config(tmp_path, drop))
+    with pytest.raises(InputError, match="notes.json is neither .csv nor .parquet"):
+        prepare_customers(spark, _config(tmp_path, drop))
 
 
 def test_the_overall_quarantine_limit_holds_when_every_reason_is_within_its_own():
     """Six parse reasons at 0.9% each stay under their 1% limits, but together they set aside 5.4%
     of the lines, past the 5% of all reasons: the run must stop."""
-    from insiders_spark.accounting import QuarantineThresholdError, RowAccounting
+    from insiders_spark.cleaning.accounting import RowAccounting
+    from insiders_spark.core.errors import QuarantineThresholdError
 
     limits = load_config(env="test", environ={}).quarantine
     assert limits.max_share == 0.05
@@ -376,8 +384,8 @@ def test_a_line_dated_in_the_future_does_not_move_the_as_of_date(spark, tmp_path
     path.write_text(_to_csv(pd.concat([good, future])))
     clean = tmp_path / "clean.csv"
     clean.write_text(_to_csv(good))
-    expected = pipeline.prepare_customers(spark, _config(tmp_path, clean))
-    table = pipeline.prepare_customers(spark, _config(tmp_path, path))
+    expected = prepare_customers(spark, _config(tmp_path, clean))
+    table = prepare_customers(spark, _config(tmp_path, path))
     assert table.as_of == expected.as_of < dt.date(2100, 1, 1)
     assert (table.accounting.input, table.accounting.after_as_of) == (expected.accounting.input + 1, 1)
     assert_df_equality(table.features(), expected.features(), ignore_row_order=True)
@@ -408,7 +416,7 @@ def test_file_names_with_glob_characters_are_read_as_themselves(spark, tmp_path)
     folder.mkdir()
     (folder / "day[1].csv").write_text(_to_csv(lines.iloc[:1000]))
     (folder / "day1.csv").write_text(_to_csv(lines.iloc[1000:]))
-    table = pipeline.prepare_customers(spark, _config(tmp_path, folder))
+    table = prepare_customers(spark, _config(tmp_path, folder))
     assert table.accounting.input == len(lines)
     assert sorted(Path(f).name for f in table.source.files) == ["day1.csv", "day[1].csv"]
     table.unpersist()
@@ -423,16 +431,16 @@ def test_an_input_rewritten_during_the_run_is_caught_by_the_quarantine_count(spa
     corrected = broken.replace("#.##", "9.99")  # same length: the listing's sizes still hold
     path = tmp_path / "drop.csv"
     path.write_text(broken)
-    real = pipeline.prepare_customers
+    real = prepare_customers
 
     def then_corrected(*args, **kwargs):  # the export re-delivers the corrected file mid-run
         table = real(*args, **kwargs)
         path.write_text(corrected)
         return table
 
-    monkeypatch.setattr(pipeline, "prepare_customers", then_corrected)
-    with pytest.raises(pipeline.RunFailedError, match="the input changed while the run read it") as error:
-        pipeline.run(spark, _config(tmp_path, path))
+    monkeypatch.setattr(run_module, "prepare_customers", then_corrected)
+    with pytest.raises(RunFailedError, match="the input changed while the run read it") as error:
+        run(spark, _config(tmp_path, path))
     found = re.search(r"holds ([\d,]+) lines but the run counted ([\d,]+)", str(error.value)).groups()
     written, counted = (int(n.replace(",", "")) for n in found)
     assert counted - written == 2  # the two prices corrected in between
@@ -449,9 +457,9 @@ def test_a_glob_skips_the_hidden_and_temporary_folders_and_uploads_a_folder_skip
                      folder / "day2.csv._COPYING_"):
         leftover.write_text(_to_csv(lines.iloc[:10]))
     for given in (folder, f"{folder}/*"):
-        listed = io.list_input_files(spark, str(given))
+        listed = list_input_files(spark, str(given))
         assert [Path(f.path).name for f in listed] == ["day1.csv"], given
-        assert paths.local_input_bytes(str(given)) == (folder / "day1.csv").stat().st_size
+        assert local_input_bytes(str(given)) == (folder / "day1.csv").stat().st_size
 
 
 def test_a_header_with_spaces_around_its_names_is_read_and_a_later_one_without_them_is_named(spark, capsys, tmp_path):
@@ -461,11 +469,11 @@ def test_a_header_with_spaces_around_its_names_is_read_and_a_later_one_without_t
     folder = tmp_path / "drops"
     folder.mkdir()
     (folder / "day1.csv").write_text(spaced + body)
-    table = pipeline.prepare_customers(spark, _config(tmp_path, folder))
+    table = prepare_customers(spark, _config(tmp_path, folder))
     assert (table.accounting.input, table.accounting.quarantined.get("malformed_line", 0)) == (len(lines), 0)
     clean = tmp_path / "clean.csv"
     clean.write_text(_to_csv(lines))
-    expected = pipeline.prepare_customers(spark, _config(tmp_path, clean))
+    expected = prepare_customers(spark, _config(tmp_path, clean))
     assert_df_equality(table.features(), expected.features(), ignore_row_order=True)
     for frame in (table, expected):
         frame.unpersist()

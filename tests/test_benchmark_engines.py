@@ -17,10 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insiders_spark import cleaning, pipeline
-from insiders_spark.config import load_config
-from insiders_spark.schemas import CUSTOMER_FEATURES_SCHEMA
-from insiders_spark.synthetic import SyntheticLogSpec, write_parquet
+from insiders_spark.cleaning.parsing import MAX_CUSTOMER_ID
+from insiders_spark.cleaning.rules import MAX_LINE_AMOUNT, MAX_LINE_QUANTITY
+from insiders_spark.core.config import load_config
+from insiders_spark.core.names import RULE_ORDER, STUDY_RULE_REASONS
+from insiders_spark.core.schemas import CUSTOMER_FEATURES_SCHEMA
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.storage.synthetic import SyntheticLogSpec, write_parquet
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 LINES = 30_000
@@ -57,7 +60,7 @@ def small_log(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def spark_features(spark, small_log) -> pd.DataFrame:
     config = load_config(env="test", overrides={"input.path": str(small_log)}, environ={})
-    table = pipeline.prepare_customers(spark, config)
+    table = prepare_customers(spark, config)
     features = table.features().toPandas()
     table.unpersist()
     return _sorted(features)
@@ -95,11 +98,11 @@ def test_the_small_log_exercises_guests_returns_and_the_rules(spark_features, be
 
 
 def test_pandas_reference_has_the_jobs_rule_order(bench):
-    assert bench["reference_pandas"].RULE_ORDER == cleaning.RULE_ORDER
-    assert bench["reference_pandas"].STUDY_RULE_REASONS == cleaning.STUDY_RULE_REASONS
+    assert bench["reference_pandas"].RULE_ORDER == RULE_ORDER
+    assert bench["reference_pandas"].STUDY_RULE_REASONS == STUDY_RULE_REASONS
     reference = bench["reference_pandas"]
-    assert (reference.MAX_LINE_QUANTITY, reference.MAX_LINE_AMOUNT) == (cleaning.MAX_LINE_QUANTITY, cleaning.MAX_LINE_AMOUNT)
-    assert reference.MAX_CUSTOMER_ID == cleaning.MAX_CUSTOMER_ID
+    assert (reference.MAX_LINE_QUANTITY, reference.MAX_LINE_AMOUNT) == (MAX_LINE_QUANTITY, MAX_LINE_AMOUNT)
+    assert reference.MAX_CUSTOMER_ID == MAX_CUSTOMER_ID
 
 
 def test_pandas_reference_features_equal_spark(spark_features, pandas_features):
@@ -178,14 +181,14 @@ def edge_log(tmp_path_factory) -> Path:
 
 def test_engines_set_aside_prices_and_ids_that_are_not_numbers_alike(spark, bench, edge_log):
     config = load_config(env="test", overrides={"input.path": str(edge_log)}, environ={})
-    table = pipeline.prepare_customers(spark, config)
+    table = prepare_customers(spark, config)
     spark_features = _sorted(table.features().toPandas())
     accounting = table.accounting
     table.unpersist()
     features, summary = bench["reference_pandas"].compute_features(edge_log, load_config(env="base", environ={}))
 
     # independent expectation: the edge lines are quarantined for exactly these reasons
-    clean = pipeline.prepare_customers(
+    clean = prepare_customers(
         spark, load_config(env="test", overrides={"input.path": str(edge_log / "part-00000.parquet")}, environ={})
     )
     clean_accounting = clean.accounting
@@ -206,7 +209,7 @@ def test_duckdb_sets_aside_prices_and_ids_that_are_not_numbers_as_spark(spark, e
     pytest.importorskip("duckdb", reason="DuckDB is a benchmark dependency (pip install -e '.[bench]')")
     aggregate_duckdb = _import_benchmarks("aggregate_duckdb")["aggregate_duckdb"]
     config = load_config(env="test", overrides={"input.path": str(edge_log)}, environ={})
-    table = pipeline.prepare_customers(spark, config)
+    table = prepare_customers(spark, config)
     expected = _sorted(table.features().toPandas())
     table.unpersist()
     aggregate_duckdb.aggregate(str(edge_log), str(tmp_path), threads=2)

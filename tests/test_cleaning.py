@@ -6,10 +6,45 @@ import pytest
 from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import cleaning, features
-from insiders_spark.cleaning import CleaningRules
+from insiders_spark.cleaning.parsing import (
+    ISO_SECONDS,
+    parse_customer_id,
+    parse_number,
+    parse_timestamp,
+    parse_whole_number,
+    to_parsed_lines,
+)
+from insiders_spark.cleaning.rules import (
+    is_after,
+    is_in,
+    is_price_below,
+    is_purchase,
+    is_repeated_header,
+    is_return,
+    to_quarantine,
+    with_reason,
+)
+from insiders_spark.core.config import CleaningConfig
+from insiders_spark.core.names import (
+    AFTER_AS_OF,
+    AMOUNT_OUT_OF_RANGE,
+    EXCLUDED_COUNTRY,
+    EXCLUDED_CUSTOMER,
+    INVALID_CUSTOMER_ID,
+    MALFORMED_LINE,
+    MISSING_INVOICE,
+    MISSING_STOCK_CODE,
+    NON_NUMERIC_PRICE,
+    NON_NUMERIC_QUANTITY,
+    NON_PRODUCT_CODE,
+    PRICE_BELOW_MINIMUM,
+    RAW_TO_COLUMN,
+    REPEATED_HEADER,
+    UNPARSABLE_TIMESTAMP,
+)
+from insiders_spark.features.customers import line_revenue_units
 
-RULES = CleaningRules(
+RULES = CleaningConfig(
     min_unit_price=0.04,
     non_product_stock_codes=("POST", "M"),
     excluded_countries=("Unspecified",),
@@ -22,7 +57,7 @@ def test_parse_whole_number(spark):
         [("6", 6), (" 12 ", 12), ("6.0", 6), ("-3", -3), ("6.5", None), ("six", None), ("", None), (None, None),
          ("5.9999999", None), ("6.0000001", None), ("6.000000", 6), ("12345678901234567", 12345678901234567)],
         "text string, expected long",
-    ).withColumn("parsed", cleaning.parse_whole_number(F.col("text")))
+    ).withColumn("parsed", parse_whole_number(F.col("text")))
     assert_column_equality(df, "parsed", "expected")
 
 
@@ -30,7 +65,7 @@ def test_parse_number_does_not_guess_a_decimal_comma(spark):
     df = spark.createDataFrame(
         [("2.55", 2.55), ("-11062.06", -11062.06), ("1,25", None), ("n/a", None), (" ", None), (None, None)],
         "text string, expected double",
-    ).withColumn("parsed", cleaning.parse_number(F.col("text")))
+    ).withColumn("parsed", parse_number(F.col("text")))
     assert_column_equality(df, "parsed", "expected")
 
 
@@ -46,7 +81,7 @@ def test_parse_timestamp_in_each_published_format(spark, pattern, text):
     expected = dt.datetime(2010, 12, 1, 8, 26) if "H" in pattern else dt.datetime(2010, 12, 1)
     df = spark.createDataFrame(
         [(text, expected), ("not a date", None), (None, None)], "text string, expected timestamp"
-    ).withColumn("parsed", cleaning.parse_timestamp(F.col("text"), pattern))
+    ).withColumn("parsed", parse_timestamp(F.col("text"), pattern))
     assert_column_equality(df, "parsed", "expected")
 
 
@@ -59,8 +94,8 @@ def test_iso_fast_path_accepts_exactly_what_the_pattern_accepts(spark):
         "20101-12-01 08:26:00", "2010-12-01 08:26:00Z", "2010-12-01 08:26:00\n", "2010-12-01\t08:26:00", "", None,
     ]
     df = spark.createDataFrame([(t,) for t in texts], "text string").select(
-        cleaning.parse_timestamp(F.col("text"), cleaning.ISO_SECONDS).alias("fast"),
-        F.try_to_timestamp(F.trim(F.col("text")), F.lit(cleaning.ISO_SECONDS)).alias("pattern"),
+        parse_timestamp(F.col("text"), ISO_SECONDS).alias("fast"),
+        F.try_to_timestamp(F.trim(F.col("text")), F.lit(ISO_SECONDS)).alias("pattern"),
     )
     assert_column_equality(df, "fast", "pattern")
 
@@ -69,7 +104,7 @@ def test_parse_customer_id(spark):
     df = spark.createDataFrame(
         [("17850", 17850), ("17850.0", 17850), ("17850.5", None), ("-4", None), ("0", None), ("abc", None), (None, None)],
         "text string, expected long",
-    ).withColumn("parsed", cleaning.parse_customer_id(F.col("text")))
+    ).withColumn("parsed", parse_customer_id(F.col("text")))
     assert_column_equality(df, "parsed", "expected")
 
 
@@ -77,7 +112,7 @@ def test_price_rule_keeps_the_minimum_itself(spark):
     df = spark.createDataFrame(
         [(0.04, False), (0.039, True), (0.0, True), (-11062.06, True), (2.55, False), (None, None)],
         "price double, expected boolean",
-    ).withColumn("below", cleaning.is_price_below(F.col("price"), 0.04))
+    ).withColumn("below", is_price_below(F.col("price"), 0.04))
     assert_column_equality(df, "below", "expected")
 
 
@@ -87,8 +122,8 @@ def test_membership_rules_are_case_sensitive_and_empty_lists_match_nothing(spark
         "code string, expected boolean, expected_empty boolean",
     ).select(
         "*",
-        cleaning.is_in(F.col("code"), ("POST", "M")).alias("listed"),
-        cleaning.is_in(F.col("code"), ()).alias("listed_empty"),
+        is_in(F.col("code"), ("POST", "M")).alias("listed"),
+        is_in(F.col("code"), ()).alias("listed_empty"),
     )
     assert_column_equality(df, "listed", "expected")
     assert_column_equality(df, "listed_empty", "expected_empty")
@@ -107,7 +142,7 @@ def test_a_repeated_header_is_a_line_whose_every_field_is_its_column_name(spark)
         "invoice string, code string, quantity string, expected boolean",
     ).withColumn(
         "header",
-        cleaning.is_repeated_header(
+        is_repeated_header(
             {"InvoiceNo": F.col("invoice"), "StockCode": F.col("code"), "Quantity": F.col("quantity")}
         ),
     )
@@ -120,8 +155,8 @@ def test_purchase_and_return_split_at_zero(spark):
         "quantity long, purchase boolean, return_ boolean",
     ).select(
         "*",
-        cleaning.is_purchase(F.col("quantity")).alias("is_purchase"),
-        cleaning.is_return(F.col("quantity")).alias("is_return"),
+        is_purchase(F.col("quantity")).alias("is_purchase"),
+        is_return(F.col("quantity")).alias("is_return"),
     )
     assert_column_equality(df, "is_purchase", "purchase")
     assert_column_equality(df, "is_return", "return_")
@@ -136,7 +171,7 @@ def test_after_as_of_includes_the_whole_as_of_day(spark):
             (None, None),
         ],
         "ts timestamp, expected boolean",
-    ).withColumn("after", cleaning.is_after(F.col("ts"), dt.date(2011, 9, 9)))
+    ).withColumn("after", is_after(F.col("ts"), dt.date(2011, 9, 9)))
     assert_column_equality(df, "after", "expected")
 
 
@@ -148,8 +183,8 @@ RAW_TEXT_DDL = (
 
 def _reasons(spark, rows, as_of=None):
     raw = spark.createDataFrame(rows, RAW_TEXT_DDL)
-    lines = raw.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        cleaning.with_reason, rules=RULES, as_of=as_of
+    lines = raw.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
+        with_reason, rules=RULES, as_of=as_of
     )
     return [r.reason for r in lines.orderBy("raw_invoice_no").select("reason").collect()]
 
@@ -173,20 +208,20 @@ def test_each_line_gets_the_first_rule_it_fails(spark):
         (None, "85123A", "d", "6", *ok),
     ]
     assert _reasons(spark, rows, as_of=dt.date(2011, 1, 1)) == [
-        cleaning.MISSING_INVOICE,  # null invoice sorts first
+        MISSING_INVOICE,  # null invoice sorts first
         None,
-        cleaning.MALFORMED_LINE,
-        cleaning.UNPARSABLE_TIMESTAMP,
-        cleaning.NON_NUMERIC_QUANTITY,
-        cleaning.NON_NUMERIC_PRICE,
-        cleaning.INVALID_CUSTOMER_ID,
-        cleaning.PRICE_BELOW_MINIMUM,  # price comes before the stock code rule
-        cleaning.NON_PRODUCT_CODE,
-        cleaning.EXCLUDED_COUNTRY,
-        cleaning.EXCLUDED_CUSTOMER,
-        cleaning.MISSING_STOCK_CODE,
+        MALFORMED_LINE,
+        UNPARSABLE_TIMESTAMP,
+        NON_NUMERIC_QUANTITY,
+        NON_NUMERIC_PRICE,
+        INVALID_CUSTOMER_ID,
+        PRICE_BELOW_MINIMUM,  # price comes before the stock code rule
+        NON_PRODUCT_CODE,
+        EXCLUDED_COUNTRY,
+        EXCLUDED_CUSTOMER,
+        MISSING_STOCK_CODE,
         None,  # a guest line (empty customer) with no description is fine
-        cleaning.AFTER_AS_OF,
+        AFTER_AS_OF,
     ]
 
 
@@ -200,15 +235,15 @@ def test_parquet_typed_fields_are_cast_not_parsed(spark):
         "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
         "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
     )
-    lines = raw.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        cleaning.with_reason, rules=RULES, as_of=None
+    lines = raw.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
+        with_reason, rules=RULES, as_of=None
     )
     got = lines.select("invoice_no", "quantity", "unit_price", "customer_id", "reason")
     expected = spark.createDataFrame(
         [
             ("536365", 6, 2.55, 17850, None),
             ("536366", 6, 2.55, None, None),
-            ("536367", 6, 2.55, None, cleaning.INVALID_CUSTOMER_ID),
+            ("536367", 6, 2.55, None, INVALID_CUSTOMER_ID),
         ],
         "invoice_no string, quantity long, unit_price double, customer_id long, reason string",
     )
@@ -224,7 +259,7 @@ def _scanned_columns(frame):
 def test_a_typed_input_has_no_header_lines_and_its_description_is_not_read(spark, tmp_path):
     """With a typed column no line can repeat the header, so classifying the lines reads only what
     the other rules need: the description stays on disk. With text fields it is read and checked."""
-    headers = list(cleaning.RAW_TO_COLUMN)  # the header's names, in the columns' order below
+    headers = list(RAW_TO_COLUMN)  # the header's names, in the columns' order below
     columns = "invoice_no string, stock_code string, description string, quantity {q}, invoice_date string, " \
               "unit_price {p}, customer_id {c}, country string, _corrupt_record string, source_file string"
     typed = spark.createDataFrame(
@@ -237,12 +272,12 @@ def test_a_typed_input_has_no_header_lines_and_its_description_is_not_read(spark
 
     def classified(folder):
         return spark.read.parquet(str(tmp_path / folder)).transform(
-            cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss"
-        ).transform(cleaning.with_reason, rules=RULES, as_of=None).select("reason")
+            to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss"
+        ).transform(with_reason, rules=RULES, as_of=None).select("reason")
 
     assert [r.reason for r in classified("typed").collect()] == [None]
     assert "description" not in _scanned_columns(classified("typed"))
-    assert [r.reason for r in classified("text").collect()] == [cleaning.REPEATED_HEADER]
+    assert [r.reason for r in classified("text").collect()] == [REPEATED_HEADER]
     assert "description" in _scanned_columns(classified("text"))
 
 
@@ -260,8 +295,8 @@ def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark)
         ("06", "85123A", "d", "6", *ok, "2.55", "1e300", "United Kingdom", None, "f.csv"),
         ("07", "85123A", "d", "6", *ok, "2.55", "9007199254740993", "United Kingdom", None, "f.csv"),
     ]
-    assert _reasons(spark, text_rows, as_of=None) == [cleaning.NON_NUMERIC_PRICE] * 3 + [
-        cleaning.INVALID_CUSTOMER_ID
+    assert _reasons(spark, text_rows, as_of=None) == [NON_NUMERIC_PRICE] * 3 + [
+        INVALID_CUSTOMER_ID
     ] * 4
     nan, inf = float("nan"), float("inf")
     typed = spark.createDataFrame(
@@ -276,13 +311,13 @@ def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark)
         "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
     )
     reasons = (
-        typed.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(cleaning.with_reason, rules=RULES, as_of=None)
+        typed.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(with_reason, rules=RULES, as_of=None)
         .orderBy("invoice_no")
         .select("reason")
     )
-    assert [r.reason for r in reasons.collect()] == [cleaning.NON_NUMERIC_PRICE] * 2 + [
-        cleaning.INVALID_CUSTOMER_ID
+    assert [r.reason for r in reasons.collect()] == [NON_NUMERIC_PRICE] * 2 + [
+        INVALID_CUSTOMER_ID
     ] * 3
 
 
@@ -300,7 +335,7 @@ def test_amounts_past_the_exact_revenue_range_are_quarantined_not_crashing(spark
         ("07", "85123A", "d", "10000000000000000000", *ok, "2.55", "17850", "United Kingdom", None, "f.csv"),  # > long
         ("08", "85123A", "d", "-1e30", *ok, "2.55", "17850", "United Kingdom", None, "f.csv"),
     ]
-    out = cleaning.AMOUNT_OUT_OF_RANGE
+    out = AMOUNT_OUT_OF_RANGE
     assert _reasons(spark, rows, as_of=None) == [None, out, out, out, out, out, out, out]
     typed = spark.createDataFrame(
         [("1", "85123A", "d", 9_000_000_000_000_000_000, *ok, 2.55, 17850.0, "United Kingdom", None, "p"),
@@ -308,15 +343,15 @@ def test_amounts_past_the_exact_revenue_range_are_quarantined_not_crashing(spark
         "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
         "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
     )
-    lines = typed.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        cleaning.with_reason, rules=RULES, as_of=None
+    lines = typed.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
+        with_reason, rules=RULES, as_of=None
     )
     assert [r.reason for r in lines.orderBy("invoice_no").select("reason").collect()] == [out, out]
     # at the limit, the line's revenue in 1/10,000 units is exact: 1e9 x 10 x 10,000
     at_limit = spark.createDataFrame(rows[:1], RAW_TEXT_DDL).transform(
-        cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss"
+        to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss"
     )
-    units = at_limit.select(features.line_revenue_units(F.col("quantity"), F.col("unit_price")).alias("units")).first()
+    units = at_limit.select(line_revenue_units(F.col("quantity"), F.col("unit_price")).alias("units")).first()
     assert units.units == 10**14
 
 
@@ -330,9 +365,9 @@ def test_quarantine_keeps_raw_text_file_and_reason_but_not_later_lines(spark):
         RAW_TEXT_DDL,
     )
     quarantine = (
-        raw.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(cleaning.with_reason, rules=RULES, as_of=dt.date(2011, 1, 1))
-        .transform(cleaning.to_quarantine)
+        raw.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(with_reason, rules=RULES, as_of=dt.date(2011, 1, 1))
+        .transform(to_quarantine)
     )
     expected = spark.createDataFrame(
         [("1", "X", "d", "6", "2010-12-01 08:26:00", "1,25", "17850.0", "UK", None, "a.csv", "non_numeric_price")],
@@ -355,18 +390,18 @@ def test_a_fractional_parquet_quantity_is_checked_like_text_not_truncated(spark)
         "invoice_no string, stock_code string, description string, quantity double, invoice_date string, "
         "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
     )
-    lines = typed.transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        cleaning.with_reason, rules=RULES, as_of=None
+    lines = typed.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
+        with_reason, rules=RULES, as_of=None
     )
     got = [(r.quantity, r.reason) for r in lines.orderBy("invoice_no").select("quantity", "reason").collect()]
-    bad = cleaning.NON_NUMERIC_QUANTITY
+    bad = NON_NUMERIC_QUANTITY
     assert got == [
         (6, None),
         (None, bad),
         (None, bad),
         (None, bad),
         (None, bad),
-        (10**18, cleaning.AMOUNT_OUT_OF_RANGE),
+        (10**18, AMOUNT_OUT_OF_RANGE),
         (-3, None),
         (None, bad),
     ]

@@ -2,23 +2,23 @@
 
 import numpy as np
 import pytest
+from pyspark.ml.linalg import Vectors
+from pyspark.sql import functions as F
 from sklearn.metrics import silhouette_score
 
-from insiders_spark.clustering import (
+from insiders_spark.core.config import ClusteringConfig
+from insiders_spark.core.errors import ClusteringError
+from insiders_spark.model.clustering import (
     KMEANS_CLUSTER,
-    ClusteringError,
     capped_partition,
     collect_points,
     fit_kmeans,
     local_optima,
-    silhouette,
     weighted_kmeans,
     with_kmeans_clusters,
 )
-from insiders_spark.config import ClusteringConfig
-from insiders_spark.embedding import EMBEDDING
-from pyspark.ml.linalg import Vectors
-from pyspark.sql import functions as F
+from insiders_spark.model.embedding import EMBEDDING
+from insiders_spark.model.silhouette import silhouette
 
 
 def _embedded(spark):

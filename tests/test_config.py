@@ -2,7 +2,8 @@
 
 import pytest
 
-from insiders_spark.config import ConfigError, default_conf_dir, load_config
+from insiders_spark.core.config import default_conf_dir, load_config
+from insiders_spark.core.errors import ConfigError
 
 
 def _write(folder, name, text):

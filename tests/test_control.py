@@ -4,7 +4,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark.control import IS_CONTROL, control_bucket, with_control_flag
+from insiders_spark.core.names import IS_CONTROL
+from insiders_spark.segments.control import control_bucket, with_control_flag
 
 CUSTOMERS = 4_000
 

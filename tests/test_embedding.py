@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from insiders_spark.config import EmbeddingConfig
-from insiders_spark.embedding import (
+from insiders_spark.core.config import EmbeddingConfig
+from insiders_spark.core.names import LEAF, MODEL_INPUT_COLUMNS
+from insiders_spark.model.embedding import (
     EMBEDDING,
     PREDICTED_LABEL,
     fit_embedding,
@@ -17,8 +18,7 @@ from insiders_spark.embedding import (
     node_weights,
     sampled_rows_above,
 )
-from insiders_spark.schemas import LEAF, MODEL_INPUT_COLUMNS
-from insiders_spark.tree import Tree, TreeNode
+from insiders_spark.model.tree import Tree, TreeNode
 
 
 def _features(spark, n=400):

@@ -6,10 +6,11 @@ import itertools
 import pytest
 from pyspark.sql import functions as F
 
-from insiders_spark.clustering import KMEANS_CLUSTER
-from insiders_spark.embedding import GRID_PREFIX, PREDICTED_LABEL
-from insiders_spark.explain import (
-    TOP_FEATURES,
+from insiders_spark.core.grids import SplitGrid, grid_values
+from insiders_spark.core.names import CLUSTER, LEAF, MODEL_INPUT_COLUMNS, TOP_FEATURES
+from insiders_spark.model.clustering import KMEANS_CLUSTER
+from insiders_spark.model.embedding import GRID_PREFIX, PREDICTED_LABEL
+from insiders_spark.model.explain import (
     Condition,
     GridCondition,
     grid_bound,
@@ -20,11 +21,9 @@ from insiders_spark.explain import (
     to_rules_frame,
     with_top_contributions,
 )
-from insiders_spark.grids import SplitGrid, grid_values
-from insiders_spark.profiles import with_clusters
-from insiders_spark.schemas import CLUSTER, LEAF, MODEL_INPUT_COLUMNS
-from insiders_spark.segmentation import fit_segmentation
-from insiders_spark.tree import Tree, TreeNode
+from insiders_spark.model.profiles import with_clusters
+from insiders_spark.model.segmentation import fit_segmentation
+from insiders_spark.model.tree import Tree, TreeNode
 
 RECENCY, INVOICES = MODEL_INPUT_COLUMNS.index("recency_days"), MODEL_INPUT_COLUMNS.index("qty_invoices")
 FREQUENCY = MODEL_INPUT_COLUMNS.index("frequency")
@@ -265,7 +264,7 @@ def test_top_features_of_each_leaf_of_a_hand_built_tree(spark):
 
 
 def test_contributions_markdown_names_the_units():
-    from insiders_spark.explain import RuleRow, contributions_markdown
+    from insiders_spark.model.explain import RuleRow, contributions_markdown
 
     row = RuleRow(1, "Insiders", 4, "r", "TRUE", 2, 10, 0.1, 1.0, 1.0, 100.0, 0.5, 10.0, 3.0)
     text = contributions_markdown(_toy_tree(), [row], top=1)

@@ -7,13 +7,25 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import cleaning, features, pipeline
-from insiders_spark.cleaning import CleaningRules
-from insiders_spark.config import load_config
-from insiders_spark.schemas import CUSTOMER_FEATURES_SCHEMA
-from insiders_spark.synthetic import SyntheticLogSpec, write_parquet
+import insiders_spark.features.customers as customers_module
+from insiders_spark.cleaning.parsing import to_parsed_lines
+from insiders_spark.cleaning.rules import with_reason
+from insiders_spark.core.config import CleaningConfig, load_config
+from insiders_spark.core.schemas import CUSTOMER_FEATURES_SCHEMA
+from insiders_spark.features.customers import (
+    SHARED_GUEST_KEY,
+    CustomerSummary,
+    group_key,
+    round_half_up,
+    summarise_customers,
+    to_customer_activity,
+    to_customer_features,
+    with_guest_customer_ids,
+)
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.storage.synthetic import SyntheticLogSpec, write_parquet
 
-RULES = CleaningRules(
+RULES = CleaningConfig(
     min_unit_price=0.04, non_product_stock_codes=("POST",), excluded_countries=(), excluded_customers=(16446,)
 )
 RAW_DDL = (
@@ -29,10 +41,10 @@ def _line(invoice, code, qty, when, price, customer):
 def _customers(spark, rows, *, start=19000, as_of=None):
     lines = (
         spark.createDataFrame(rows, RAW_DDL)
-        .transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(cleaning.with_reason, rules=RULES, as_of=as_of)
+        .transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(with_reason, rules=RULES, as_of=as_of)
     )
-    return lines.transform(features.to_customer_activity).transform(features.with_guest_customer_ids, start=start)
+    return lines.transform(to_customer_activity).transform(with_guest_customer_ids, start=start)
 
 
 LOG = [
@@ -58,7 +70,7 @@ LOG = [
 
 def test_features_by_hand(spark):
     customers = _customers(spark, LOG)
-    got = customers.transform(features.to_customer_features, as_of=dt.date(2011, 1, 12))
+    got = customers.transform(to_customer_features, as_of=dt.date(2011, 1, 12))
     expected = spark.createDataFrame(
         [
             # 100: revenue 2*1.5 + 4 + 10 = 17; invoices A1, A2; items 13; products P1, P2;
@@ -74,8 +86,8 @@ def test_features_by_hand(spark):
 
 
 def test_summary_counts_returns_only_customers_and_guests(spark):
-    summary = features.summarise_customers(_customers(spark, LOG).cache())
-    assert summary == features.CustomerSummary(
+    summary = summarise_customers(_customers(spark, LOG).cache())
+    assert summary == CustomerSummary(
         customers=4,  # 100, 200, 19001, 19002 (16446 is excluded, G0 has no kept line)
         with_purchases=3,
         returns_only=1,
@@ -89,8 +101,8 @@ def test_summary_counts_returns_only_customers_and_guests(spark):
 def _lines(spark, rows):
     return (
         spark.createDataFrame(rows, RAW_DDL)
-        .transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(cleaning.with_reason, rules=RULES, as_of=None)
+        .transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(with_reason, rules=RULES, as_of=None)
     )
 
 
@@ -105,20 +117,20 @@ def test_group_key_keeps_customer_ids_and_guest_invoices_apart(spark):
     rows = spark.createDataFrame(
         [(17850, None), (None, "536365"), (None, "536366"), (None, None)], "customer_id long, guest_invoice_no string"
     )
-    keys = [r.key for r in rows.select(features.group_key(F.col("customer_id"), F.col("guest_invoice_no")).alias("key")).collect()]
+    keys = [r.key for r in rows.select(group_key(F.col("customer_id"), F.col("guest_invoice_no")).alias("key")).collect()]
     assert keys[0] == 17850
     assert keys[1] < 0 and keys[2] < 0 and keys[1] != keys[2]
     assert keys[3] is None  # a line with neither belongs to nobody, as with the two-column key
     with pytest.raises(ValueError, match="1..63"):
-        features.group_key(F.col("customer_id"), F.col("guest_invoice_no"), guest_key_bits=64)
+        group_key(F.col("customer_id"), F.col("guest_invoice_no"), guest_key_bits=64)
 
 
 def test_one_long_key_aggregates_exactly_like_id_and_invoice(spark):
     lines = _lines(spark, MANY_GUESTS)
-    hashed = lines.transform(features.to_customer_activity)
-    exact = lines.transform(features.to_customer_activity, exact_keys=True)
+    hashed = lines.transform(to_customer_activity)
+    exact = lines.transform(to_customer_activity, exact_keys=True)
     assert hashed.columns == exact.columns
-    assert hashed.where(F.col(features.SHARED_GUEST_KEY)).count() == 0
+    assert hashed.where(F.col(SHARED_GUEST_KEY)).count() == 0
     assert exact.where(F.col("guest_invoice_no").isNotNull()).count() == 43  # G0, G1, G2 and H00..H39
     assert_df_equality(hashed, exact, ignore_row_order=True, ignore_nullable=True)
 
@@ -127,10 +139,10 @@ def test_guest_invoices_sharing_a_key_are_marked(spark):
     """With one bit of hash, 43 guest invoices fall into two keys: both groups are marked, each
     customer's own row is not, and the exact keys give 43 guest rows again."""
     lines = _lines(spark, MANY_GUESTS)
-    squeezed = lines.transform(features.to_customer_activity, guest_key_bits=1)
-    marked = {(r.customer_id, r.shared_guest_key) for r in squeezed.select("customer_id", features.SHARED_GUEST_KEY).collect()}
+    squeezed = lines.transform(to_customer_activity, guest_key_bits=1)
+    marked = {(r.customer_id, r.shared_guest_key) for r in squeezed.select("customer_id", SHARED_GUEST_KEY).collect()}
     assert marked == {(100, False), (200, False), (16446, False), (None, True)}
-    assert squeezed.where(F.col(features.SHARED_GUEST_KEY)).count() == 2
+    assert squeezed.where(F.col(SHARED_GUEST_KEY)).count() == 2
 
 
 def test_the_job_aggregates_again_when_guest_invoices_share_a_key(spark, tmp_path, monkeypatch, caplog):
@@ -139,10 +151,10 @@ def test_the_job_aggregates_again_when_guest_invoices_share_a_key(spark, tmp_pat
     giving the features and counts of a run without any collision."""
     write_parquet(SyntheticLogSpec(lines=4_000, seed=3), tmp_path / "log", chunk_lines=2_000)
     config = load_config(env="test", overrides={"input.path": str(tmp_path / "log")}, environ={})
-    expected = pipeline.prepare_customers(spark, config)
-    monkeypatch.setattr(features, "GUEST_KEY_BITS", 1)
+    expected = prepare_customers(spark, config)
+    monkeypatch.setattr(customers_module, "GUEST_KEY_BITS", 1)
     with caplog.at_level(logging.WARNING, logger="insiders_spark"):
-        again = pipeline.prepare_customers(spark, config)
+        again = prepare_customers(spark, config)
     try:
         assert expected.summary.guests > 2 and expected.summary.shared_guest_keys == 0
         assert "group keys were shared by more than one guest invoice; aggregating again" in caplog.text
@@ -159,10 +171,10 @@ def test_guest_numbers_do_not_depend_on_partitioning(spark):
     spread = (
         spark.createDataFrame(rows, RAW_DDL)
         .repartition(7)
-        .transform(cleaning.to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(cleaning.with_reason, rules=RULES, as_of=None)
-        .transform(features.to_customer_activity)
-        .transform(features.with_guest_customer_ids, start=19000)
+        .transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+        .transform(with_reason, rules=RULES, as_of=None)
+        .transform(to_customer_activity)
+        .transform(with_guest_customer_ids, start=19000)
         .select("guest_invoice_no", "customer_id")
     )
     assert_df_equality(one, spread, ignore_row_order=True)
@@ -181,7 +193,7 @@ def test_guest_numbers_of_earlier_invoices_survive_later_days(spark):
 
 def test_as_of_drops_later_lines_from_features(spark):
     customers = _customers(spark, LOG, as_of=dt.date(2011, 1, 5))
-    got = {r.customer_id: r for r in customers.transform(features.to_customer_features, as_of=dt.date(2011, 1, 5)).collect()}
+    got = {r.customer_id: r for r in customers.transform(to_customer_features, as_of=dt.date(2011, 1, 5)).collect()}
     assert got[100].qty_invoices == 1 and got[100].gross_revenue == pytest.approx(7.0)
     assert got[100].qty_returns == 0 and got[100].recency_days == 4
 
@@ -198,7 +210,7 @@ def test_round_half_up_agrees_with_spark_round(spark):
         spark.createDataFrame([(v,) for v in edges], "x double")
     ).unionByName(spark.range(1, 100_001).select((-F.col("id") / 1000.0 * 10_000 - 0.5).alias("x")))
     checked = values.select(
-        F.round(F.col("x")).cast("long").alias("expected"), features.round_half_up(F.col("x")).cast("long").alias("got")
+        F.round(F.col("x")).cast("long").alias("expected"), round_half_up(F.col("x")).cast("long").alias("got")
     )
     assert checked.where(~F.col("expected").eqNullSafe(F.col("got"))).count() == 0
     assert checked.count() == 200_000 + len(edges)

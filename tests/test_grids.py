@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from insiders_spark.config import ConfigError, load_config
-from insiders_spark.grids import GridError, SplitGrid, grid_mantissas, grid_values
-from insiders_spark.schemas import MODEL_INPUT_COLUMNS
+from insiders_spark.core.config import load_config
+from insiders_spark.core.errors import ConfigError, GridError
+from insiders_spark.core.grids import SplitGrid, grid_mantissas, grid_values
+from insiders_spark.core.names import MODEL_INPUT_COLUMNS
 
 
 def test_a_grid_is_named_by_its_steps_within_a_power_of_ten():

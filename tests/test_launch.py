@@ -9,9 +9,16 @@ import sys
 
 import pytest
 
-from insiders_spark import launch
-from insiders_spark.config import ConfigError, default_conf_dir, load_config
-from insiders_spark.paths import local_input_bytes
+from insiders_spark.core.config import default_conf_dir, load_config
+from insiders_spark.core.errors import ConfigError
+from insiders_spark.core.paths import local_input_bytes
+from insiders_spark.spark.launch import (
+    QUICK_JIT_CODE_CACHE,
+    QUICK_JIT_OPTION,
+    QUICK_JIT_OPTIONS,
+    import_in_background,
+    plan_launch,
+)
 
 
 def _write(path, size):
@@ -42,17 +49,17 @@ def _config(**overrides):
 def test_the_quick_jit_is_chosen_up_to_the_limit_only(tmp_path):
     log = str(_write(tmp_path / "log.parquet", 1000))
     for limit, quick in ((999, False), (1000, True), (0, False)):
-        plan = launch.plan_launch(_config(**{"input.path": log, "launch.quick_jit_max_bytes": limit}))
+        plan = plan_launch(_config(**{"input.path": log, "launch.quick_jit_max_bytes": limit}))
         assert plan.input_bytes == 1000
         assert plan.quick_jit is quick
-        assert (launch.QUICK_JIT_OPTION in plan.java_options) is quick
+        assert (QUICK_JIT_OPTION in plan.java_options) is quick
         # with it, the code cache the full JIT would have (C1 alone reserves 48 MB, which a run filled)
-        assert (launch.QUICK_JIT_CODE_CACHE in plan.java_options) is quick
+        assert (QUICK_JIT_CODE_CACHE in plan.java_options) is quick
     # the synthetic log counts 16 bytes a line; a remote input's size is unknown: never quick
     synthetic = {"input.path": "", "synthetic.lines": 1000}
-    assert launch.plan_launch(_config(**synthetic, **{"launch.quick_jit_max_bytes": 16_000})).quick_jit
-    assert not launch.plan_launch(_config(**synthetic, **{"launch.quick_jit_max_bytes": 15_999})).quick_jit
-    remote = launch.plan_launch(_config(**{"input.path": "s3a://lake/log/", "launch.quick_jit_max_bytes": 10**12}))
+    assert plan_launch(_config(**synthetic, **{"launch.quick_jit_max_bytes": 16_000})).quick_jit
+    assert not plan_launch(_config(**synthetic, **{"launch.quick_jit_max_bytes": 15_999})).quick_jit
+    remote = plan_launch(_config(**{"input.path": "s3a://lake/log/", "launch.quick_jit_max_bytes": 10**12}))
     assert remote.input_bytes is None and not remote.quick_jit
 
 
@@ -64,7 +71,7 @@ def test_planning_the_start_imports_nothing_the_background_thread_imports(tmp_pa
         "import sys\n"
         "from insiders_spark import launch\n"
         "from insiders_spark.config import load_config\n"
-        f"plan = launch.plan_launch(load_config(env='test', environ={{}}, overrides={{'input.path': {str(log)!r}}}))\n"
+        f"plan = plan_launch(load_config(env='test', environ={{}}, overrides={{'input.path': {str(log)!r}}}))\n"
         "assert plan.input_bytes == 1000, plan\n"
         "print(' '.join(sorted(m for m in ('pandas', 'pyarrow', 'numpy', 'insiders_spark.io', 'insiders_spark.synthetic')"
         " if m in sys.modules)))\n"
@@ -77,95 +84,95 @@ def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
     archive = tmp_path / "classes.jsa"
     settings = {
         "launch.class_archive": str(archive), "launch.quick_jit_max_bytes": 0, "launch.garbage_collector": "",
-        "launch.jit_threshold_scaling": 1.0, "launch.jit_freq_inline_size": 0, "launch.jit_inline_small_code": 0,
+        "jit_threshold_scaling": 1.0, "jit_freq_inline_size": 0, "jit_inline_small_code": 0,
     }
     with caplog.at_level(logging.WARNING, logger="insiders_spark.launch"):
-        missing = launch.plan_launch(_config(**settings))
+        missing = plan_launch(_config(**settings))
     assert missing.class_archive is None and missing.java_options == ()
     assert "does not exist" in caplog.text and "class-archive" in caplog.text
 
     _write(archive, 10)
-    present = launch.plan_launch(_config(**settings))
+    present = plan_launch(_config(**settings))
     assert present.java_options == (f"-XX:SharedArchiveFile={archive.resolve()}",)
     assert str(archive.resolve()) in present.describe()
 
 
 def test_the_garbage_collector_is_chosen_unless_the_profile_chooses_one(caplog):
     assert load_config(env="local", environ={}).launch.garbage_collector == "parallel"  # base.toml
-    full_jit = {"launch.quick_jit_max_bytes": 0, "launch.jit_threshold_scaling": 1.0, "launch.jit_freq_inline_size": 0, "launch.jit_inline_small_code": 0}
+    full_jit = {"launch.quick_jit_max_bytes": 0, "jit_threshold_scaling": 1.0, "jit_freq_inline_size": 0, "jit_inline_small_code": 0}
     for name, option in (("parallel", "-XX:+UseParallelGC"), ("g1", "-XX:+UseG1GC"), ("serial", "-XX:+UseSerialGC")):
-        plan = launch.plan_launch(_config(**{"launch.garbage_collector": name, **full_jit}))
+        plan = plan_launch(_config(**{"launch.garbage_collector": name, **full_jit}))
         assert plan.java_options == (option,) and plan.garbage_collector == name
         assert f"garbage collector {name}" in plan.describe()
-    default = launch.plan_launch(_config(**{"launch.garbage_collector": "", **full_jit}))
+    default = plan_launch(_config(**{"launch.garbage_collector": "", **full_jit}))
     assert default.java_options == () and default.garbage_collector is None
 
     # the profile's own choice wins: two collectors and the JVM would refuse to start
     own = {"launch.garbage_collector": "parallel", "spark.spark.driver.extraJavaOptions": "-Xss4m -XX:+UseZGC"}
     with caplog.at_level(logging.INFO, logger="insiders_spark.launch"):
-        kept = launch.plan_launch(_config(**own))
+        kept = plan_launch(_config(**own))
     assert not any("GC" in option for option in kept.java_options) and kept.garbage_collector is None
     assert "-XX:+UseZGC" in caplog.text and "not applied" in caplog.text
     # an option that merely mentions GC is not a choice of collector
     logging_only = {"launch.garbage_collector": "serial", "spark.spark.driver.extraJavaOptions": "-Xlog:gc:file=gc.log"}
-    assert launch.plan_launch(_config(**logging_only)).garbage_collector == "serial"
+    assert plan_launch(_config(**logging_only)).garbage_collector == "serial"
 
-    with pytest.raises(ConfigError, match="launch.garbage_collector = 'zgc'"):
+    with pytest.raises(ConfigError, match="garbage_collector = 'zgc'"):
         _config(**{"launch.garbage_collector": "zgc"})
 
 
 def test_the_jit_thresholds_are_scaled_for_full_jit_runs_only(tmp_path, caplog):
     assert load_config(env="local", environ={}).launch.jit_threshold_scaling == 3.0  # base.toml
     log = str(_write(tmp_path / "log.parquet", 1000))
-    no_collector = {"input.path": log, "launch.garbage_collector": "", "launch.jit_freq_inline_size": 0, "launch.jit_inline_small_code": 0}
+    no_collector = {"input.path": log, "launch.garbage_collector": "", "jit_freq_inline_size": 0, "jit_inline_small_code": 0}
     option = "-XX:CompileThresholdScaling=3"
 
-    full = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 999}))
+    full = plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 999}))
     assert full.java_options == (option,) and full.jit_threshold_scaling == 3.0
     assert "quick JIT off (JIT thresholds x3)" in full.describe()
     # the quick JIT is the short runs' choice: its thresholds are the JVM's
-    quick = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 1000}))
-    assert quick.java_options == launch.QUICK_JIT_OPTIONS and quick.jit_threshold_scaling is None
-    unscaled = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 0, "launch.jit_threshold_scaling": 1.0}))
+    quick = plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 1000}))
+    assert quick.java_options == QUICK_JIT_OPTIONS and quick.jit_threshold_scaling is None
+    unscaled = plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 0, "jit_threshold_scaling": 1.0}))
     assert unscaled.java_options == () and "quick JIT off," in unscaled.describe()
-    halved = launch.plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 0, "launch.jit_threshold_scaling": 0.5}))
+    halved = plan_launch(_config(**no_collector, **{"launch.quick_jit_max_bytes": 0, "jit_threshold_scaling": 0.5}))
     assert halved.java_options == ("-XX:CompileThresholdScaling=0.5",)
 
     # the profile's own setting wins (the JVM would take the last one silently)
     own = {**no_collector, "launch.quick_jit_max_bytes": 0, "spark.spark.driver.extraJavaOptions": "-XX:CompileThresholdScaling=2"}
     with caplog.at_level(logging.INFO, logger="insiders_spark.launch"):
-        kept = launch.plan_launch(_config(**own))
+        kept = plan_launch(_config(**own))
     assert kept.java_options == () and kept.jit_threshold_scaling is None
     assert "not applied" in caplog.text
 
     for wrong in (0, -1.0):
-        with pytest.raises(ConfigError, match="launch.jit_threshold_scaling"):
-            _config(**{"launch.jit_threshold_scaling": wrong})
+        with pytest.raises(ConfigError, match="jit_threshold_scaling"):
+            _config(**{"jit_threshold_scaling": wrong})
 
 
 def test_the_jit_inlines_less_in_full_jit_runs_only(tmp_path, caplog):
     base = load_config(env="local", environ={}).launch
     assert (base.jit_freq_inline_size, base.jit_inline_small_code) == (150, 1000)  # base.toml
     log = str(_write(tmp_path / "log.parquet", 1000))
-    plain = {"input.path": log, "launch.garbage_collector": "", "launch.jit_threshold_scaling": 1.0}
+    plain = {"input.path": log, "launch.garbage_collector": "", "jit_threshold_scaling": 1.0}
     limits = ("-XX:FreqInlineSize=150", "-XX:InlineSmallCode=1000")
 
-    full = launch.plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 999}))
+    full = plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 999}))
     assert full.java_options == limits and full.jit_inlining == limits
     assert "quick JIT off (-XX:FreqInlineSize=150, -XX:InlineSmallCode=1000)" in full.describe()
-    quick = launch.plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 1000}))
-    assert quick.java_options == launch.QUICK_JIT_OPTIONS and quick.jit_inlining == ()
-    one = launch.plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 0, "launch.jit_inline_small_code": 0}))
+    quick = plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 1000}))
+    assert quick.java_options == QUICK_JIT_OPTIONS and quick.jit_inlining == ()
+    one = plan_launch(_config(**plain, **{"launch.quick_jit_max_bytes": 0, "jit_inline_small_code": 0}))
     assert one.java_options == ("-XX:FreqInlineSize=150",)
 
     # the profile's own limit wins, the other one still applies
     own = {**plain, "launch.quick_jit_max_bytes": 0, "spark.spark.driver.extraJavaOptions": "-XX:InlineSmallCode=2000"}
     with caplog.at_level(logging.INFO, logger="insiders_spark.launch"):
-        kept = launch.plan_launch(_config(**own))
+        kept = plan_launch(_config(**own))
     assert kept.java_options == ("-XX:FreqInlineSize=150",)
-    assert "-XX:InlineSmallCode=2000" in caplog.text and "launch.jit_inline_small_code = 1000 is not applied" in caplog.text
+    assert "-XX:InlineSmallCode=2000" in caplog.text and "jit_inline_small_code = 1000 is not applied" in caplog.text
 
-    for key in ("launch.jit_freq_inline_size", "launch.jit_inline_small_code"):
+    for key in ("jit_freq_inline_size", "jit_inline_small_code"):
         with pytest.raises(ConfigError, match=key):
             _config(**{key: -1})
 
@@ -198,7 +205,7 @@ def workload(spark):
     if sys.argv[2] == "fail":
         raise RuntimeError("the workload failed")
 
-launch.write_class_archive(load_config(env="test"), sys.argv[1], workload)
+write_class_archive(load_config(env="test"), sys.argv[1], workload)
 """
 
 
@@ -241,7 +248,7 @@ def test_a_class_archive_is_written_whole_and_taken_by_the_jvm(tmp_path):
 def test_the_class_archive_command_needs_a_path(tmp_path):
     result = _cli("class-archive", "--env", "test", cwd=tmp_path)
     assert result.returncode == 2
-    assert "--archive PATH" in result.stderr and "launch.class_archive" in result.stderr
+    assert "--archive PATH" in result.stderr and "class_archive" in result.stderr
 
 
 def test_run_modules_are_imported_in_a_thread_and_a_failing_one_is_left_to_the_caller(tmp_path, monkeypatch):
@@ -252,7 +259,7 @@ def test_run_modules_are_imported_in_a_thread_and_a_failing_one_is_left_to_the_c
     for name in ("launch_probe_ok", "launch_probe_broken"):
         monkeypatch.delitem(sys.modules, name, raising=False)
 
-    thread = launch.import_in_background(("launch_probe_broken", "launch_probe_ok"))
+    thread = import_in_background(("launch_probe_broken", "launch_probe_ok"))
     thread.join(timeout=30)
 
     assert not thread.is_alive()
@@ -271,7 +278,7 @@ from insiders_spark.config import load_config
 from insiders_spark.session import build_spark_session
 
 config = load_config(env="test", overrides={"launch.garbage_collector": "parallel", "launch.quick_jit_max_bytes": 0})
-spark = build_spark_session("collector", config.spark, java_options=launch.plan_launch(config).java_options)
+spark = build_spark_session("collector", config.spark, java_options=plan_launch(config).java_options)
 beans = spark._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
 print(sorted(beans.get(i).getName() for i in range(beans.size())))
 jvm = spark._jvm

@@ -4,12 +4,11 @@ import datetime as dt
 import math
 
 import pytest
-
 from chispa import assert_df_equality
 from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql import types as T
 
-from insiders_spark.literals import literal_frame
+from insiders_spark.spark.literals import literal_frame
 
 SCHEMA = T.StructType(
     [

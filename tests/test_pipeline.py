@@ -7,10 +7,14 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import pipeline
-from insiders_spark.config import load_config
-from insiders_spark.profiles import PROFILE_SCHEMA
-from insiders_spark.schemas import SEGMENTS_SCHEMA
+from insiders_spark.core.config import load_config
+from insiders_spark.core.errors import RunFailedError
+from insiders_spark.core.schemas import SEGMENTS_SCHEMA
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.model.profiles import PROFILE_SCHEMA
+from insiders_spark.runs.runner import run
+from insiders_spark.storage import filesystem
+from insiders_spark.storage.outputs import FAILED_RUNS, STAGING
 
 LINES = 40_000
 
@@ -24,7 +28,7 @@ def _config(output, **overrides):
 @pytest.fixture(scope="module")
 def first_run(spark, tmp_path_factory):
     output = tmp_path_factory.mktemp("job")
-    result = pipeline.run(spark, _config(output))
+    result = run(spark, _config(output))
     return output, result
 
 
@@ -79,7 +83,7 @@ def test_insiders_are_cluster_one_with_the_highest_mean_revenue(spark, first_run
 def test_same_seed_same_segments(spark, first_run, tmp_path):
     """Also with every stage one after another (``output.overlap_writes`` off): the same outputs."""
     output, result = first_run
-    again = pipeline.run(spark, _config(tmp_path, **{"output.overlap_writes": False}))
+    again = run(spark, _config(tmp_path, **{"output.overlap_writes": False}))
     assert again.run_date == result.run_date
     key = ["customer_id", "cluster", "segment", "is_insider", "gross_revenue"]
     assert_df_equality(
@@ -94,10 +98,10 @@ def test_same_seed_same_segments(spark, first_run, tmp_path):
 
 
 def test_a_run_date_replaces_only_its_own_partition(spark, tmp_path):
-    pipeline.run(spark, _config(tmp_path), run_date=dt.date(2020, 1, 1))
-    pipeline.run(spark, _config(tmp_path), run_date=dt.date(2020, 1, 2))
+    run(spark, _config(tmp_path), run_date=dt.date(2020, 1, 1))
+    run(spark, _config(tmp_path), run_date=dt.date(2020, 1, 2))
     before = _segments(spark, tmp_path, "2020-01-02").collect()
-    pipeline.run(spark, _config(tmp_path, **{"clustering.k": 4}), run_date=dt.date(2020, 1, 1))
+    run(spark, _config(tmp_path, **{"clustering.k": 4}), run_date=dt.date(2020, 1, 1))
     after_other = _segments(spark, tmp_path, "2020-01-02").collect()
     assert sorted(before) == sorted(after_other)
     assert _segments(spark, tmp_path, "2020-01-01").select("cluster").distinct().count() == 4
@@ -109,9 +113,8 @@ def test_a_run_that_fails_late_releases_what_it_cached(spark, tmp_path, monkeypa
     """A notebook's session outlives a failed run: the customers, features and clustered tables the
     run cached (and used) must not stay cached. This run fails at its very end, half-way through
     its commit (the file system refuses the third move), which the run rolls back."""
-    from insiders_spark import io
 
-    real_rename, moves = io._rename, []
+    real_rename, moves = filesystem.rename, []
 
     def refuse_the_third(spark_, source, target):
         moves.append(source)
@@ -121,12 +124,12 @@ def test_a_run_that_fails_late_releases_what_it_cached(spark, tmp_path, monkeypa
 
     persistent = spark.sparkContext._jsc.getPersistentRDDs
     before = persistent().size()
-    monkeypatch.setattr(io, "_rename", refuse_the_third)
-    with pytest.raises(pipeline.RunFailedError, match="refused the commit"):
-        pipeline.run(spark, _config(tmp_path / "out", **{"quality.stability": False}))
+    monkeypatch.setattr(filesystem, "rename", refuse_the_third)
+    with pytest.raises(RunFailedError, match="refused the commit"):
+        run(spark, _config(tmp_path / "out", **{"quality.stability": False}))
     assert len(moves) > 3  # the commit had started, and was rolled back
     assert persistent().size() == before
-    published = [p for p in (tmp_path / "out").iterdir() if p.name not in (io.STAGING, io.FAILED_RUNS)]
+    published = [p for p in (tmp_path / "out").iterdir() if p.name not in (STAGING, FAILED_RUNS)]
     assert [p.name for p in published if any(p.rglob("*.parquet"))] == []  # nothing was published
 
 
@@ -135,13 +138,13 @@ def test_a_backtest_that_cannot_be_measured_is_reported_not_fatal(spark, tmp_pat
     Run again on a date whose backtest was measured, the old curve must not stay next to the new
     segments as if it measured them."""
     output = tmp_path / "out"
-    measured = pipeline.run(
+    measured = run(
         spark, _config(output, **{"backtest.horizon_days": 90, "quality.stability": False}), run_date=dt.date(2011, 12, 9)
     )
     assert measured.metrics["backtest"]["measured"] is True
     assert (output / "backtest" / "run_date=2011-12-09").is_dir()
     config = _config(output, **{"backtest.horizon_days": 400, "quality.stability": False})
-    result = pipeline.run(spark, config, run_date=dt.date(2011, 12, 9))
+    result = run(spark, config, run_date=dt.date(2011, 12, 9))
     backtest = result.metrics["backtest"]
     assert backtest["measured"] is False and "no customer bought anything up to the cut-off" in backtest["error"]
     assert (output / "segments" / "run_date=2011-12-09").is_dir()
@@ -154,9 +157,9 @@ def test_the_backtest_window_ends_on_the_last_sales_day_up_to_the_as_of_date(spa
     """A nightly run on a day without sales (as-of two days after the log's last invoice): the
     window ends on the last invoice date, not past the log."""
     config = _config(tmp_path / "out", **{"backtest.horizon_days": 60, "quality.stability": False})
-    table = pipeline.prepare_customers(spark, config)
+    table = prepare_customers(spark, config)
     last = table.summary.last_kept_date
     table.unpersist()
-    result = pipeline.run(spark, config, as_of=last + dt.timedelta(days=2))
+    result = run(spark, config, as_of=last + dt.timedelta(days=2))
     assert result.metrics["backtest"]["window"][1] == last.isoformat()
     assert result.metrics["backtest"]["cutoff"] == (last - dt.timedelta(days=60)).isoformat()

@@ -3,7 +3,7 @@
 import pytest
 from chispa import assert_df_equality
 
-from insiders_spark.profiles import (
+from insiders_spark.model.profiles import (
     build_profiles,
     carry_over_identity,
     disambiguated_names,

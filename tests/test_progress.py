@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from insiders_spark.progress import BackgroundStages, StageTimer
+from insiders_spark.core.progress import BackgroundStages, StageTimer
 
 
 def _fail(message):

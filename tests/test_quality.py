@@ -16,22 +16,18 @@ from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from insiders_spark.clustering import KMEANS_CLUSTER, EmbeddingPoints, fit_kmeans, silhouette, with_kmeans_clusters
-from insiders_spark.config import ClusteringConfig
-from insiders_spark.embedding import EMBEDDING
-from insiders_spark.kselection import KScore, choose_k, score_grid, select_k
-from insiders_spark.quality import (
-    QualityTargets,
+from insiders_spark.core.config import ClusteringConfig, QualityConfig
+from insiders_spark.core.names import CLUSTER, CUSTOMER_ID
+from insiders_spark.core.schemas import CUSTOMER_FEATURES_SCHEMA
+from insiders_spark.evaluation.kselection import KScore, choose_k, score_grid, select_k
+from insiders_spark.evaluation.quality import (
     bounded_sample,
     check_silhouette,
-    leaf_silhouette,
     quality_verdict,
+    segmentation_failures,
+    stability_failures,
 )
-from insiders_spark.schemas import CLUSTER, CUSTOMER_FEATURES_SCHEMA, CUSTOMER_ID
-from insiders_spark.leaves import summarise_leaves
-from insiders_spark.profiles import PROFILED_FEATURES, summarise_clusters
-from insiders_spark.segmentation import fit_segmentation, silhouette_of
-from insiders_spark.stability import (
+from insiders_spark.evaluation.stability import (
     BOOTSTRAP,
     SEED,
     bootstrap_resample,
@@ -39,7 +35,17 @@ from insiders_spark.stability import (
     measure_stability,
     poisson_one_cdf,
 )
-
+from insiders_spark.model.clustering import (
+    KMEANS_CLUSTER,
+    EmbeddingPoints,
+    fit_kmeans,
+    with_kmeans_clusters,
+)
+from insiders_spark.model.embedding import EMBEDDING
+from insiders_spark.model.leaves import summarise_leaves
+from insiders_spark.model.profiles import PROFILED_FEATURES, summarise_clusters
+from insiders_spark.model.segmentation import fit_segmentation, silhouette_of
+from insiders_spark.model.silhouette import leaf_silhouette, silhouette
 
 DAY = dt.date(2011, 12, 9)
 
@@ -134,28 +140,30 @@ def test_bounded_sample_draws_its_bound_and_the_same_rows_however_partitioned(sp
 
 
 def test_targets_name_what_is_missed():
-    targets = QualityTargets()
-    assert targets.segmentation_failures(
+    targets = QualityConfig()
+    assert segmentation_failures(
+        targets,
         silhouette=0.8, smallest_cluster_share=0.02, insiders_share=0.08, insiders_revenue_share=0.55
     ) == []
-    missed = targets.segmentation_failures(
+    missed = segmentation_failures(
+        targets,
         silhouette=0.7, smallest_cluster_share=0.005, insiders_share=0.2, insiders_revenue_share=0.4
     )
     assert [m.split()[0] for m in missed] == ["silhouette", "smallest", "Insiders", "Insiders"]
-    assert targets.stability_failures(ari_min=0.95, jaccard_min=0.89) == ["Insiders Jaccard 0.890 < 0.9"]
+    assert stability_failures(targets, ari_min=0.95, jaccard_min=0.89) == ["Insiders Jaccard 0.890 < 0.9"]
 
 
 def test_the_verdict_lists_every_missed_target():
-    from insiders_spark.profiles import build_profiles
+    from insiders_spark.model.profiles import build_profiles
 
     means = {f"{n}_mean": 1.0 for n in ("recency_days", "qty_invoices", "qty_items", "qty_products", "frequency", "qty_returns", "avg_ticket")}
     profiles = build_profiles([
         {"kmeans_cluster": 0, "customers": 8, "revenue_total": 600.0, "gross_revenue_mean": 75.0, **means},
         {"kmeans_cluster": 1, "customers": 92, "revenue_total": 400.0, "gross_revenue_mean": 400 / 92, **means},
     ])
-    verdict = quality_verdict(profiles=profiles, silhouette=0.8, stability_failures=[])
+    verdict = quality_verdict(profiles=profiles, silhouette=0.8, stability_failures=[], targets=QualityConfig())
     assert verdict["meets_targets"] and verdict["failures"] == [] and verdict["targets"]["ari"] == 0.9
-    missed = quality_verdict(profiles=profiles, silhouette=0.8, stability_failures=None)
+    missed = quality_verdict(profiles=profiles, silhouette=0.8, stability_failures=None, targets=QualityConfig())
     assert missed == {**verdict, "meets_targets": False, "failures": ["stability not measured"]}
 
 
@@ -265,10 +273,8 @@ def test_select_k_picks_the_obvious_k(spark, test_config):
     lowest tier along its noise split, which moves from resample to resample."""
     features = _groups(spark, [(100, 10, 1.0), (60, 1000, 5.0), (40, 5000, 9.0)], noise=True)
     config = _config(test_config, encoding="path_gain")
-    targets = QualityTargets(insiders_max_share=0.25)
-    selection = select_k(
-        features, config=config, customers=200, seed=3, grid=[2, 3, 4], seeds=0, bootstraps=2, targets=targets
-    )
+    config = dataclasses.replace(config, quality=dataclasses.replace(config.quality, insiders_max_share=0.25))
+    selection = select_k(features, config=config, customers=200, seed=3, grid=[2, 3, 4], seeds=0, bootstraps=2)
     assert selection.chosen == 3 and not selection.fallback
     assert selection.leaves == 4
     by_k = {s.k: s for s in selection.scores}
@@ -283,7 +289,8 @@ def test_select_k_picks_the_obvious_k(spark, test_config):
 def test_a_k_beyond_the_leaves_is_recorded_not_fatal(spark, test_config, four_groups):
     config = _config(test_config)
     runs = fit_stability_runs(four_groups, config=config, customers=300, seed=7, seeds=1, bootstraps=0)
-    selection = score_grid(runs, grid=[3, 5], config=config, targets=QualityTargets(insiders_max_share=0.5))
+    config = dataclasses.replace(config, quality=dataclasses.replace(config.quality, insiders_max_share=0.5))
+    selection = score_grid(runs, grid=[3, 5], config=config)
     assert selection.score(5).error and "only 4 distinct points" in selection.score(5).error
     assert selection.chosen == 3
 
@@ -338,7 +345,7 @@ def _training_config(test_config, *, k, select_k, bootstraps, seeds=0):
 
 
 def test_k_auto_chooses_among_the_k_the_tree_allows_when_the_configured_one_is_beyond_it(spark, test_config, four_groups):
-    from insiders_spark.pipeline import train_segmentation
+    from insiders_spark.runs.train import train_segmentation
 
     config = _training_config(test_config, k=9, select_k=True, bootstraps=0, seeds=1)
     training = train_segmentation(four_groups, config, customers=300)
@@ -351,7 +358,7 @@ def test_k_auto_chooses_among_the_k_the_tree_allows_when_the_configured_one_is_b
 def test_a_resample_with_fewer_leaves_than_k_makes_stability_unmeasurable_not_the_run_fail(spark, test_config):
     """A 16-customer group is just above the smallest leaf (5% of 300 = 15 customers): the
     reference tree gives it a leaf, a resample that draws fewer of it cannot."""
-    from insiders_spark.pipeline import train_segmentation
+    from insiders_spark.runs.train import train_segmentation
 
     features = _groups(spark, [(100, 10, 1.0), (16, 20, 1.5), (84, 1000, 5.0), (100, 2000, 5.5)])
     config = _training_config(test_config, k=4, select_k=False, bootstraps=5)

@@ -1,10 +1,11 @@
 """The quality sections of the report, rendered from hand-made measurements (no Spark)."""
 
-from insiders_spark.kselection import KScore, KSelection
-from insiders_spark.profiles import build_profiles
-from insiders_spark.quality import QualityTargets, SilhouetteCheck
-from insiders_spark.quality_report import render_quality
-from insiders_spark.stability import RunAgreement, Stability
+from insiders_spark.core.config import QualityConfig
+from insiders_spark.evaluation.kselection import KScore, KSelection
+from insiders_spark.evaluation.quality import SilhouetteCheck
+from insiders_spark.evaluation.stability import RunAgreement, Stability
+from insiders_spark.model.profiles import build_profiles
+from insiders_spark.report.quality import render_quality
 
 
 def _profiles():
@@ -21,7 +22,7 @@ def _stability():
         RunAgreement("seed", 43, None, 100, 1.0, 1.0, 8),
         RunAgreement("bootstrap", 42, 43, 97, 0.55, 0.48, 12),
     )
-    return Stability(k=3, reference_seed=42, customers=100, reference_insiders=8, runs=runs)
+    return Stability(k=3, reference_seed=42, customers=100, reference_insiders=8, runs=runs, targets=QualityConfig())
 
 
 def test_every_section_with_its_numbers():
@@ -31,8 +32,8 @@ def test_every_section_with_its_numbers():
                    insiders_revenue_share=0.6, stability=stability, failures=tuple(stability.failures()))
     selection = KSelection(scores=(score, KScore(k=5, error="only 4 distinct points", failures=("cannot fit",))),
                            chosen=3, fallback=True, reason="no k in 3..5 meets every target; kept the configured k=3",
-                           targets=QualityTargets(), leaves=4, seeds=1, bootstraps=1, seconds=1.0)
-    page = render_quality(profiles=_profiles(), silhouette=check, stability=stability, selection=selection)
+                           targets=QualityConfig(), leaves=4, seeds=1, bootstraps=1, seconds=1.0)
+    page = render_quality(profiles=_profiles(), silhouette=check, stability=stability, selection=selection, targets=QualityConfig())
     for heading in ("## Quality targets", "## Silhouette", "## Stability", "## Choice of k"):
         assert heading in page
     assert "| silhouette (squared Euclidean) | >= 0.75 | 0.872 | yes |" in page
@@ -50,5 +51,5 @@ def test_every_section_with_its_numbers():
 
 
 def test_only_the_sections_measured():
-    page = render_quality(stability=_stability(), heading_level=3)
+    page = render_quality(stability=_stability(), heading_level=3, targets=QualityConfig())
     assert page.startswith("### Stability") and "Choice of k" not in page and "Quality targets" not in page

@@ -10,8 +10,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import pipeline
-from insiders_spark.config import load_config
+from insiders_spark.core.config import load_config
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.runs.runner import run
 
 pytestmark = pytest.mark.real_data
 
@@ -24,7 +25,7 @@ INTEGER_FEATURES = ("recency_days", "qty_invoices", "qty_items", "qty_products",
 def real_run(spark, real_log_parquet, tmp_path_factory):
     output = tmp_path_factory.mktemp("real")
     config = load_config(env="test", overrides={"input.path": str(real_log_parquet), "output.path": str(output)}, environ={})
-    result = pipeline.run(spark, config)
+    result = run(spark, config)
     segments = spark.read.parquet(str(output / "segments")).drop("run_date").cache()
     return result, segments, output
 
@@ -68,7 +69,7 @@ def test_metrics_file_matches_the_result(real_run):
 def test_daily_csv_drops_give_the_same_features_as_the_parquet(spark, real_run, real_log_by_day):
     _, segments, _ = real_run
     config = load_config(env="test", overrides={"input.path": str(real_log_by_day)}, environ={})
-    table = pipeline.prepare_customers(spark, config)
+    table = prepare_customers(spark, config)
     assert table.source.format == "csv" and len(table.source.files) == 305
     assert table.accounting.input == 541_909 and table.accounting.kept == 536_139
     columns = ["customer_id", "recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns"]

@@ -19,9 +19,15 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark import continuity, io, models, pipeline
-from insiders_spark.config import load_config
-from insiders_spark.grids import grid_values
+from insiders_spark.core.config import load_config
+from insiders_spark.core.errors import ModelFormatError, ModelNotFoundError, OutputInUseError, RunFailedError
+from insiders_spark.core.grids import grid_values
+from insiders_spark.model.store import current_version, list_versions, load, new_version, use_version
+from insiders_spark.runs.runner import run
+from insiders_spark.segments.continuity import churn_counts, with_insider_history
+from insiders_spark.storage import filesystem
+from insiders_spark.storage.lock import LOCK, output_lock
+from insiders_spark.storage.outputs import JOURNAL, RunOutputs, read_partition, recover_interrupted_commits
 
 SYNTHETIC_LINES = 40_000
 
@@ -50,14 +56,14 @@ def _rows(spark, path: Path):
 @pytest.mark.real_data
 def test_two_as_of_runs_and_an_identical_rerun(spark, real_log_parquet, tmp_path):
     config = _config(tmp_path, **{"input.path": str(real_log_parquet)})
-    september = pipeline.run(spark, config, as_of=dt.date(2011, 9, 9))
+    september = run(spark, config, as_of=dt.date(2011, 9, 9))
     assert september.run_date == dt.date(2011, 9, 9)
     assert september.metrics["rows"]["after_as_of"] > 0  # the autumn's lines wait for later runs
     first = tmp_path / "segments" / "run_date=2011-09-09"
     before = _tree_digest(first)
     september_rows = _rows(spark, first)
 
-    december = pipeline.run(spark, config, as_of=dt.date(2011, 12, 9))
+    december = run(spark, config, as_of=dt.date(2011, 12, 9))
     assert _tree_digest(first) == before  # the earlier partition is untouched, byte for byte
     assert {p.name for p in (tmp_path / "segments").iterdir() if p.is_dir()} == {
         "run_date=2011-09-09",
@@ -66,7 +72,7 @@ def test_two_as_of_runs_and_an_identical_rerun(spark, real_log_parquet, tmp_path
     assert december.metrics["churn"]["previous_run_date"] == "2011-09-09"
     # churn as the two published partitions say it: Insiders in December and not in September...
     def insiders(date):
-        frame = io.read_partition(spark, str(tmp_path), "segments", date).where(F.col("is_insider"))
+        frame = read_partition(spark, str(tmp_path), "segments", date).where(F.col("is_insider"))
         return {r.customer_id for r in frame.select("customer_id").collect()}
 
     then, now = insiders("2011-09-09"), insiders("2011-12-09")
@@ -78,7 +84,7 @@ def test_two_as_of_runs_and_an_identical_rerun(spark, real_log_parquet, tmp_path
     last_purchase = spark.read.parquet(str(first)).agg(F.max("last_purchase_date")).first()[0]
     assert last_purchase <= dt.date(2011, 9, 9)
 
-    pipeline.run(spark, config, as_of=dt.date(2011, 9, 9))  # the same date again
+    run(spark, config, as_of=dt.date(2011, 9, 9))  # the same date again
     assert _rows(spark, first) == september_rows
 
 
@@ -88,7 +94,7 @@ def test_two_as_of_runs_and_an_identical_rerun(spark, real_log_parquet, tmp_path
 @pytest.fixture(scope="module")
 def trained_once(spark, tmp_path_factory):
     output = tmp_path_factory.mktemp("refresh")
-    result = pipeline.run(spark, _config(output), as_of=dt.date(2011, 9, 9), mode="train")
+    result = run(spark, _config(output), as_of=dt.date(2011, 9, 9), mode="train")
     return output, result
 
 
@@ -105,7 +111,7 @@ def trained(trained_once, tmp_path):
 def test_train_persists_a_model_and_writes_no_segments(spark, trained):
     output, result = trained
     version = result.metrics["model_version"]
-    assert models.current_version(spark, str(output)) == version
+    assert current_version(spark, str(output)) == version
     assert (output / "models" / version / "tree" / "metadata").is_dir()  # MLlib's own save format
     assert json.loads((output / "models" / version / "segmentation.json").read_text())["trained_as_of"] == "2011-09-09"
     assert not (output / "segments").exists()
@@ -118,10 +124,10 @@ def test_score_uses_the_persisted_model_without_refitting(spark, trained):
     output, trained_result = trained
     version = trained_result.metrics["model_version"]
     before = _tree_digest(output / "models")
-    scored = pipeline.run(spark, _config(output), as_of=dt.date(2011, 12, 9), mode="score")
+    scored = run(spark, _config(output), as_of=dt.date(2011, 12, 9), mode="score")
     assert _tree_digest(output / "models") == before  # not a byte of any model changed
-    assert scored.metrics["model_version"] == version and models.current_version(spark, str(output)) == version
-    segments = io.read_partition(spark, str(output), "segments", "2011-12-09")
+    assert scored.metrics["model_version"] == version and current_version(spark, str(output)) == version
+    segments = read_partition(spark, str(output), "segments", "2011-12-09")
     assert segments.where(F.col("cluster").isNull()).count() == 0
     newcomers = segments.where(F.col("first_purchase_date") > dt.date(2011, 9, 9))
     assert newcomers.count() > 0 and newcomers.select("cluster").distinct().count() > 1
@@ -153,19 +159,19 @@ def test_score_uses_the_persisted_model_without_refitting(spark, trained):
 def test_models_use_rolls_back_to_an_older_version(spark, trained, tmp_path):
     output, trained_result = trained
     first = trained_result.metrics["model_version"]
-    second = pipeline.run(spark, _config(output, **{"job.seed": 3}), as_of=dt.date(2011, 10, 9), mode="train")
-    assert models.current_version(spark, str(output)) == second.metrics["model_version"] != first
-    models.use_version(spark, str(output), first)
-    assert models.current_version(spark, str(output)) == first
-    with pytest.raises(models.ModelNotFoundError, match="not found"):
-        models.use_version(spark, str(output), "no-such-version")
-    assert [info.version for info in models.list_versions(spark, str(output))] == sorted([first, second.metrics["model_version"]])
+    second = run(spark, _config(output, **{"job.seed": 3}), as_of=dt.date(2011, 10, 9), mode="train")
+    assert current_version(spark, str(output)) == second.metrics["model_version"] != first
+    use_version(spark, str(output), first)
+    assert current_version(spark, str(output)) == first
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        use_version(spark, str(output), "no-such-version")
+    assert [info.version for info in list_versions(spark, str(output))] == sorted([first, second.metrics["model_version"]])
 
 
 def test_the_models_command_lists_and_rolls_back_as_an_operator_types_it(spark, trained):
     output, trained_result = trained
     first = trained_result.metrics["model_version"]
-    second = pipeline.run(spark, _config(output, **{"job.seed": 3}), as_of=dt.date(2011, 10, 9), mode="train")
+    second = run(spark, _config(output, **{"job.seed": 3}), as_of=dt.date(2011, 10, 9), mode="train")
     second = second.metrics["model_version"]
 
     def cli(*args):
@@ -180,27 +186,27 @@ def test_the_models_command_lists_and_rolls_back_as_an_operator_types_it(spark, 
     assert marked == {first: False, second: True}
     rolled_back = cli("use", first)
     assert (rolled_back.returncode, rolled_back.stdout.strip()) == (0, f"current model: {first}")
-    assert models.current_version(spark, str(output)) == first
+    assert current_version(spark, str(output)) == first
     unknown = cli("use", "no-such-version")
     assert unknown.returncode == 1 and "not found" in unknown.stderr and "Traceback" not in unknown.stderr
     assert cli("use").returncode == 2  # no version: a usage error
     # a run holding the output: the switch waits for it, naming the holder
-    (output / io.LOCK).write_text(json.dumps({"token": "t", "purpose": "insiders-spark run (score)",
+    (output / LOCK).write_text(json.dumps({"token": "t", "purpose": "insiders-spark run (score)",
                                               "host": "another-machine", "pid": 1}))
     busy = cli("use", second)
     assert busy.returncode == 1 and "another-machine" in busy.stderr and "Traceback" not in busy.stderr
-    assert models.current_version(spark, str(output)) == first
+    assert current_version(spark, str(output)) == first
 
 
 def test_score_without_a_model_is_a_clear_error(spark, tmp_path):
-    with pytest.raises(pipeline.RunFailedError, match="no trained model under"):
-        pipeline.run(spark, _config(tmp_path), mode="score")
+    with pytest.raises(RunFailedError, match="no trained model under"):
+        run(spark, _config(tmp_path), mode="score")
     assert not (tmp_path / "segments").exists()
 
 
 def test_retraining_with_another_seed_keeps_cluster_numbers_and_names(spark, tmp_path):
-    first = pipeline.run(spark, _config(tmp_path), run_date=dt.date(2011, 12, 1))
-    second = pipeline.run(spark, _config(tmp_path, **{"job.seed": 99}), run_date=dt.date(2011, 12, 2))
+    first = run(spark, _config(tmp_path), run_date=dt.date(2011, 12, 1))
+    second = run(spark, _config(tmp_path, **{"job.seed": 99}), run_date=dt.date(2011, 12, 2))
     matches = second.metrics["lineage"]["matches"]
     assert len(matches) == 9
     for match in matches:
@@ -211,8 +217,8 @@ def test_retraining_with_another_seed_keeps_cluster_numbers_and_names(spark, tmp
 
 
 def test_a_model_retrained_on_more_data_keeps_the_numbers_and_names_of_its_matched_clusters(spark, tmp_path):
-    first = pipeline.run(spark, _config(tmp_path), as_of=dt.date(2011, 6, 30))
-    second = pipeline.run(spark, _config(tmp_path), as_of=dt.date(2011, 12, 9))
+    first = run(spark, _config(tmp_path), as_of=dt.date(2011, 6, 30))
+    second = run(spark, _config(tmp_path), as_of=dt.date(2011, 12, 9))
     lineage = second.metrics["lineage"]
     previous = {p.cluster: p.segment for p in first.profiles}
     carried = [m for m in lineage["matches"] if m["previous_cluster"] not in (None, 1)]
@@ -224,7 +230,7 @@ def test_a_model_retrained_on_more_data_keeps_the_numbers_and_names_of_its_match
     # the published tables use the carried numbers and names, and cluster 1 is still the top revenue
     published = {(r.cluster, r.segment) for r in _rows(spark, tmp_path / "profiles" / "run_date=2011-12-09")}
     assert published == {(p.cluster, p.segment) for p in second.profiles}
-    segments = io.read_partition(spark, str(tmp_path), "segments", "2011-12-09").select("cluster", "segment").distinct()
+    segments = read_partition(spark, str(tmp_path), "segments", "2011-12-09").select("cluster", "segment").distinct()
     assert {(r.cluster, r.segment) for r in segments.collect()} <= published
     assert sorted(p.cluster for p in second.profiles) == list(range(1, len(second.profiles) + 1))
     assert second.profiles[0].gross_revenue_mean == max(p.gross_revenue_mean for p in second.profiles)
@@ -236,21 +242,21 @@ def test_a_model_retrained_on_more_data_keeps_the_numbers_and_names_of_its_match
 def test_a_split_grid_model_is_saved_with_its_grid_and_scores_as_it_trained(spark, tmp_path):
     # every input on 1-2-5 but qty_items, on its own grid (3, 30, 300, ...: none of them on 1-2-5)
     grid = {"embedding.split_grid": "1-2-5", "embedding.split_grid_by_feature": {"qty_items": "3"}}
-    trained = pipeline.run(spark, _config(tmp_path, **grid), run_date=dt.date(2011, 12, 1))
+    trained = run(spark, _config(tmp_path, **grid), run_date=dt.date(2011, 12, 1))
     version = trained.metrics["model_version"]
     description = json.loads((tmp_path / "models" / version / "segmentation.json").read_text())
     assert description["split_grid"] == "1-2-5" and description["split_grid_by_feature"] == {"qty_items": "3"}
     assert trained.metrics["embedding"]["split_grid_by_feature"] == {"qty_items": "3"}
     # scored by the saved pipeline (its snapping stage included), under a config without the grid
-    pipeline.run(spark, _config(tmp_path), run_date=dt.date(2011, 12, 2), mode="score")
+    run(spark, _config(tmp_path), run_date=dt.date(2011, 12, 2), mode="score")
     columns = ["customer_id", "cluster", "segment"]
     assert_df_equality(
-        io.read_partition(spark, str(tmp_path), "segments", "2011-12-02").select(columns),
-        io.read_partition(spark, str(tmp_path), "segments", "2011-12-01").select(columns),
+        read_partition(spark, str(tmp_path), "segments", "2011-12-02").select(columns),
+        read_partition(spark, str(tmp_path), "segments", "2011-12-01").select(columns),
         ignore_row_order=True,
     )
     # the published rules are stated on the raw features, each in its own grid's values
-    rules = io.read_partition(spark, str(tmp_path), "rules", "2011-12-01").collect()
+    rules = read_partition(spark, str(tmp_path), "rules", "2011-12-01").collect()
     assert rules and all("<=" not in r.predicate and " > " not in r.predicate for r in rules)
     bounds = [(f, float(n)) for r in rules for f, n in re.findall(r"`(\w+)` [<>]=? ([0-9.eE+-]+)D", r.predicate)]
     assert {f for f, _ in bounds} >= {"qty_items"}, bounds  # the tree used the input with its own grid
@@ -277,7 +283,7 @@ def test_churn_by_hand(spark):
         SEGMENT_DDL,
     )
     run_date = dt.date(2011, 12, 9)
-    history = continuity.with_insider_history(current, previous, run_date=run_date, hysteresis_runs=1)
+    history = with_insider_history(current, previous, run_date=run_date, hysteresis_runs=1)
     expected = spark.createDataFrame(
         [
             (1, 1, "Insiders", True, dt.date(2011, 1, 1), 0),  # stayed: keeps the start of its spell
@@ -288,17 +294,17 @@ def test_churn_by_hand(spark):
         SEGMENT_DDL + ", insider_since date, runs_outside_insiders int",
     )
     assert_df_equality(history, expected, ignore_row_order=True, ignore_nullable=True)
-    counts = continuity.churn_counts(history, previous, dt.date(2011, 9, 9))
+    counts = churn_counts(history, previous, dt.date(2011, 9, 9))
     # 3 was an Insider and is gone from today's customers altogether: it left too
     assert (counts.insiders, counts.entered, counts.left, counts.stayed, counts.in_grace) == (2, 1, 2, 1, 0)
 
 
 def test_with_hysteresis_an_insider_who_drops_out_stays_one_run_through_the_pipeline(spark, tmp_path):
     config = _config(tmp_path, **{"refresh.insider_hysteresis_runs": 2})
-    pipeline.run(spark, config, as_of=dt.date(2011, 9, 9))
-    december = pipeline.run(spark, config, as_of=dt.date(2011, 12, 9))
-    before = io.read_partition(spark, str(tmp_path), "segments", "2011-09-09").where(F.col("is_insider"))
-    now = io.read_partition(spark, str(tmp_path), "segments", "2011-12-09")
+    run(spark, config, as_of=dt.date(2011, 9, 9))
+    december = run(spark, config, as_of=dt.date(2011, 12, 9))
+    before = read_partition(spark, str(tmp_path), "segments", "2011-09-09").where(F.col("is_insider"))
+    now = read_partition(spark, str(tmp_path), "segments", "2011-12-09")
     was = {r.customer_id for r in before.select("customer_id").collect()}
     rows = now.select("customer_id", "cluster", "is_insider", "runs_outside_insiders").collect()
     dropped = {r.customer_id for r in rows if r.customer_id in was and r.cluster != 1}
@@ -315,10 +321,10 @@ def test_with_hysteresis_an_insider_who_drops_out_stays_one_run_through_the_pipe
 def test_hysteresis_keeps_an_insider_for_n_runs_outside(spark):
     previous = spark.createDataFrame([(2, True, dt.date(2011, 6, 1), 0)], HISTORY_DDL)
     outside = spark.createDataFrame([(2, 3, "Loyal", False)], SEGMENT_DDL)
-    first = continuity.with_insider_history(outside, previous, run_date=dt.date(2011, 10, 1), hysteresis_runs=2).first()
+    first = with_insider_history(outside, previous, run_date=dt.date(2011, 10, 1), hysteresis_runs=2).first()
     assert first.is_insider and first.insider_since == dt.date(2011, 6, 1) and first.runs_outside_insiders == 1
     state = spark.createDataFrame([(2, True, dt.date(2011, 6, 1), 1)], HISTORY_DDL)
-    second = continuity.with_insider_history(outside, state, run_date=dt.date(2011, 11, 1), hysteresis_runs=2).first()
+    second = with_insider_history(outside, state, run_date=dt.date(2011, 11, 1), hysteresis_runs=2).first()
     assert not second.is_insider and second.insider_since is None
 
 
@@ -328,7 +334,7 @@ def test_a_previous_partition_from_before_the_history_columns_still_continues(sp
     older = spark.createDataFrame([(1, 1, "Insiders", True), (2, 2, "Loyal", False)], SEGMENT_DDL)
     current = spark.createDataFrame([(1, 1, "Insiders", True), (2, 1, "Insiders", True)], SEGMENT_DDL)
     run_date = dt.date(2011, 12, 9)
-    history = continuity.with_insider_history(current, older, run_date=run_date, hysteresis_runs=2)
+    history = with_insider_history(current, older, run_date=run_date, hysteresis_runs=2)
     expected = spark.createDataFrame(
         [(1, 1, "Insiders", True, None, 0), (2, 1, "Insiders", True, run_date, 0)],
         SEGMENT_DDL + ", insider_since date, runs_outside_insiders int",
@@ -347,36 +353,36 @@ def test_a_damaged_model_is_a_clear_error_and_does_not_block_the_others(spark, t
     del description["kmeans"]
     (copy / "models" / damaged / "segmentation.json").write_text(json.dumps({**description, "version": damaged}))
     # edited beside its Hadoop checksum: what a disk or a hand edit does to a model
-    with pytest.raises(models.ModelFormatError, match=rf"model version '{damaged}' .* cannot be read .*[Cc]hecksum"):
-        models.load(spark, str(copy), damaged)
+    with pytest.raises(ModelFormatError, match=rf"model version '{damaged}' .* cannot be read .*[Cc]hecksum"):
+        load(spark, str(copy), damaged)
     (copy / "models" / damaged / ".segmentation.json.crc").unlink()
-    with pytest.raises(models.ModelFormatError, match=rf"model version '{damaged}' .* cannot be read \(KeyError: 'kmeans'\)"):
-        models.load(spark, str(copy), damaged)
+    with pytest.raises(ModelFormatError, match=rf"model version '{damaged}' .* cannot be read \(KeyError: 'kmeans'\)"):
+        load(spark, str(copy), damaged)
     other_format = {**description, "version": "2011-01-02_future", "format": 99}
     (copy / "models" / "2011-01-02_future").mkdir()
     (copy / "models" / "2011-01-02_future" / "segmentation.json").write_text(json.dumps(other_format))
-    with pytest.raises(models.ModelFormatError, match="format 99, this job reads format 1"):
-        models.load(spark, str(copy), "2011-01-02_future")
+    with pytest.raises(ModelFormatError, match="format 99, this job reads format 1"):
+        load(spark, str(copy), "2011-01-02_future")
     (copy / "models" / "2011-01-03_empty").mkdir()
     (copy / "models" / "2011-01-03_empty" / "segmentation.json").write_text("{}")
-    listed = [info.version for info in models.list_versions(spark, str(copy))]
+    listed = [info.version for info in list_versions(spark, str(copy))]
     assert good in listed and "2011-01-03_empty" not in listed  # skipped with a warning, not fatal
     assert "2011-01-03_empty" in caplog.text
-    models.use_version(spark, str(copy), good)  # a rollback still works beside the bad folder
-    assert models.current_version(spark, str(copy)) == good
+    use_version(spark, str(copy), good)  # a rollback still works beside the bad folder
+    assert current_version(spark, str(copy)) == good
 
 
 # --- atomicity -------------------------------------------------------------------------------
 
 
-def _published_then_staged(spark, tmp_path) -> io.RunOutputs:
+def _published_then_staged(spark, tmp_path) -> RunOutputs:
     """Run one publishes segments, profiles and runs for 2011-12-09; run two stages its own."""
-    first = io.RunOutputs(spark, str(tmp_path), "2011-12-09", "run-one")
+    first = RunOutputs(spark, str(tmp_path), "2011-12-09", "run-one")
     first.write_table(spark.createDataFrame([(1, "old")], "id long, v string"), "segments")
     first.write_table(spark.createDataFrame([(1, "old")], "id long, v string"), "profiles")
     first.write_file("runs", "metrics.json", "{}")
     first.commit(last="runs")
-    second = io.RunOutputs(spark, str(tmp_path), "2011-12-09", "run-two")
+    second = RunOutputs(spark, str(tmp_path), "2011-12-09", "run-two")
     second.write_table(spark.createDataFrame([(2, "new")], "id long, v string"), "segments")
     second.write_table(spark.createDataFrame([(2, "new")], "id long, v string"), "profiles")
     second.write_file("runs", "metrics.json", '{"new": true}')
@@ -388,21 +394,21 @@ def test_a_commit_that_finished_before_the_kill_is_kept_by_the_next_run(spark, t
     published whole, and the next run must clean up after it, not roll it back."""
     output = str(tmp_path)
     second = _published_then_staged(spark, tmp_path)
-    real_delete = io.delete_path
+    real_delete = filesystem.delete_path
 
     def killed_at_cleanup(spark_, path):
-        if path.endswith(io.JOURNAL):
+        if path.endswith(JOURNAL):
             raise KeyboardInterrupt("killed")
         real_delete(spark_, path)
 
-    monkeypatch.setattr(io, "delete_path", killed_at_cleanup)
+    monkeypatch.setattr(filesystem, "delete_path", killed_at_cleanup)
     with pytest.raises(KeyboardInterrupt):
         second.commit(last="runs")
-    monkeypatch.setattr(io, "delete_path", real_delete)
+    monkeypatch.setattr(filesystem, "delete_path", real_delete)
     published = {t: _rows(spark, tmp_path / t) for t in ("segments", "profiles")}
     assert [(r.id, r.v) for r in published["segments"]] == [(r.id, r.v) for r in published["profiles"]] == [(2, "new")]
-    assert (tmp_path / "_staging" / "run-two" / io.JOURNAL).exists()
-    assert io.recover_interrupted_commits(spark, output) == ["run-two"]
+    assert (tmp_path / "_staging" / "run-two" / JOURNAL).exists()
+    assert recover_interrupted_commits(spark, output) == ["run-two"]
     assert {t: _rows(spark, tmp_path / t) for t in published} == published  # run two's, still live
     assert json.loads((tmp_path / "runs" / "run_date=2011-12-09" / "metrics.json").read_text()) == {"new": True}
     assert (tmp_path / "runs" / "run_date=2011-12-09" / "_SUCCESS").exists()
@@ -413,7 +419,7 @@ def test_an_interrupted_commit_is_rolled_back_by_the_next_run(spark, tmp_path, m
     output = str(tmp_path)
     second = _published_then_staged(spark, tmp_path)
     before = {t: _rows(spark, tmp_path / t) for t in ("segments", "profiles")}  # run one's, still live
-    real_rename, calls = io._rename, []
+    real_rename, calls = filesystem.rename, []
 
     def crash_after_three(source, target):  # the process dies in the middle of publishing
         calls.append(source)
@@ -421,13 +427,13 @@ def test_an_interrupted_commit_is_rolled_back_by_the_next_run(spark, tmp_path, m
             raise KeyboardInterrupt("killed")
         real_rename(spark, source, target)
 
-    monkeypatch.setattr(io, "_rename", lambda _spark, s, t: crash_after_three(s, t))
+    monkeypatch.setattr(filesystem, "rename", lambda _spark, s, t: crash_after_three(s, t))
     with pytest.raises(KeyboardInterrupt):
         second.commit(last="runs")
-    monkeypatch.setattr(io, "_rename", real_rename)
+    monkeypatch.setattr(filesystem, "rename", real_rename)
     assert _rows(spark, tmp_path / "segments") != before["segments"]  # half published...
 
-    assert io.recover_interrupted_commits(spark, output) == ["run-two"]
+    assert recover_interrupted_commits(spark, output) == ["run-two"]
     assert {t: _rows(spark, tmp_path / t) for t in ("segments", "profiles")} == before  # ...and rolled back
     assert (tmp_path / "runs" / "run_date=2011-12-09" / "metrics.json").read_text() == "{}"
 
@@ -435,7 +441,7 @@ def test_an_interrupted_commit_is_rolled_back_by_the_next_run(spark, tmp_path, m
 def test_a_run_killed_mid_write_leaves_the_previous_outputs(spark, tmp_path):
     output = tmp_path / "out"
     config_args = ["--env", "test", "--output", str(output), "--synthetic-lines", "150000", "--run-date", "2011-12-09"]
-    pipeline.run(spark, _config(output), run_date=dt.date(2011, 12, 9))
+    run(spark, _config(output), run_date=dt.date(2011, 12, 9))
     published = {t: _tree_digest(output / t) for t in ("segments", "profiles", "runs", "report", "models")}
 
     process = subprocess.Popen(
@@ -463,17 +469,17 @@ def test_a_run_killed_mid_write_leaves_the_previous_outputs(spark, tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert {t: _tree_digest(output / t) for t in published} == published
     assert spark.read.parquet(str(output / "segments")).count() > 0  # readable as a table
-    assert json.loads((output / io.LOCK).read_text())["pid"] == process.pid  # the killed run's lock is left
-    with io.output_lock(spark, str(output), "the next run"):  # and taken over: its holder is gone
-        assert io.recover_interrupted_commits(spark, str(output))  # the next run clears the debris
-    assert not any(staging.iterdir()) and not (output / io.LOCK).exists()
+    assert json.loads((output / LOCK).read_text())["pid"] == process.pid  # the killed run's lock is left
+    with output_lock(spark, str(output), "the next run"):  # and taken over: its holder is gone
+        assert recover_interrupted_commits(spark, str(output))  # the next run clears the debris
+    assert not any(staging.iterdir()) and not (output / LOCK).exists()
 
 
 def test_a_commit_that_fails_part_way_is_rolled_back_at_once(spark, tmp_path, monkeypatch):
     output = str(tmp_path)
     second = _published_then_staged(spark, tmp_path)
     published = {t: _tree_digest(tmp_path / t) for t in ("segments", "profiles", "runs")}
-    real_rename, calls = io._rename, []
+    real_rename, calls = filesystem.rename, []
 
     def refuse_the_fourth(spark_, source, target):  # e.g. an object store's copy failing mid-commit
         calls.append(source)
@@ -481,36 +487,36 @@ def test_a_commit_that_fails_part_way_is_rolled_back_at_once(spark, tmp_path, mo
             raise OSError(f"could not move {source} to {target}")
         real_rename(spark_, source, target)
 
-    monkeypatch.setattr(io, "_rename", refuse_the_fourth)
+    monkeypatch.setattr(filesystem, "rename", refuse_the_fourth)
     with pytest.raises(OSError, match="could not move"):
         second.commit(last="runs")
-    monkeypatch.setattr(io, "_rename", real_rename)
+    monkeypatch.setattr(filesystem, "rename", real_rename)
     assert len(calls) > 4  # the roll-back moved things back
     assert {t: _tree_digest(tmp_path / t) for t in published} == published  # as it was, with no later run
-    assert not (tmp_path / "_staging" / "run-two" / io.JOURNAL).exists()
+    assert not (tmp_path / "_staging" / "run-two" / JOURNAL).exists()
     kept = Path(second.fail().removeprefix("file:"))  # the staged outputs go aside for inspection, whole
     assert _rows(spark, kept / "segments") == _rows(spark, kept / "profiles") != _rows(spark, tmp_path / "segments")
     assert json.loads((kept / "runs" / "run_date=2011-12-09" / "metrics.json").read_text()) == {"new": True}
-    assert io.recover_interrupted_commits(spark, output) == []
+    assert recover_interrupted_commits(spark, output) == []
 
 
 def test_a_model_switch_killed_between_its_moves_still_names_a_model(spark, tmp_path, monkeypatch):
     path = str(tmp_path / "CURRENT")
-    io.replace_text(spark, path, "v1\n")
-    real_rename = io._rename
+    filesystem.replace_text(spark, path, "v1\n")
+    real_rename = filesystem.rename
 
     def die_on_the_second(spark_, source, target):
         if source.endswith(".tmp"):
             raise KeyboardInterrupt("killed")  # after the old file moved aside, before the new one moved in
         real_rename(spark_, source, target)
 
-    monkeypatch.setattr(io, "_rename", die_on_the_second)
+    monkeypatch.setattr(filesystem, "rename", die_on_the_second)
     with pytest.raises(KeyboardInterrupt):
-        io.replace_text(spark, path, "v2\n")
-    monkeypatch.setattr(io, "_rename", real_rename)
-    assert not (tmp_path / "CURRENT").exists() and io.read_replaced_text(spark, path) == "v1\n"
-    io.replace_text(spark, path, "v2\n")
-    assert io.read_replaced_text(spark, path) == "v2\n" and sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["CURRENT"]
+        filesystem.replace_text(spark, path, "v2\n")
+    monkeypatch.setattr(filesystem, "rename", real_rename)
+    assert not (tmp_path / "CURRENT").exists() and filesystem.read_replaced_text(spark, path) == "v1\n"
+    filesystem.replace_text(spark, path, "v2\n")
+    assert filesystem.read_replaced_text(spark, path) == "v2\n" and sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["CURRENT"]
 
 
 # --- one run per output -----------------------------------------------------------------------
@@ -533,7 +539,7 @@ def test_a_second_run_on_an_output_in_use_stops_before_touching_it(spark, tmp_pa
         stderr=subprocess.PIPE,
         env={**os.environ},
     )
-    lock = output / io.LOCK
+    lock = output / LOCK
     try:
         deadline = time.monotonic() + 120
         # the lock exists before its holder has written it (create, then write): wait for the whole of it
@@ -541,8 +547,8 @@ def test_a_second_run_on_an_output_in_use_stops_before_touching_it(spark, tmp_pa
             assert process.poll() is None and time.monotonic() < deadline, "the first run never took the output"
             time.sleep(0.1)
         assert holder["pid"] == process.pid and holder["purpose"] == "insiders-spark run (train-and-score)"
-        with pytest.raises(io.OutputInUseError, match=rf"pid {process.pid}\).*delete {re.escape(str(lock))}"):
-            pipeline.run(spark, _config(output), run_date=dt.date(2011, 12, 10))
+        with pytest.raises(OutputInUseError, match=rf"pid {process.pid}\).*delete {re.escape(str(lock))}"):
+            run(spark, _config(output), run_date=dt.date(2011, 12, 10))
         _, err = process.communicate(timeout=600)
     finally:
         if process.poll() is None:
@@ -558,30 +564,30 @@ def test_a_lock_left_by_a_dead_process_here_is_taken_over_but_not_one_from_elsew
     output.mkdir()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    lock = output / io.LOCK
+    lock = output / LOCK
     here = {"token": "t", "purpose": "insiders-spark run (score)", "host": socket.gethostname(), "pid": gone.pid}
     lock.write_text(json.dumps({**here, "host": "another-machine"}))
-    with pytest.raises(io.OutputInUseError, match="another-machine"):
-        with io.output_lock(spark, str(output), "test"):
+    with pytest.raises(OutputInUseError, match="another-machine"):
+        with output_lock(spark, str(output), "test"):
             pass
     assert json.loads(lock.read_text())["host"] == "another-machine"  # not ours to take
     lock.write_text(json.dumps(here))
-    with io.output_lock(spark, str(output), "test") as mine:
+    with output_lock(spark, str(output), "test") as mine:
         assert json.loads(lock.read_text())["token"] == mine["token"] != "t"
-        with pytest.raises(io.OutputInUseError, match=rf"test on .* \(pid {os.getpid()}\)"):
-            with io.output_lock(spark, str(output), "a second holder"):
+        with pytest.raises(OutputInUseError, match=rf"test on .* \(pid {os.getpid()}\)"):
+            with output_lock(spark, str(output), "a second holder"):
                 pass
     assert not lock.exists()
 
 
 def test_a_train_run_refuses_a_run_date_with_published_segments(spark, trained):
     output, _ = trained
-    pipeline.run(spark, _config(output), as_of=dt.date(2011, 11, 9), mode="score")
+    run(spark, _config(output), as_of=dt.date(2011, 11, 9), mode="score")
     published = {t: _tree_digest(output / t) for t in ("segments", "profiles", "rules", "runs", "models")}
-    with pytest.raises(pipeline.RunFailedError, match="run date 2011-11-09 already has published segments"):
-        pipeline.run(spark, _config(output), as_of=dt.date(2011, 11, 9), mode="train")
+    with pytest.raises(RunFailedError, match="run date 2011-11-09 already has published segments"):
+        run(spark, _config(output), as_of=dt.date(2011, 11, 9), mode="train")
     assert {t: _tree_digest(output / t) for t in published} == published
-    assert not (output / io.LOCK).exists()
+    assert not (output / LOCK).exists()
 
 
 def test_a_score_run_whose_customers_all_land_in_one_cluster_reports_the_miss_not_a_crash(spark, trained, tmp_path):
@@ -596,8 +602,8 @@ def test_a_score_run_whose_customers_all_land_in_one_cluster_reports_the_miss_no
         "536365,85123A,WHITE HANGING HEART,6,2011-03-01 10:00:00,2.55,17850,United Kingdom\n"
         "536366,71053,WHITE METAL LANTERN,2,2011-05-02 11:00:00,3.39,17850,United Kingdom\n"
     )
-    result = pipeline.run(spark, _config(scored, **{"input.path": str(log)}), mode="score")
-    segments = io.read_partition(spark, str(scored), "segments", result.run_date.isoformat())
+    result = run(spark, _config(scored, **{"input.path": str(log)}), mode="score")
+    segments = read_partition(spark, str(scored), "segments", result.run_date.isoformat())
     assert [r.customer_id for r in segments.select("customer_id").collect()] == [17850]
     assert result.metrics["clustering"]["silhouette"] == 0.0
     assert any(f.startswith("silhouette") for f in result.metrics["quality"]["failures"])
@@ -614,18 +620,18 @@ def test_a_date_run_again_without_quarantined_lines_drops_its_earlier_quarantine
     dirty.write_text(header + good + "536366,POST,POSTAGE,1,2011-03-01 10:00:00,18.00,17850,United Kingdom\n")
     clean.write_text(header + good)
     tolerant = {"quarantine.max_share": 1.0, "quarantine.max_share_by_reason": {"non_product_code": 1.0}}
-    first = pipeline.run(spark, _config(scored, **{"input.path": str(dirty), **tolerant}), mode="score")
+    first = run(spark, _config(scored, **{"input.path": str(dirty), **tolerant}), mode="score")
     partition = scored / "quarantine" / f"run_date={first.run_date}"
     assert first.metrics["rows"]["quarantined"] == {"non_product_code": 1} and partition.is_dir()
-    again = pipeline.run(spark, _config(scored, **{"input.path": str(clean)}), mode="score", run_date=first.run_date)
+    again = run(spark, _config(scored, **{"input.path": str(clean)}), mode="score", run_date=first.run_date)
     assert again.metrics["rows"]["quarantined_total"] == 0
     assert not partition.exists()  # yesterday's reject list is not left next to today's clean run
 
 
 def test_model_versions_of_one_as_of_date_sort_in_training_order():
     as_of = dt.date(2011, 12, 9)
-    earlier = models.new_version(as_of, "2011-12-09_20261129T020000Z_ffffffff")
-    later = models.new_version(as_of, "2011-12-09_20261129T030000Z_00000000")
+    earlier = new_version(as_of, "2011-12-09_20261129T020000Z_ffffffff")
+    later = new_version(as_of, "2011-12-09_20261129T030000Z_00000000")
     assert earlier < later and earlier.startswith("20111209-")
 
 
@@ -634,10 +640,10 @@ def test_a_score_run_with_another_model_than_the_previous_segments_says_so(spark
     scored = tmp_path / "out"
     shutil.copytree(output / "models", scored / "models")
     first = trained_result.metrics["model_version"]
-    models.use_version(spark, str(scored), first)
-    pipeline.run(spark, _config(scored), as_of=dt.date(2011, 10, 9), mode="score")
-    retrained = pipeline.run(spark, _config(scored, **{"job.seed": 3}), as_of=dt.date(2011, 11, 9), mode="train")
-    result = pipeline.run(spark, _config(scored), as_of=dt.date(2011, 12, 9), mode="score")
+    use_version(spark, str(scored), first)
+    run(spark, _config(scored), as_of=dt.date(2011, 10, 9), mode="score")
+    retrained = run(spark, _config(scored, **{"job.seed": 3}), as_of=dt.date(2011, 11, 9), mode="train")
+    result = run(spark, _config(scored), as_of=dt.date(2011, 12, 9), mode="score")
     second = retrained.metrics["model_version"]
     assert result.metrics["model_version"] == second != first
     assert result.metrics["previous_segments"] == {"run_date": "2011-10-09", "model_version": first}

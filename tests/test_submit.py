@@ -106,8 +106,8 @@ def test_the_shipped_zip_records_the_commit_the_manifest_reports(recorded, tmp_p
     assert build["git_commit"] == head.stdout.strip()
     # imported from the zip alone (as the executors and a cluster driver do), the package reports it
     code = (
-        "import json, insiders_spark; from insiders_spark.pipeline import _code_version; "
-        "print(json.dumps({**_code_version(), 'file': insiders_spark.__file__}))"
+        "import json, insiders_spark; from insiders_spark.pipeline import code_version; "
+        "print(json.dumps({**code_version(), 'file': insiders_spark.__file__}))"
     )
     env = {**os.environ, "PYTHONPATH": str(package)}
     shown = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from insiders_spark.schemas import RAW_COLUMNS, RAW_PARQUET_SCHEMA
-from insiders_spark.synthetic import (
+from insiders_spark.core.names import RAW_COLUMNS
+from insiders_spark.core.schemas import RAW_PARQUET_SCHEMA
+from insiders_spark.storage.synthetic import (
     RAW_ARROW_SCHEMA,
     SyntheticLogSpec,
     chunk_count,

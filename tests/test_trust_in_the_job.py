@@ -6,9 +6,9 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from insiders_spark import cli
-from insiders_spark.explain import RULES_SCHEMA
-from insiders_spark.schemas import SEGMENTS_SCHEMA
+from insiders_spark.cli import EXIT_OK, main
+from insiders_spark.core.schemas import SEGMENTS_SCHEMA
+from insiders_spark.model.explain import RULES_SCHEMA
 
 LINES = 40_000
 GRID = (7, 8, 9)
@@ -28,13 +28,13 @@ def auto_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
-        status = cli.main(
+        status = main(
             [
                 "run", "--env", "test", "--output", str(output), "--synthetic-lines", str(LINES),
                 "--k", "auto", "--backtest-horizon", "60",
             ]
         )
-    assert status == cli.EXIT_OK
+    assert status == EXIT_OK
     (manifest_path,) = output.glob("runs/run_date=*/manifest.json")
     return output, json.loads(manifest_path.read_text())
 

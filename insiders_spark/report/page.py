@@ -1,0 +1,133 @@
+"""The human-readable report: the profile table, the study's revenue-per-cluster chart, a page.
+
+Everything here works on bounded driver-side data (k profile rows and the run's metrics).
+"""
+
+from __future__ import annotations
+
+import io as _io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from insiders_spark.model.profiles import ClusterProfile
+
+# The published study's headline numbers, to show ours beside them.
+STUDY = {
+    "k": 9,
+    "silhouette": 0.68,
+    "insiders_customer_share": 0.105,
+    "insiders_revenue_share": 0.46,
+}
+CHART_FILE = "revenue_by_cluster.png"
+PAGE_FILE = "report.md"
+PROFILES_FILE = "profiles.csv"
+
+
+def revenue_chart_png(profiles: Sequence[ClusterProfile], *, title: str) -> bytes:
+    """Bar chart of each cluster's mean gross revenue, Insiders highlighted (the study's chart)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    labels = [f"{p.cluster}\n{p.segment}" for p in profiles]
+    values = [p.gross_revenue_mean for p in profiles]
+    colours = ["#c0392b" if p.is_insider else "#7f8c8d" for p in profiles]
+    figure, axis = plt.subplots(figsize=(10, 4.8), dpi=110)
+    bars = axis.bar(range(len(values)), values, color=colours)
+    for bar, profile in zip(bars, profiles, strict=True):
+        axis.annotate(
+            f"{profile.revenue_share:.0%} of revenue\n{profile.customer_share:.1%} of customers",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    axis.set_xticks(range(len(values)), labels, fontsize=8)
+    axis.set_ylabel("mean gross revenue per customer")
+    axis.set_title(title)
+    axis.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    buffer = _io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def profiles_csv(profiles: Sequence[ClusterProfile]) -> str:
+    columns = list(ClusterProfile.__dataclass_fields__)
+    lines = [",".join(columns)]
+    for profile in profiles:
+        values = [getattr(profile, c) for c in columns]
+        lines.append(",".join(f'"{v}"' if isinstance(v, str) else str(v) for v in values))
+    return "\n".join(lines) + "\n"
+
+
+def profile_table_markdown(profiles: Sequence[ClusterProfile]) -> str:
+    header = (
+        "| cluster | segment | customers | % customers | mean gross revenue | mean recency (days) "
+        "| mean products | mean frequency | mean returns | % revenue |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    rows = [
+        f"| {p.cluster} | {p.segment} | {p.customers:,} | {p.customer_share:.1%} | "
+        f"{p.gross_revenue_mean:,.2f} | {p.recency_days_mean:.1f} | {p.qty_products_mean:.1f} | "
+        f"{p.frequency_mean:.3f} | {p.qty_returns_mean:.1f} | {p.revenue_share:.1%} |"
+        for p in profiles
+    ]
+    return "\n".join([header, *rows])
+
+
+def comparison_markdown(metrics: Mapping[str, Any]) -> str:
+    insiders = metrics["insiders"]
+    clustering = metrics["clustering"]
+    return "\n".join(
+        [
+            "| | the study | this run |",
+            "|---|---:|---:|",
+            f"| clusters (k) | {STUDY['k']} | {clustering['k']} |",
+            f"| silhouette | {STUDY['silhouette']:.2f} (Euclidean, on a UMAP embedding) | "
+            f"{clustering['silhouette']:.2f} ({clustering['silhouette_distance']}, on the leaf-path embedding) |",
+            f"| Insiders, % of customers | {STUDY['insiders_customer_share']:.1%} | {insiders['customer_share']:.1%} |",
+            f"| Insiders, % of revenue | {STUDY['insiders_revenue_share']:.0%} | {insiders['revenue_share']:.1%} |",
+        ]
+    )
+
+
+def render_page(profiles: Sequence[ClusterProfile], metrics: Mapping[str, Any], *, sections: Sequence[str] = ()) -> str:
+    rows = metrics["rows"]
+    customers = metrics["customers"]
+    embedding = metrics["embedding"]
+    quarantined = sum(rows["quarantined"].values())
+    return "\n".join(
+        [
+            f"# Insiders report, run date {metrics['run_date']}",
+            "",
+            f"As of **{metrics['as_of']}**, from `{metrics['input']['description']}` "
+            f"({rows['input']:,} lines read, {rows['kept']:,} kept, {quarantined:,} set aside, "
+            f"{rows['after_as_of']:,} after the as-of date).",
+            f"{customers['segmented']:,} customers segmented ({customers['returns_only']:,} with returns only "
+            f"left out); total gross revenue {metrics['features']['gross_revenue_total']:,.2f}.",
+            "",
+            "## Segments",
+            "",
+            profile_table_markdown(profiles),
+            "",
+            f"![mean gross revenue per cluster]({CHART_FILE})",
+            "",
+            "## Compared with the study",
+            "",
+            comparison_markdown(metrics),
+            "",
+            "## How the segments were made",
+            "",
+            "A decision tree learns log(1 + gross revenue) from the other features "
+            f"(depth {embedding['depth']}, {embedding['leaves']} leaves); each customer is placed by the path to its "
+            "leaf "
+            f"(`{embedding['encoding']}` encoding), and KMeans (k={metrics['clustering']['k']}, "
+            f"seed {metrics['clustering']['seed']}) groups those positions. Clusters are numbered by mean "
+            f"gross revenue; cluster 1 is the Insiders.",
+            "",
+            *sections,
+        ]
+    )

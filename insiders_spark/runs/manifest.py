@@ -1,0 +1,179 @@
+"""What a run records about itself: its metrics, where it ran, and with what code and data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import platform
+from importlib import metadata, resources
+
+from pyspark.sql import SparkSession
+
+from insiders_spark import __version__
+from insiders_spark.core.config import Config
+from insiders_spark.features.table import CustomerTable
+from insiders_spark.model.profiles import ClusterProfile
+from insiders_spark.model.silhouette import SILHOUETTE_DISTANCE
+from insiders_spark.spark.messages import explain as explain_error
+
+log = logging.getLogger(__name__)
+
+
+def run_metrics(
+    spark: SparkSession,
+    config: Config,
+    *,
+    run_date: dt.date,
+    table: CustomerTable,
+    profiles: list[ClusterProfile],
+    embedding: dict,
+    kmeans: dict,
+    silhouette_score: float,
+) -> dict:
+    insiders = profiles[0]
+    return {
+        "run_date": run_date.isoformat(),
+        "as_of": table.as_of.isoformat(),
+        "as_of_source": table.as_of_source,
+        "input": {
+            "description": table.source.description,
+            "format": table.source.format,
+            "files": len(table.source.files),
+            "extra_columns": list(table.source.extra_columns),
+            "empty_files": list(table.source.empty_files),
+        },
+        "rows": table.accounting.to_dict(),
+        "customers": {
+            "with_kept_lines": table.summary.customers,
+            "segmented": table.summary.with_purchases,
+            "returns_only": table.summary.returns_only,
+            "guests": table.summary.guests,
+        },
+        "features": {"gross_revenue_total": round(sum(p.revenue_total for p in profiles), 2)},
+        "embedding": {**embedding, "seed": config.job.seed},
+        "clustering": {
+            "k": len(profiles),
+            "seed": config.job.seed,
+            "silhouette": round(silhouette_score, 4),
+            "silhouette_distance": SILHOUETTE_DISTANCE,
+            "kmeans_distance": "euclidean",
+            "kmeans": kmeans,
+        },
+        "insiders": {
+            "cluster": insiders.cluster,
+            "segment": insiders.segment,
+            "customers": insiders.customers,
+            "customer_share": round(insiders.customer_share, 4),
+            "revenue_share": round(insiders.revenue_share, 4),
+        },
+        "clusters": [
+            {
+                "cluster": p.cluster,
+                "segment": p.segment,
+                "customers": p.customers,
+                "customer_share": round(p.customer_share, 4),
+                "revenue_share": round(p.revenue_share, 4),
+                "gross_revenue_mean": round(p.gross_revenue_mean, 2),
+            }
+            for p in profiles
+        ],
+        "spark": spark_info(spark),
+        "config_hash": config.fingerprint(),
+        "versions": versions(spark),
+    }
+
+
+def provenance(config: Config, table: CustomerTable) -> dict:
+    return {
+        "input_files": list(table.source.files),
+        "config": config.to_dict(),
+        "code_version": code_version(),
+    }
+
+
+def code_version() -> dict:
+    """The package version, and the git commit when the code runs from a checkout."""
+    import subprocess
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(package), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(package), "status", "--porcelain", "--", "."],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", False
+    if not commit:  # imported from scripts/submit.sh's zip, which records the commit it was built from
+        try:
+            build = json.loads((resources.files("insiders_spark") / "BUILD.json").read_text())
+            commit, dirty = build["git_commit"], build["git_dirty"]
+        except (OSError, ValueError, KeyError):
+            pass
+    return {"package": __version__, "git_commit": commit or None, "git_dirty": dirty if commit else None}
+
+
+def versions(spark: SparkSession) -> dict[str, str]:
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "insiders_spark": version("insiders-spark"),
+        "python": platform.python_version(),
+        "spark": spark.version,
+        "java": spark.sparkContext._jvm.System.getProperty("java.version"),
+        **{name: version(name) for name in ("pyspark", "pandas", "numpy", "pyarrow", "scikit-learn")},
+    }
+
+
+def spark_info(spark: SparkSession) -> dict:
+    """Where the run ran: master, application id and the executors that did the work.
+
+    ``executors`` lists the live block managers (the driver included). ``executor_ids`` names every
+    executor that joined the run, the driver excluded (so it is empty in local mode), with the tasks
+    each completed; ``lost_executors`` those removed before the end (a lost worker) and why. They
+    come from Spark's status store, the data behind the UI, which remembers removed executors.
+    """
+    context = spark.sparkContext
+    executors = sorted(
+        {f"{info.host()}:{info.port()}" for info in context._jsc.sc().statusTracker().getExecutorInfos()}
+    )
+    summaries = context._jsc.sc().statusStore().executorList(False)
+    joined = [summaries.apply(index) for index in range(summaries.size())]
+    joined = sorted((s for s in joined if s.id() != "driver"), key=lambda s: (len(s.id()), s.id()))  # "2" < "10"
+    return {
+        "master": context.master,
+        "app_id": context.applicationId,
+        "executors": executors,
+        "executor_ids": [s.id() for s in joined],
+        "tasks_by_executor": {s.id(): s.completedTasks() for s in joined},
+        "lost_executors": [
+            {
+                "id": s.id(),
+                "host_port": s.hostPort(),
+                "reason": s.removeReason().get() if s.removeReason().isDefined() else None,
+            }
+            for s in joined
+            if not s.isActive()
+        ],
+    }
+
+
+def failure_record(error: BaseException, table: CustomerTable) -> dict:
+    return {
+        "error": explain_error(error),
+        "error_type": type(error).__name__,
+        "as_of": table.as_of.isoformat(),
+        "rows": table.accounting.to_dict(),
+    }

@@ -1,0 +1,99 @@
+"""One run of the job: hold the output, read the log, run every step, publish or keep the failure.
+
+The steps themselves are in ``runs.publish``, in the order they run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+
+from pyspark.sql import SparkSession
+
+from insiders_spark.core.config import Config
+from insiders_spark.core.errors import RunFailedError
+from insiders_spark.core.names import MODES, TRAIN_AND_SCORE
+from insiders_spark.core.progress import BackgroundStages, StageTimer
+from insiders_spark.features.table import prepare_customers
+from insiders_spark.runs.context import RunContext
+from insiders_spark.runs.manifest import failure_record
+from insiders_spark.runs.publish import RunResult, publish
+from insiders_spark.spark.messages import explain as explain_error
+from insiders_spark.spark.session import activate_in_this_thread
+from insiders_spark.storage import filesystem
+from insiders_spark.storage.lock import output_lock
+from insiders_spark.storage.outputs import RunOutputs, recover_interrupted_commits
+
+log = logging.getLogger(__name__)
+
+
+def run(
+    spark: SparkSession,
+    config: Config,
+    *,
+    run_date: dt.date | None = None,
+    as_of: dt.date | None = None,
+    mode: str = TRAIN_AND_SCORE,
+    model_version: str | None = None,
+) -> RunResult:
+    """One run of the job: train a model, score customers with one, or both (the default).
+
+    Every output is staged and published together at the end (``RunOutputs``): a run that fails,
+    or is killed, leaves the previously published partitions and models exactly as they were.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    started = time.perf_counter()
+    with output_lock(spark, config.output.path, f"insiders-spark run ({mode})"):
+        return _run_holding_the_output(
+            spark, config, started, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version
+        )
+
+
+def _run_holding_the_output(
+    spark: SparkSession,
+    config: Config,
+    started: float,
+    *,
+    run_date: dt.date | None,
+    as_of: dt.date | None,
+    mode: str,
+    model_version: str | None,
+) -> RunResult:
+    timer = StageTimer(log)
+    for run_id in recover_interrupted_commits(spark, config.output.path):
+        log.warning("cleaned up after an earlier run that did not finish: %s", run_id)
+
+    with timer.stage("read and aggregate"):
+        table = prepare_customers(spark, config, as_of=as_of)
+    run_date = run_date or table.as_of
+    run_id = f"{run_date.isoformat()}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
+    outputs = RunOutputs(spark, config.output.path, run_date.isoformat(), run_id)
+    try:
+        # leaving the block waits for the background stages, so a failure moves nothing still being written
+        with BackgroundStages(
+            timer, enabled=config.output.overlap_writes, prepare_thread=lambda: activate_in_this_thread(spark)
+        ) as background:
+            context = RunContext(
+                spark=spark,
+                config=config,
+                table=table,
+                outputs=outputs,
+                timer=timer,
+                background=background,
+                mode=mode,
+                started=started,
+            )
+            return publish(context, model_version=model_version)
+    except Exception as error:
+        failed = outputs.fail()
+        if failed:
+            filesystem.write_text(
+                spark, f"{failed}/failure.json", json.dumps(failure_record(error, table), indent=2) + "\n"
+            )
+        raise RunFailedError(explain_error(error), failed) from error
+    finally:
+        table.unpersist()
