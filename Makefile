@@ -1,7 +1,10 @@
 # Two commands from a fresh clone: `make run` (the job on its embedded synthetic log) and
 # `make test`. Each creates its own virtualenv in .venv; Java 17+ comes from the machine, or from
-# Debian's packages when it has none (scripts/with_java.sh says what to do otherwise). The venv has
-# the benchmark extras too (DuckDB, psutil), so the suite's tests of the benchmark engines run.
+# Debian's packages when it has none (scripts/with_java.sh says what to do otherwise).
+#
+#   make check       lint (ruff) and the import contract (import-linter): no Spark needed
+#   make test        the whole suite, real-log and cluster tests included (they skip without ../shared)
+#   make test-fast   the tests that need no JVM: the inner loop
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,15 +14,16 @@ PYTEST_ARGS ?=
 
 WITH_JAVA := scripts/with_java.sh $(VENV)
 STAMP := $(VENV)/.installed
+LINTED := insiders_spark jobs tests studies benchmarks
 
-.PHONY: run test setup clean
+.PHONY: run test test-fast check setup clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench,dev]'
 	$(WITH_JAVA) true
 	touch $(STAMP)
 
@@ -29,5 +33,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(WITH_JAVA) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not spark" $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/lint-imports
+
 clean:
-	rm -rf $(VENV) $(OUTPUT) .pytest_cache spark-warehouse metastore_db *.egg-info
+	rm -rf $(VENV) $(OUTPUT) .pytest_cache spark-warehouse metastore_db *.egg-info dist
