@@ -1,0 +1,104 @@
+"""Checks of the effective configuration that its types alone do not make: ranges, choices, names.
+
+A value a run would fail on later fails at start-up instead, with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from insiders_spark.core.errors import ConfigError
+from insiders_spark.core.names import FREQUENT_RETURNERS, MODEL_SCORERS, NAMES, QUARANTINE_REASONS
+from insiders_spark.core.sections import Config
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "input.format": ("auto", "csv", "parquet"),
+    "control.scope": ("insiders", "all"),
+}
+
+
+def validate(config: Config) -> None:
+    plain = config.to_dict()
+    if not isinstance(logging.getLevelName(config.job.log_level.upper()), int):
+        raise ConfigError(
+            f"job.log_level = {config.job.log_level!r}: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        )
+    unknown = sorted(set(config.quarantine.max_share_by_reason) - set(QUARANTINE_REASONS))
+    if unknown:
+        raise ConfigError(
+            f"quarantine.max_share_by_reason: unknown reason(s) {', '.join(unknown)} "
+            f"(reasons: {', '.join(QUARANTINE_REASONS)})"
+        )
+    if config.segments.insiders_name in {*NAMES.values(), FREQUENT_RETURNERS}:
+        raise ConfigError(
+            f"segments.insiders_name = {config.segments.insiders_name!r}: a name the other clusters can earn "
+            "(the Insiders would then be renamed to tell them apart); choose another"
+        )
+    for dotted, allowed in CHOICES.items():
+        section, key = dotted.split(".")
+        value = plain[section][key]
+        if value not in allowed:
+            raise ConfigError(f"{dotted} = {value!r}: expected one of {', '.join(allowed)}")
+    if config.clustering.k < 2:
+        raise ConfigError(f"clustering.k = {config.clustering.k}: at least 2 clusters are needed")
+    if config.embedding.max_depth < 1:
+        raise ConfigError(f"embedding.max_depth = {config.embedding.max_depth}: must be at least 1")
+    if not 0.0 <= config.embedding.min_leaf_share < 0.5:
+        raise ConfigError(f"embedding.min_leaf_share = {config.embedding.min_leaf_share}: expected 0 <= share < 0.5")
+    shares = {"quarantine.max_share": config.quarantine.max_share} | {
+        f"quarantine.max_share_by_reason.{reason}": share
+        for reason, share in config.quarantine.max_share_by_reason.items()
+    }
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"{name} = {share}: expected a share between 0 and 1")
+    if config.refresh.insider_hysteresis_runs < 1:
+        raise ConfigError(
+            f"refresh.insider_hysteresis_runs = {config.refresh.insider_hysteresis_runs}: "
+            "at least 1 (1 = no hysteresis)"
+        )
+    if not config.clustering.k_grid or min(config.clustering.k_grid) < 2:
+        raise ConfigError(f"clustering.k_grid = {list(config.clustering.k_grid)}: values of k, each at least 2")
+    quality = config.quality
+    if quality.silhouette_sample_rows < 2:
+        raise ConfigError(f"quality.silhouette_sample_rows = {quality.silhouette_sample_rows}: at least 2")
+    if quality.stability_seeds < 0 or quality.stability_bootstraps < 0:
+        raise ConfigError("quality.stability_seeds and quality.stability_bootstraps: 0 or more runs each")
+    if (
+        quality.stability or config.clustering.select_k
+    ) and quality.stability_seeds + quality.stability_bootstraps == 0:
+        raise ConfigError(
+            "quality.stability_seeds + quality.stability_bootstraps = 0: stability (and --k auto) "
+            "needs at least one run"
+        )
+    shares = {
+        "quality.min_cluster_share": quality.min_cluster_share,
+        "quality.insiders_max_share": quality.insiders_max_share,
+        "quality.insiders_min_revenue_share": quality.insiders_min_revenue_share,
+        "control.share": config.control.share,
+    } | {f"backtest.head_count_shares[{i}]": s for i, s in enumerate(config.backtest.head_count_shares)}
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"{name} = {share}: expected a share between 0 and 1")
+    if not config.control.salt:
+        raise ConfigError("control.salt is empty: set one (a new salt draws a new control group)")
+    if config.backtest.horizon_days < 0:
+        raise ConfigError(f"backtest.horizon_days = {config.backtest.horizon_days}: 0 (off) or a number of days")
+    if 0.0 in config.backtest.head_count_shares:
+        raise ConfigError("backtest.head_count_shares: every head-count must be above 0")
+    if config.backtest.horizon_days:
+        unknown = sorted(set(config.backtest.scorers) - set(MODEL_SCORERS))
+        if unknown:
+            raise ConfigError(f"backtest.scorers: unknown {', '.join(unknown)} (known: {', '.join(MODEL_SCORERS)})")
+    if config.backtest.cutoff:
+        try:
+            dt.date.fromisoformat(config.backtest.cutoff)
+        except ValueError:
+            raise ConfigError(f"backtest.cutoff = {config.backtest.cutoff!r}: expected a date, YYYY-MM-DD") from None
+    if config.launch.quick_jit_max_bytes < 0:
+        raise ConfigError(
+            f"launch.quick_jit_max_bytes = {config.launch.quick_jit_max_bytes}: 0 (never) or a size in bytes"
+        )
+    if config.synthetic.lines < 1:
+        raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")

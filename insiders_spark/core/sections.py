@@ -1,0 +1,175 @@
+"""The configuration's sections: one frozen dataclass per concept, its defaults those of conf/base.toml.
+
+Loading and checking them is ``core.config``'s; code takes the section it needs (``config.cleaning``,
+``config.quality`` ...) directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    app_name: str = "insiders-spark"
+    seed: int = 42
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    path: str = ""  # file, folder or glob; empty means the embedded synthetic log
+    format: str = "auto"  # auto | csv | parquet
+    timestamp_format: str = "yyyy-MM-dd HH:mm:ss"
+    encoding: str = "UTF-8"
+    csv_delimiter: str = ","
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    lines: int = 300_000
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str = "output"
+    overlap_writes: bool = True  # the quarantine, the model and the small tables on a second thread
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    min_unit_price: float = 0.04
+    non_product_stock_codes: tuple[str, ...] = ()
+    excluded_countries: tuple[str, ...] = ()
+    excluded_customers: tuple[int, ...] = ()
+    guest_customer_id_start: int = 19000
+
+
+@dataclass(frozen=True)
+class QuarantineConfig:
+    """How much of the input may be set aside before the run refuses to publish segments."""
+
+    max_share: float = 0.05  # all reasons together, as a share of the input lines
+    max_share_by_reason: Mapping[str, float] = field(default_factory=dict)  # reason -> share
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """The revenue tree whose leaf positions the customers are clustered by."""
+
+    max_depth: int = 4
+    min_leaf_share: float = 0.01  # every leaf holds at least this share of the customers
+    min_info_gain: float = 0.0
+    max_bins: int = 256
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    k: int = 9
+    select_k: bool = False  # --k auto: choose k from k_grid by the documented rule (evaluation.kselection)
+    k_grid: tuple[int, ...] = tuple(range(4, 17))
+
+
+@dataclass(frozen=True)
+class SegmentsConfig:
+    insiders_name: str = "Insiders"
+    top_features: int = 3  # per customer, the features that moved the tree's prediction the most
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """How the segmentation is checked on every training run, and the targets it is held to."""
+
+    silhouette_sample_rows: int = 2_000  # scikit-learn cross-check on a bounded, seeded sample
+    stability: bool = True  # refit with other seeds and bootstrap resamples (train modes)
+    stability_seeds: int = 5
+    stability_bootstraps: int = 5
+    min_silhouette: float = 0.75
+    min_cluster_share: float = 0.01
+    insiders_max_share: float = 0.10
+    insiders_min_revenue_share: float = 0.50
+    min_ari: float = 0.90
+    min_insiders_jaccard: float = 0.90
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """The loyalty A/B test's control group: a salted hash of the customer id (``control``)."""
+
+    share: float = 0.10
+    salt: str = "insiders-control-1"
+    scope: str = "insiders"  # insiders | all
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Proof of value (``--backtest-horizon``): off when horizon_days is 0."""
+
+    horizon_days: int = 0
+    cutoff: str = ""  # YYYY-MM-DD; "" = the run's as-of date minus the horizon
+    head_count_shares: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
+    scorers: tuple[str, ...] = ("segments", "future_revenue_tree", "future_revenue_tree_trend")
+    guests_last: bool = True
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    insider_hysteresis_runs: int = 1  # leave the Insiders after this many runs outside cluster 1
+    match_min_jaccard: float = 0.5  # a retrained cluster "is" a previous one above this overlap
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """The driver JVM's start when Python starts it (local runs): ``insiders_spark.launch``."""
+
+    class_archive: str = ""  # a class-data sharing archive (insiders-spark class-archive); "" = none
+    quick_jit_max_bytes: int = 0  # inputs up to this size run with the quick JIT only; 0 = never
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str = "local"
+    job: JobConfig = field(default_factory=JobConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+    spark: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def fingerprint(self) -> str:
+        """A short, stable hash of the effective configuration (for run manifests)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in dataclasses.fields(Config)
+    if f.name not in ("env", "spark")
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
