@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from insiders_spark.core.checks import CUSTOMER_ID_KINDS, INPUT_FORMATS
 from insiders_spark.core.config import load_config
 from insiders_spark.core.errors import ConfigError, ModelNotFoundError, OutputInUseError
 from insiders_spark.core.progress import configure_logging
@@ -41,14 +42,56 @@ def _k(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number of clusters or 'auto', got {text!r}") from None
 
 
+def _columns(text: str) -> dict[str, str]:
+    """``canonical=source,canonical=source,...`` as a mapping (its names are checked with the configuration)."""
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        name, equals, source = pair.partition("=")
+        if not equals or not name.strip() or not source.strip():
+            raise argparse.ArgumentTypeError(
+                f"expected canonical=source pairs separated by commas (e.g. customer_id=cust,invoice_date=ts), "
+                f"got {pair!r}"
+            )
+        if name.strip() in mapping:
+            raise argparse.ArgumentTypeError(f"{name.strip()} is mapped twice in {text!r}")
+        mapping[name.strip()] = source.strip()
+    return mapping
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("input and output")
-    source.add_argument("--input", help="CSV or parquet file, folder or glob (default: the embedded synthetic log)")
-    source.add_argument("--format", choices=("auto", "csv", "parquet"), help="input format (default: from file names)")
-    source.add_argument(
-        "--timestamp-format", help="Spark datetime pattern of InvoiceDate (default: yyyy-MM-dd HH:mm:ss)"
+    where = source.add_mutually_exclusive_group()
+    where.add_argument(
+        "--input",
+        help="a file, folder or glob of CSV, parquet, JSON lines or ORC (default: the embedded synthetic log)",
     )
-    source.add_argument("--encoding", help="CSV text encoding (default: UTF-8)")
+    where.add_argument("--table", help="a catalog table, db.name, read through the session's catalog")
+    source.add_argument("--format", choices=INPUT_FORMATS, help="input format (default: from the file names)")
+    source.add_argument(
+        "--columns",
+        type=_columns,
+        metavar="CANONICAL=SOURCE,...",
+        help="the input's column for each of the job's: invoice_id, product_id, description, quantity, "
+        "invoice_date, unit_price, line_amount, customer_id, country (unmapped ones are taken by their own "
+        "name; customer_id, invoice_date and unit_price or line_amount are required)",
+    )
+    source.add_argument(
+        "--dataset",
+        help="a dataset profile (conf/datasets/NAME.toml: column names, timestamp pattern, cleaning rules), "
+        "e.g. online_retail; default: the profile whose columns the input has; 'none' for none",
+    )
+    source.add_argument(
+        "--timestamp-format",
+        help="Spark datetime pattern of invoice_date text, e.g. 'yyyy-MM-dd HH:mm:ss', 'M/d/yyyy H:mm', "
+        "yyyyMMdd, dd/MM/yyyy (default: auto, ISO 8601; a timestamp or date column needs none)",
+    )
+    source.add_argument(
+        "--customer-ids",
+        choices=CUSTOMER_ID_KINDS,
+        help="number: positive whole numbers (anything else is an invalid id); text: any text; "
+        "auto (default): from the column's type or a sample of its values",
+    )
+    source.add_argument("--encoding", help="CSV and JSON text encoding (default: UTF-8)")
     source.add_argument("--output", help="output folder or URI (default: ./output)")
     dates = parser.add_argument_group("dates")
     dates.add_argument(
@@ -139,7 +182,11 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
     """The command-line flags as dotted configuration keys (unset flags are None and ignored)."""
     return {
         "input.path": args.input,
+        "input.table": args.table,
         "input.format": args.format,
+        "input.columns": args.columns,
+        "input.dataset": args.dataset,
+        "input.customer_ids": args.customer_ids,
         "input.timestamp_format": args.timestamp_format,
         "input.encoding": args.encoding,
         "output.path": args.output,

@@ -7,15 +7,38 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 
 from insiders_spark.core.errors import ConfigError
-from insiders_spark.core.names import FREQUENT_RETURNERS, MODEL_SCORERS, NAMES, QUARANTINE_REASONS
+from insiders_spark.core.names import CANONICAL_COLUMNS, FREQUENT_RETURNERS, MODEL_SCORERS, NAMES, QUARANTINE_REASONS
 from insiders_spark.core.sections import Config
 
+INPUT_FORMATS = ("auto", "csv", "parquet", "json", "orc")
+CUSTOMER_ID_KINDS = ("auto", "number", "text")
 CHOICES: dict[str, tuple[str, ...]] = {
-    "input.format": ("auto", "csv", "parquet"),
+    "input.format": INPUT_FORMATS,
+    "input.customer_ids": CUSTOMER_ID_KINDS,
     "control.scope": ("insiders", "all"),
 }
+
+
+def check_columns(columns: Mapping[str, str], where: str = "input.columns") -> None:
+    """A column mapping names canonical columns only, each to a different, non-empty source column."""
+    unknown = sorted(set(columns) - set(CANONICAL_COLUMNS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown column name(s) {', '.join(unknown)} (the job's columns: {', '.join(CANONICAL_COLUMNS)})"
+        )
+    empty = sorted(name for name, source in columns.items() if not str(source).strip())
+    if empty:
+        raise ConfigError(f"{where}: {', '.join(empty)} mapped to an empty source column name")
+    by_source: dict[str, list[str]] = {}
+    for name, source in columns.items():
+        by_source.setdefault(str(source).strip(), []).append(name)
+    shared = {source: names for source, names in by_source.items() if len(names) > 1}
+    if shared:
+        source, names = next(iter(sorted(shared.items())))
+        raise ConfigError(f"{where}: source column {source!r} is mapped twice ({', '.join(sorted(names))})")
 
 
 def validate(config: Config) -> None:
@@ -29,6 +52,12 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f"quarantine.max_share_by_reason: unknown reason(s) {', '.join(unknown)} "
             f"(reasons: {', '.join(QUARANTINE_REASONS)})"
+        )
+    check_columns(config.input.columns)
+    if config.input.path and config.input.table:
+        raise ConfigError(
+            f"input.path = {config.input.path!r} and input.table = {config.input.table!r}: read files or a table, "
+            "not both"
         )
     if config.segments.insiders_name in {*NAMES.values(), FREQUENT_RETURNERS}:
         raise ConfigError(

@@ -23,9 +23,15 @@ class JobConfig:
 
 @dataclass(frozen=True)
 class InputConfig:
-    path: str = ""  # file, folder or glob; empty means the embedded synthetic log
-    format: str = "auto"  # auto | csv | parquet
-    timestamp_format: str = "yyyy-MM-dd HH:mm:ss"
+    """Where the log is and how its columns map onto the job's (``core.names.CANONICAL_COLUMNS``)."""
+
+    path: str = ""  # file, folder or glob; no path and no table: the embedded synthetic log
+    table: str = ""  # a catalog table (db.name), read through the session's catalog instead of files
+    format: str = "auto"  # auto (from the file names) | csv | parquet | json | orc
+    dataset: str = ""  # a dataset profile (conf/datasets/NAME.toml); "": detected from the columns; "none"
+    columns: Mapping[str, str] = field(default_factory=dict)  # canonical name -> the source's column
+    timestamp_format: str = "auto"  # Spark datetime pattern of invoice_date text; auto: ISO 8601
+    customer_ids: str = "auto"  # number | text | auto (from the column's type or a sample of its values)
     encoding: str = "UTF-8"
     csv_delimiter: str = ","
 
@@ -44,11 +50,13 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class CleaningConfig:
-    min_unit_price: float = 0.04
-    non_product_stock_codes: tuple[str, ...] = ()
+    """The business rules; each line they set aside is counted under its reason."""
+
+    min_unit_price: float = 0.0  # lines priced below it are set aside (a negative price is an adjustment)
+    non_product_codes: tuple[str, ...] = ()  # product ids that are not products (postage, fees, ...)
     excluded_countries: tuple[str, ...] = ()
-    excluded_customers: tuple[int, ...] = ()
-    guest_customer_id_start: int = 19000
+    excluded_customers: tuple[str, ...] = ()  # customer ids, as the log writes them
+    guest_customer_id_start: int = 0  # guest invoices are numbered from here; 0: past the largest id
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,16 @@ class LaunchConfig:
 
 
 @dataclass(frozen=True)
+class ConfigOrigin:
+    """The arguments a configuration was loaded with (``core.config.load_config``)."""
+
+    conf_dir: str | None
+    overrides: Mapping[str, Any]
+    environ: Mapping[str, str]
+    dataset: str | None = None  # a dataset profile added after the input named it (core.config.detect_dataset)
+
+
+@dataclass(frozen=True)
 class Config:
     env: str = "local"
     job: JobConfig = field(default_factory=JobConfig)
@@ -150,9 +168,15 @@ class Config:
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     spark: Mapping[str, str] = field(default_factory=dict)
+    # how it was loaded, so a dataset profile found in the input can be added as a layer later
+    origin: ConfigOrigin | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "origin"}
+        return {
+            name: _plain(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
+            for name, value in values.items()
+        }
 
     def fingerprint(self) -> str:
         """A short, stable hash of the effective configuration (for run manifests)."""
@@ -163,7 +187,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     f.name: f.default_factory  # type: ignore[misc]
     for f in dataclasses.fields(Config)
-    if f.name not in ("env", "spark")
+    if f.name not in ("env", "spark", "origin")
 }
 
 

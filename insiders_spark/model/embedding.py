@@ -20,6 +20,7 @@ and weights, split grids).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -39,6 +40,13 @@ TREE_FEATURES = "tree_features"
 TREE_LABEL = "tree_label"
 PREDICTED_LABEL = "predicted_label"  # the tree's prediction, on the label's scale
 EMBEDDING = "embedding"
+
+
+def tree_inputs(columns: Sequence[str]) -> tuple[str, ...]:
+    """The tree's inputs: the model inputs among ``columns`` (a log without product ids gives no
+    qty_products), in the order of ``MODEL_INPUT_COLUMNS``."""
+    present = set(columns)
+    return tuple(name for name in MODEL_INPUT_COLUMNS if name in present)
 
 
 LABEL = "log1p"  # what the tree learns, as the model and the manifest name it
@@ -75,7 +83,7 @@ def fit_revenue_tree(features: DataFrame, *, config: EmbeddingConfig, seed: int,
 
     ``customers`` (counted upstream) turns ``min_leaf_share`` into MLlib's ``minInstancesPerNode``.
     """
-    assembler = VectorAssembler(inputCols=list(MODEL_INPUT_COLUMNS), outputCol=TREE_FEATURES)
+    assembler = VectorAssembler(inputCols=list(tree_inputs(features.columns)), outputCol=TREE_FEATURES)
     regressor = tree_regressor(
         config,
         seed=seed,
@@ -131,6 +139,11 @@ class LeafEmbedding:
     @property
     def regressor(self) -> DecisionTreeRegressionModel:
         return self.model.stages[-1]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The features the tree splits on, in the order of its feature indices."""
+        return tuple(self.model.stages[0].getInputCols())
 
     def leaf_vectors(self) -> dict[int, SparseVector]:
         return leaf_path_vectors(self.tree)

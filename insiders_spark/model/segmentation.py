@@ -19,6 +19,7 @@ from insiders_spark.model.embedding import LeafEmbedding, fit_embedding
 from insiders_spark.model.leaves import LeafSums, cluster_summaries, leaf_points, summarise_leaves
 from insiders_spark.model.profiles import ClusterProfile, build_profiles, with_clusters
 from insiders_spark.model.silhouette import leaf_silhouette
+from insiders_spark.spark.frames import conform
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,7 @@ class SegmentationModel:
 
 
 def to_segments(embedded: DataFrame, profiles: list[ClusterProfile]) -> DataFrame:
-    return with_clusters(embedded, profiles, cluster_col=KMEANS_CLUSTER).select(
-        *[field.name for field in ASSIGNMENT_SCHEMA.fields]
-    )
+    return conform(with_clusters(embedded, profiles, cluster_col=KMEANS_CLUSTER), ASSIGNMENT_SCHEMA)
 
 
 def fit_segmentation(

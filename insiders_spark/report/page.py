@@ -59,8 +59,13 @@ def profiles_csv(profiles: Sequence[ClusterProfile]) -> str:
     lines = [",".join(columns)]
     for profile in profiles:
         values = [getattr(profile, c) for c in columns]
-        lines.append(",".join(f'"{v}"' if isinstance(v, str) else str(v) for v in values))
+        lines.append(",".join(f'"{v}"' if isinstance(v, str) else ("" if v is None else str(v)) for v in values))
     return "\n".join(lines) + "\n"
+
+
+def _maybe(value: float | None, spec: str) -> str:
+    """A number as ``spec`` formats it; "–" for a feature the log does not give."""
+    return "–" if value is None else format(value, spec)
 
 
 def profile_table_markdown(profiles: Sequence[ClusterProfile]) -> str:
@@ -71,7 +76,7 @@ def profile_table_markdown(profiles: Sequence[ClusterProfile]) -> str:
     )
     rows = [
         f"| {p.cluster} | {p.segment} | {p.customers:,} | {p.customer_share:.1%} | "
-        f"{p.gross_revenue_mean:,.2f} | {p.recency_days_mean:.1f} | {p.qty_products_mean:.1f} | "
+        f"{p.gross_revenue_mean:,.2f} | {p.recency_days_mean:.1f} | {_maybe(p.qty_products_mean, '.1f')} | "
         f"{p.frequency_mean:.3f} | {p.qty_returns_mean:.1f} | {p.revenue_share:.1%} |"
         for p in profiles
     ]
@@ -128,6 +133,38 @@ def render_page(profiles: Sequence[ClusterProfile], metrics: Mapping[str, Any], 
             f"seed {metrics['clustering']['seed']}) groups those positions. Clusters are numbered by mean "
             f"gross revenue; cluster 1 is the Insiders.",
             "",
+            input_markdown(metrics["input"]),
             *sections,
         ]
     )
+
+
+def input_markdown(source: Mapping[str, Any]) -> str:
+    """The input section: the dataset profile, each of the job's columns and where it came from, and
+    what the job did without the columns the log lacks."""
+    dataset = source.get("dataset") or {}
+    profile = (
+        f"Dataset profile **{dataset['name']}** ({dataset['chosen']})."
+        if dataset.get("name")
+        else "No dataset profile: the generic cleaning rules."
+    )
+    mapped = [f"| {name} | `{column}` |" for name, column in source.get("columns", {}).items()]
+    absent = [f"| {name} | absent: {effect} |" for name, effect in source.get("absent", {}).items()]
+    unused = source.get("unused_columns") or []
+    lines = [
+        "## The input",
+        "",
+        f"{profile} Customer ids read as {source.get('customer_ids', 'numbers')}"
+        + (
+            f"; the input was filtered where it is read: {source['scan_filter']}." if source.get("scan_filter") else "."
+        ),
+        "",
+        "| the job's column | from |",
+        "|---|---|",
+        *mapped,
+        *absent,
+        "",
+    ]
+    if unused:
+        lines += [f"Not used: {', '.join(f'`{name}`' for name in unused)}.", ""]
+    return "\n".join(lines)

@@ -5,8 +5,11 @@ the session's Hadoop FileSystem: the job's metadata, manifests, reports and its 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
+
+from insiders_spark.core.paths import is_data_file, is_glob
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +93,65 @@ def read_replaced_text(spark: SparkSession, path: str) -> str | None:
         if exists(spark, candidate):
             return read_text(spark, candidate)
     return None
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+
+
+def list_files(spark: SparkSession, path: str) -> list[FileInfo]:
+    """Expand a file, folder (recursively) or glob into its data files, sorted by path: hidden and
+    underscore-prefixed names are skipped (``core.paths.is_data_file``), at any depth of a folder."""
+    fs, pattern = filesystem_path(spark, path)
+    statuses = fs.globStatus(pattern)
+    if statuses is None or len(statuses) == 0:
+        raise FileNotFoundError(path)
+    files: list[FileInfo] = []
+    for status in statuses:
+        if is_glob(path) and not is_data_file(status.getPath().getName()):
+            continue  # 'drops/*' must not read drops/_temporary or drops/.staging, as 'drops/' does not
+        if status.isDirectory():
+            iterator = fs.listFiles(status.getPath(), True)
+            while iterator.hasNext():
+                found = iterator.next()
+                relative = found.getPath().toString()[len(status.getPath().toString()) :]
+                if all(is_data_file(part) for part in relative.split("/") if part):
+                    files.append(FileInfo(found.getPath().toString(), int(found.getLen())))
+        elif is_data_file(status.getPath().getName()):
+            files.append(FileInfo(status.getPath().toString(), int(status.getLen())))
+    return sorted(files, key=lambda f: f.path)
+
+
+def first_line(spark: SparkSession, path: str, encoding: str) -> str:
+    """The first line of a (possibly compressed) text file, decoded with ``encoding`` (a byte-order
+    mark dropped); ``LookupError`` for an encoding the JVM does not know."""
+    jvm = spark.sparkContext._jvm
+    if not jvm.java.nio.charset.Charset.isSupported(encoding):
+        raise LookupError(encoding)
+    fs, hadoop_path = filesystem_path(spark, path)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()
+    ).getCodec(hadoop_path)
+    stream = fs.open(hadoop_path)
+    try:
+        source = codec.createInputStream(stream) if codec is not None else stream
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(source, encoding))
+        line = reader.readLine()
+    finally:
+        stream.close()
+    return (line or "").lstrip("\ufeff")
+
+
+def parquet_columns(spark: SparkSession, path: str) -> list[str]:
+    """A parquet file's top-level column names, from its footer (no data read)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    source = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
+    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(source)
+    try:
+        schema = reader.getFooter().getFileMetaData().getSchema()
+        return [str(schema.getType(i).getName()) for i in range(schema.getFieldCount())]
+    finally:
+        reader.close()

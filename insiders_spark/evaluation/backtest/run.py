@@ -36,17 +36,15 @@ from insiders_spark.evaluation.backtest.result import BacktestResult, CurvePoint
 from insiders_spark.evaluation.backtest.windows import (
     LogReach,
     log_reach,
-    reclassified,
     to_revenue_windows,
     to_training_set,
     window_totals,
     with_model_features,
 )
-from insiders_spark.features.table import CustomerTable, prepare_customers
+from insiders_spark.features.table import CustomerTable, line_format_of, prepare_customers, read_mapped_input
 from insiders_spark.model.clustering import KMEANS_CLUSTER
 from insiders_spark.model.profiles import with_clusters
 from insiders_spark.model.segmentation import fit_segmentation
-from insiders_spark.storage.inputs import read_transactions
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +62,6 @@ def run_backtest(spark: SparkSession, config: Config, *, cutoff: dt.date | None 
     h = settings.horizon_days
     if h < 1:
         raise BacktestError(f"backtest.horizon_days = {h}: a backtest needs a horizon of at least one day")
-    rules = config.cleaning
     cutoff = cutoff or last_invoice_date(spark, config) - dt.timedelta(days=h)
     window = Window(cutoff=cutoff, horizon_days=h)
     log.info("backtest: cut-off %s, window %s to %s", window.cutoff, window.cutoff + dt.timedelta(days=1), window.end)
@@ -73,7 +70,7 @@ def run_backtest(spark: SparkSession, config: Config, *, cutoff: dt.date | None 
     try:
         cut = _table(spark, config, window.cutoff, tables, "the cut-off")
         eligible_count = cut.summary.with_purchases
-        until_end = reclassified(cut.lines, rules, as_of=window.end)
+        until_end = cut.classified(cut.lines, as_of=window.end)
         _check_window(window, log_reach(until_end))
 
         next_revenue = (
@@ -110,7 +107,7 @@ def run_backtest(spark: SparkSession, config: Config, *, cutoff: dt.date | None 
         future_scorers = [s for s in settings.scorers if s in FUTURE_TREE_INPUTS]
         if future_scorers:
             train = _table(spark, config, window.training_cutoff, tables, TRAINING_CUTOFF)
-            training = to_training_set(train, rules, as_of=window.training_cutoff, horizon_days=h).cache()
+            training = to_training_set(train, as_of=window.training_cutoff, horizon_days=h).cache()
             cached.append(training)
             for scorer in future_scorers:
                 tree = fit_future_revenue_tree(
@@ -167,13 +164,12 @@ def run_backtest(spark: SparkSession, config: Config, *, cutoff: dt.date | None 
 
 def last_invoice_date(spark: SparkSession, config: Config) -> dt.date:
     """The last date with a kept line in the configured log (one pass, no aggregation by customer)."""
-    source = read_transactions(spark, config.input, config.synthetic)
-    lines = source.lines.transform(to_parsed_lines, timestamp_format=config.input.timestamp_format).transform(
-        with_reason, rules=config.cleaning, as_of=None
-    )
-    reach = log_reach(lines)
+    config, source = read_mapped_input(spark, config, as_of=None)
+    line_format = line_format_of(source, config)
+    lines = source.lines().transform(to_parsed_lines, line_format=line_format)
+    reach = log_reach(lines.transform(with_reason, rules=config.cleaning, as_of=None, line_format=line_format))
     if reach.last_kept_date is None:
-        raise BacktestError(f"{source.description}: no line is kept; there is nothing to backtest")
+        raise BacktestError(f"{source.raw.description}: no line is kept; there is nothing to backtest")
     return reach.last_kept_date
 
 

@@ -10,19 +10,19 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from insiders_spark.cleaning.rules import is_purchase, with_reason
-from insiders_spark.core.config import CleaningConfig
+from insiders_spark.cleaning.parsing import REVENUE_SCALE
+from insiders_spark.cleaning.rules import is_purchase
 from insiders_spark.core.names import (
     AFTER_AS_OF,
     CUSTOMER_ID,
-    INVOICE_NO,
+    INVOICE_ID,
     INVOICE_TS,
     IS_GUEST,
     QTY_ITEMS,
     QTY_RETURNS,
     QUANTITY,
     REASON,
-    UNIT_PRICE,
+    REVENUE_UNITS,
 )
 from insiders_spark.evaluation.backtest.names import (
     FUTURE_LABEL,
@@ -33,7 +33,7 @@ from insiders_spark.evaluation.backtest.names import (
     REVENUE_PREVIOUS,
     REVENUE_RECENT,
 )
-from insiders_spark.features.customers import GUEST_INVOICE, days_between, invoice_day, is_kept, line_revenue
+from insiders_spark.features.customers import GUEST_INVOICE, days_between, invoice_day, is_kept
 from insiders_spark.features.table import CustomerTable
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,10 @@ def to_revenue_windows(lines: DataFrame, customers: DataFrame, *, as_of: dt.date
     """
     purchase = is_kept(F.col(REASON)) & is_purchase(F.col(QUANTITY))
     age = days_between(F.lit(as_of).cast(T.DateType()), invoice_day(F.col(INVOICE_TS)))
-    revenue = line_revenue(F.col(QUANTITY), F.col(UNIT_PRICE))
+    revenue = F.col(REVENUE_UNITS) / F.lit(REVENUE_SCALE)
     per_group = (
         lines.where(purchase)
-        .withColumn(GUEST_INVOICE, F.when(F.col(CUSTOMER_ID).isNull(), F.col(INVOICE_NO)))
+        .withColumn(GUEST_INVOICE, F.when(F.col(CUSTOMER_ID).isNull(), F.col(INVOICE_ID)))
         .groupBy(CUSTOMER_ID, GUEST_INVOICE)
         .agg(
             F.sum(F.when(age < horizon_days, revenue)).alias(REVENUE_RECENT),
@@ -77,11 +77,6 @@ def to_revenue_windows(lines: DataFrame, customers: DataFrame, *, as_of: dt.date
             for c in (REVENUE_RECENT, REVENUE_PREVIOUS, REVENUE_DECAYED)
         ],
     )
-
-
-def reclassified(lines: DataFrame, rules: CleaningConfig, *, as_of: dt.date) -> DataFrame:
-    """A table's lines with their reason as of another date (the same rules, a later window)."""
-    return lines.transform(with_reason, rules=rules, as_of=as_of)
 
 
 @dataclass(frozen=True)
@@ -139,12 +134,12 @@ def window_totals(next_revenue: DataFrame, eligible: DataFrame) -> WindowTotals:
     )
 
 
-def to_training_set(train: CustomerTable, rules: CleaningConfig, *, as_of: dt.date, horizon_days: int) -> DataFrame:
+def to_training_set(train: CustomerTable, *, as_of: dt.date, horizon_days: int) -> DataFrame:
     """Features as of the training cut-off, labelled ``FUTURE_LABEL`` with each customer's revenue
     in the ``h`` days after it (the table's lines classified again as of the label window's end)."""
     label_end = as_of + dt.timedelta(days=horizon_days)
     label = to_revenue_windows(
-        reclassified(train.lines, rules, as_of=label_end), train.customers, as_of=label_end, horizon_days=horizon_days
+        train.classified(train.lines, as_of=label_end), train.customers, as_of=label_end, horizon_days=horizon_days
     ).select(CUSTOMER_ID, F.col(REVENUE_RECENT).alias(FUTURE_LABEL))
     windows = to_revenue_windows(train.lines, train.customers, as_of=as_of, horizon_days=horizon_days)
     return (

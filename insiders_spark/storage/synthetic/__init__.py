@@ -29,9 +29,14 @@ and catalogue. Memory is one chunk (~200-350 bytes a line at its peak) plus the 
 """
 
 from insiders_spark.storage.synthetic.log import (
+    LAYOUTS,
+    ONLINE_RETAIL,
+    ORDERS,
+    ORDERS_COLUMNS,
     chunk_count,
     generate_chunk,
     iter_chunks,
+    to_orders_layout,
     to_spark,
     write_parquet,
 )
@@ -39,6 +44,8 @@ from insiders_spark.storage.synthetic.spec import SyntheticLogSpec
 from insiders_spark.storage.synthetic.tables import (
     FIRST_CUSTOMER_ID,
     FIRST_INVOICE_NO,
+    ONLINE_RETAIL_COLUMNS,
+    ONLINE_RETAIL_SCHEMA,
     RAW_ARROW_SCHEMA,
     REGISTERED_ID_CEILING,
     SPARK_CHUNK_LINES,
@@ -48,6 +55,12 @@ from insiders_spark.storage.synthetic.tables import (
 __all__ = [
     "FIRST_CUSTOMER_ID",
     "FIRST_INVOICE_NO",
+    "LAYOUTS",
+    "ONLINE_RETAIL",
+    "ONLINE_RETAIL_COLUMNS",
+    "ONLINE_RETAIL_SCHEMA",
+    "ORDERS",
+    "ORDERS_COLUMNS",
     "RAW_ARROW_SCHEMA",
     "REGISTERED_ID_CEILING",
     "SPARK_CHUNK_LINES",
@@ -56,6 +69,7 @@ __all__ = [
     "generate_chunk",
     "iter_chunks",
     "spark_to_arrow_schema",
+    "to_orders_layout",
     "to_spark",
     "write_parquet",
 ]

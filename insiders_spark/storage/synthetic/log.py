@@ -13,8 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from insiders_spark.core.names import RAW_COLUMNS
-from insiders_spark.core.schemas import RAW_PARQUET_SCHEMA
 from insiders_spark.storage.synthetic.draws import _draw_invoices, _draw_lines, _Invoices, _Lines
 from insiders_spark.storage.synthetic.spec import SyntheticLogSpec
 from insiders_spark.storage.synthetic.tables import (
@@ -22,6 +20,8 @@ from insiders_spark.storage.synthetic.tables import (
     _COUNTRY_NAMES,
     _TIMES_OF_DAY,
     FIRST_INVOICE_NO,
+    ONLINE_RETAIL_COLUMNS,
+    ONLINE_RETAIL_SCHEMA,
     RAW_ARROW_SCHEMA,
     RETURN,
     SPARK_CHUNK_LINES,
@@ -51,18 +51,54 @@ def iter_chunks(spec: SyntheticLogSpec, chunk_lines: int = 1_000_000) -> Iterato
         yield generate_chunk(spec, chunk_index, chunk_lines)
 
 
+ONLINE_RETAIL = "online_retail"  # the study's export: InvoiceNo ... Country
+ORDERS = "orders"  # another store's: other names, a line amount, text customer ids, no description or country
+LAYOUTS = (ONLINE_RETAIL, ORDERS)
+# The orders layout's columns, by the canonical column each one holds (its --columns mapping).
+ORDERS_COLUMNS: dict[str, str] = {
+    "invoice_id": "order_ref",
+    "product_id": "sku",
+    "quantity": "units",
+    "invoice_date": "ordered_at",
+    "line_amount": "amount",
+    "customer_id": "client",
+}
+
+
+def to_orders_layout(table: pa.Table) -> pa.Table:
+    """An online-retail chunk as the orders layout: ``ordered_at`` a timestamp, ``amount`` the line's
+    quantity x price (to 1/10,000), ``client`` the customer id as text ("C-17850"), no unit price,
+    description or country."""
+    when = pc.strptime(table["InvoiceDate"], format="%Y-%m-%d %H:%M:%S", unit="us")
+    amount = pc.round(pc.multiply(pc.cast(table["Quantity"], pa.float64()), table["UnitPrice"]), 4)
+    ids = pc.cast(pc.cast(table["CustomerID"], pa.int64()), pa.string())
+    columns = {
+        "order_ref": table["InvoiceNo"],
+        "sku": table["StockCode"],
+        "units": table["Quantity"],
+        "ordered_at": when,
+        "amount": amount,
+        "client": pc.binary_join_element_wise("C", ids, "-"),
+    }
+    return pa.table(columns)
+
+
 def write_parquet(
     spec: SyntheticLogSpec,
     path: str | os.PathLike[str],
     chunk_lines: int = 1_000_000,
     compression: str = "snappy",
     overwrite: bool = False,
+    layout: str = ONLINE_RETAIL,
 ) -> list[str]:
     """Write one ``part-NNNNN.parquet`` per chunk into folder ``path``; return the file paths.
 
-    Existing ``part-*.parquet`` files in the folder raise ``FileExistsError`` unless
-    ``overwrite``, which deletes them (and nothing else) first.
+    ``layout``: the study's columns (``online_retail``), or another store's (``orders``: see
+    :func:`to_orders_layout`; the same lines). Existing ``part-*.parquet`` files in the folder raise
+    ``FileExistsError`` unless ``overwrite``, which deletes them (and nothing else) first.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     folder = os.fspath(path)
     os.makedirs(folder, exist_ok=True)
     stale = [f for f in os.listdir(folder) if f.startswith("part-") and f.endswith(".parquet")]
@@ -73,7 +109,10 @@ def write_parquet(
     paths = []
     for chunk_index in range(chunk_count(spec, chunk_lines)):
         file_path = os.path.join(folder, f"part-{chunk_index:05d}.parquet")
-        _write_chunk(_chunk_columns(spec, chunk_index, chunk_lines), file_path, compression)
+        if layout == ORDERS:
+            pq.write_table(to_orders_layout(generate_chunk(spec, chunk_index, chunk_lines)), file_path)
+        else:
+            _write_chunk(_chunk_columns(spec, chunk_index, chunk_lines), file_path, compression)
         paths.append(file_path)
     return paths
 
@@ -85,13 +124,13 @@ def _write_chunk(columns: list[pa.Array], file_path: str, compression: str) -> N
     schema is ``RAW_ARROW_SCHEMA``. StockCode and Description get no min/max statistics
     (computing them over their large dictionaries is slow, and nobody prunes on them).
     """
-    table = pa.Table.from_arrays(columns, names=list(RAW_COLUMNS))
-    with_statistics = [c for c in RAW_COLUMNS if c not in ("StockCode", "Description")]
+    table = pa.Table.from_arrays(columns, names=list(ONLINE_RETAIL_COLUMNS))
+    with_statistics = [c for c in ONLINE_RETAIL_COLUMNS if c not in ("StockCode", "Description")]
     pq.write_table(table, file_path, compression=compression, store_schema=False, write_statistics=with_statistics)
 
 
 def to_spark(spark: SparkSession, spec: SyntheticLogSpec, chunk_lines: int = SPARK_CHUNK_LINES) -> DataFrame:
-    """The log as a Spark DataFrame of ``RAW_PARQUET_SCHEMA``, one partition per chunk.
+    """The log as a Spark DataFrame of ``ONLINE_RETAIL_SCHEMA``, one partition per chunk.
 
     Chunks are generated in the executors (``mapInArrow`` over the chunk ids), so the driver
     holds nothing of the log's size. Partition order is chunk order.
@@ -104,11 +143,11 @@ def to_spark(spark: SparkSession, spec: SyntheticLogSpec, chunk_lines: int = SPA
                 yield from generate_chunk(spec, chunk_index, chunk_lines).to_batches()
 
     ids = spark.range(0, n_chunks, 1, numPartitions=n_chunks)
-    return ids.mapInArrow(generate, RAW_PARQUET_SCHEMA)
+    return ids.mapInArrow(generate, ONLINE_RETAIL_SCHEMA)
 
 
 def _chunk_columns(spec: SyntheticLogSpec, chunk_index: int, chunk_lines: int) -> list[pa.Array]:
-    """The chunk's columns in ``RAW_COLUMNS`` order; string columns dictionary-encoded."""
+    """The chunk's columns in ``ONLINE_RETAIL_COLUMNS`` order; string columns dictionary-encoded."""
     if not 0 <= chunk_index < chunk_count(spec, chunk_lines):
         raise IndexError(f"chunk {chunk_index} out of range")
     first_line = chunk_index * chunk_lines
@@ -135,7 +174,7 @@ def _assemble(spec: SyntheticLogSpec, inv: _Invoices, lines: _Lines, first_invoi
         "CustomerID": pa.array(population.ids[customer], pa.float64(), mask=customer < 0),
         "Country": _encoded(inv.country[lines.invoice], _COUNTRY_NAMES),
     }
-    return [columns[c] for c in RAW_COLUMNS]
+    return [columns[c] for c in ONLINE_RETAIL_COLUMNS]
 
 
 def _encoded(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:

@@ -3,16 +3,24 @@ prices and product words."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pyarrow as pa
 from pyspark.sql import types as T
 
-from insiders_spark.core.schemas import RAW_PARQUET_SCHEMA
-
-if TYPE_CHECKING:
-    pass
+# The layout of the UCI Online Retail export (the study's log): numbers typed, the timestamp text.
+ONLINE_RETAIL_SCHEMA = T.StructType(
+    [
+        T.StructField("InvoiceNo", T.StringType(), True),
+        T.StructField("StockCode", T.StringType(), True),
+        T.StructField("Description", T.StringType(), True),
+        T.StructField("Quantity", T.LongType(), True),
+        T.StructField("InvoiceDate", T.StringType(), True),
+        T.StructField("UnitPrice", T.DoubleType(), True),
+        T.StructField("CustomerID", T.DoubleType(), True),
+        T.StructField("Country", T.StringType(), True),
+    ]
+)
+ONLINE_RETAIL_COLUMNS: tuple[str, ...] = tuple(f.name for f in ONLINE_RETAIL_SCHEMA.fields)
 
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
@@ -28,7 +36,7 @@ def spark_to_arrow_schema(schema: T.StructType) -> pa.Schema:
     return pa.schema([pa.field(f.name, _ARROW_TYPES[type(f.dataType)], f.nullable) for f in schema.fields])
 
 
-RAW_ARROW_SCHEMA: pa.Schema = spark_to_arrow_schema(RAW_PARQUET_SCHEMA)
+RAW_ARROW_SCHEMA: pa.Schema = spark_to_arrow_schema(ONLINE_RETAIL_SCHEMA)
 
 
 LINES_PER_CUSTOMER = 75  # default population: lines // 75 (~60% show up: one per ~125 lines)
