@@ -1,7 +1,7 @@
 """The CLV reference: BG/NBD and Gamma-Gamma fits recover the parameters customers were simulated
 from; the conditional expectations agree with a published worked example and with direct numerical
 integration; the Spark summary and scoring agree with hand counts and the driver-side formulas;
-a log too thin to fit is a clear error."""
+a log too thin to fit leaves ``clv`` not measured instead of failing the backtest."""
 
 import dataclasses
 import datetime as dt
@@ -11,6 +11,10 @@ import pytest
 from chispa import assert_approx_df_equality
 from scipy import integrate, special, stats
 
+from insiders_spark.core.config import load_config
+from insiders_spark.core.errors import ConfigError
+from insiders_spark.core.names import BASELINE, CLV, FORESIGHT
+from insiders_spark.evaluation.backtest import run_backtest, to_curve_frame
 from insiders_spark.evaluation.clv import (
     CUSTOMER_AGE,
     EXPECTED_PURCHASES,
@@ -33,6 +37,7 @@ from insiders_spark.evaluation.clv import (
     to_rfm_summary,
     with_clv,
 )
+from insiders_spark.report.backtest import LABELS, capture_chart_png, curve_markdown, summary_markdown
 
 # The CDNOW parameters Fader, Hardie & Lee report (time in weeks), and Fader & Hardie's Gamma-Gamma.
 CDNOW = BgNbd(r=0.2426, alpha=4.4136, a=0.7931, b=2.4259)
@@ -311,3 +316,86 @@ def test_the_fit_sees_a_bounded_seeded_sample(spark):
     assert fitted.bg_nbd_fit.rows == 1_000
     assert fitted.bg_nbd == again.bg_nbd and fitted.gamma_gamma == again.gamma_gamma  # the same customers
     assert fitted.describe()["sample_seed"] == 7
+
+
+def test_clv_sample_rows_is_range_checked():
+    with pytest.raises(ConfigError, match=r"backtest\.clv_sample_rows = 10: expected 100 to 1,000,000"):
+        load_config(env="test", overrides={"backtest.clv_sample_rows": 10}, environ={})
+    assert load_config(env="test", environ={}).backtest.clv_sample_rows == 100_000
+
+
+# --- in the backtest ----------------------------------------------------------------------------
+
+HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
+CUTOFF = dt.date(2011, 6, 30)
+
+
+def _line(invoice, day, quantity, customer):
+    return f"{invoice},22423,ITEM,{quantity},{day} 10:00:00,2.5,{customer},United Kingdom"
+
+
+def _simulated_log(customers: int) -> list[str]:
+    """Registered customers who first buy in the first half of 2011 and come back as BG/NBD says
+    (one purchase day at a time, through the window's end on 2011-07-30), and a few guests."""
+    rng = np.random.default_rng(SEED)
+    start = dt.date(2011, 1, 1)
+    lines, invoice = [], 0
+    for customer in range(101, 101 + customers):
+        first = rng.integers(0, 170)
+        rate, dropout = rng.gamma(1.0, 1 / 20.0), rng.beta(1.0, 3.0)
+        days, day = [first], float(first)
+        while True:
+            day += rng.exponential(1 / rate)
+            if day > 210:
+                break
+            days.append(int(day))
+            if rng.random() < dropout:
+                break
+        for d in days:
+            invoice += 1
+            lines.append(_line(f"A{invoice}", start + dt.timedelta(days=int(d)), rng.integers(1, 40), customer))
+    for g in range(10):
+        lines.append(_line(f"G{g}", start + dt.timedelta(days=10 * g), 5, ""))
+    return lines
+
+
+def _backtest_config(tmp_path, lines):
+    path = tmp_path / "log.csv"
+    ending = _line("Z1", "2011-08-01", 1, 101)  # the log goes past the window's end
+    path.write_text("\n".join([HEADER, *lines, ending]) + "\n")
+    config = load_config(
+        env="test", overrides={"input.path": str(path), "output.path": str(tmp_path / "out")}, environ={}
+    )
+    settings = dataclasses.replace(config.backtest, horizon_days=30, scorers=())
+    return dataclasses.replace(config, backtest=settings)
+
+
+def test_the_backtest_ranks_by_clv(spark, tmp_path):
+    result = run_backtest(spark, _backtest_config(tmp_path, _simulated_log(400)), cutoff=CUTOFF)
+    assert result.clv["measured"] is True
+    assert result.clv["bg_nbd"]["customers"] == result.eligible  # every customer, guests included
+    assert CLV in result.scorers
+    shares = result.describe()["revenue_share"][CLV]
+    assert set(shares) >= {"5%", "10%", "20%"}
+    for share in (0.05, 0.10, 0.20, 1.0):
+        assert result.share(CLV, share) <= result.share(FORESIGHT, share) + 1e-12
+    assert result.share(CLV, 1.0) == pytest.approx(result.share(BASELINE, 1.0))  # everyone: the same revenue
+    curve = {(r["scorer"], r["head_count_share"]): r["gap_closed"] for r in to_curve_frame(spark, result).collect()}
+    assert (CLV, 0.1) in curve and curve[(CLV, 0.1)] is None  # a reference: no gap closed
+    assert f"| {LABELS[CLV]} |" in curve_markdown(result)
+    assert "The CLV reference ranks by expected revenue" in summary_markdown(result)
+    assert capture_chart_png(result).startswith(b"\x89PNG")
+
+
+def test_a_log_too_thin_for_clv_leaves_it_not_measured(spark, tmp_path):
+    lines = [_line(f"A{c}", "2011-03-01", 2, c) for c in range(101, 111)]  # one-off customers
+    lines += [_line("B1", "2011-05-01", 3, 101), _line("B2", "2011-07-10", 3, 101), _line("B3", "2011-07-20", 4, 102)]
+    result = run_backtest(spark, _backtest_config(tmp_path, lines), cutoff=CUTOFF)
+    assert result.clv == {
+        "measured": False,
+        "error": f"1 repeat buyers among 10 customers: a CLV fit needs at least {MIN_REPEAT_BUYERS} customers "
+        "who bought on two days or more",
+    }
+    assert CLV not in result.scorers and BASELINE in result.scorers  # the rest of the backtest is measured
+    assert result.describe()["clv"]["measured"] is False
+    assert "The CLV reference (BG/NBD × Gamma-Gamma) was not measured: 1 repeat buyers" in summary_markdown(result)
