@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,8 +121,15 @@ class BgNbd:
         unconditional = (a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp)
         return unconditional * self.p_alive(x, t_x, age)
 
+    @property
+    def mean_dropout(self) -> float:
+        """The mean drop-out probability after a purchase, a / (a + b). Near 0 the fit is at BG/NBD's
+        NBD limit (nobody drops out): a and b are then not identified apart (no standard errors),
+        only this ratio is, and the predictions are the NBD's."""
+        return self.a / (self.a + self.b)
+
     def describe(self) -> dict:
-        return {"r": self.r, "alpha_days": self.alpha, "a": self.a, "b": self.b}
+        return {"r": self.r, "alpha_days": self.alpha, "a": self.a, "b": self.b, "mean_dropout": self.mean_dropout}
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,7 @@ class Fit:
     log_likelihood: float
     standard_errors: tuple[float | None, ...]
     rows: int  # customers the fit saw
+    at_bound: tuple[str, ...] = ()  # parameters at the search's bound: a limit of the model
 
 
 @dataclass(frozen=True)
@@ -183,15 +191,17 @@ class ClvModel:
     sample_seed: int | None = None
 
     def describe(self) -> dict:
-        """The manifest entry: parameters, their standard errors, what each fit saw."""
+        """The manifest entry: parameters (6 significant digits) and the derived mean, their standard
+        errors (the fitted parameters'; None where not identified), what each fit saw."""
 
         def entry(params: dict, fit: Fit) -> dict:
-            errors = dict(zip(params, fit.standard_errors, strict=False))
+            errors = dict(zip(params, fit.standard_errors, strict=False))  # the derived value has none
             return {
-                **{k: round(v, 6) for k, v in params.items()},
-                "standard_errors": {k: None if v is None else round(v, 6) for k, v in errors.items()},
+                **{k: _significant(v) for k, v in params.items()},
+                "standard_errors": {k: None if v is None else _significant(v) for k, v in errors.items()},
                 "log_likelihood": round(fit.log_likelihood, 3),
                 "customers": fit.rows,
+                **({"at_bound": list(fit.at_bound)} if fit.at_bound else {}),
             }
 
         return {
@@ -201,6 +211,10 @@ class ClvModel:
             "bg_nbd": entry(self.bg_nbd.describe(), self.bg_nbd_fit),
             "gamma_gamma": entry(self.gamma_gamma.describe(), self.gamma_gamma_fit),
         }
+
+
+def _significant(value: float) -> float:
+    return float(f"{value:.6g}")
 
 
 # --- the summary (Spark) ------------------------------------------------------------------------
@@ -261,7 +275,7 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> tuple[BgNbd, F
         return -float(weights @ BgNbd(*np.exp(log_params)).log_likelihood(x_u, t_u, age_u)) / weights.sum()
 
     start = np.log([1.0, max(float(np.mean(age)), 1.0), 1.0, 1.0])
-    params, fit = _maximise(loss, start, rows=int(weights.sum()), what="BG/NBD")
+    params, fit = _maximise(loss, start, names=("r", "alpha_days", "a", "b"), rows=int(weights.sum()), what="BG/NBD")
     return BgNbd(*params), fit
 
 
@@ -282,7 +296,7 @@ def fit_gamma_gamma(x: np.ndarray, m_x: np.ndarray) -> tuple[GammaGamma, Fit]:
         return -float(weights @ GammaGamma(*np.exp(log_params)).log_likelihood(x_u, m_u)) / weights.sum()
 
     start = np.log([1.0, 2.0, float(np.mean(m_u))])
-    params, fit = _maximise(loss, start, rows=int(weights.sum()), what="Gamma-Gamma")
+    params, fit = _maximise(loss, start, names=("p", "q", "gamma"), rows=int(weights.sum()), what="Gamma-Gamma")
     model = GammaGamma(*params)
     if model.q <= 1:
         raise ClvFitError(f"Gamma-Gamma q = {model.q:.3f} <= 1: the spend per purchase has no finite mean")
@@ -316,18 +330,26 @@ def fit_clv(summary: DataFrame, *, max_rows: int, seed: int) -> ClvModel:
     return model
 
 
-def _maximise(loss: Callable[[np.ndarray], float], start: np.ndarray, *, rows: int, what: str) -> tuple[tuple, Fit]:
+def _maximise(
+    loss: Callable[[np.ndarray], float], start: np.ndarray, *, names: Sequence[str], rows: int, what: str
+) -> tuple[tuple, Fit]:
     """Minimise a mean negative log-likelihood over log-parameters in [−LOG_BOUND, LOG_BOUND]
     (L-BFGS-B; Nelder-Mead where it stops early); the standard errors come from the Hessian in log
-    space (delta method). A parameter at a bound is a degenerate fit: a ``ClvFitError``."""
+    space (delta method). A parameter at a bound is one of the models' limits (BG/NBD's a → 0 or
+    b → ∞: nobody drops out, the NBD; Gamma-Gamma's q, γ → ∞: everyone's spend has one mean), where
+    the predictions converge: kept, and named in ``Fit.at_bound``. A non-finite likelihood is a
+    ``ClvFitError``."""
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
     best = optimize.minimize(loss, start, method="L-BFGS-B", bounds=bounds)
     if not best.success:
         simplex = optimize.minimize(loss, best.x, method="Nelder-Mead", bounds=bounds, options={"maxiter": 20_000})
         best = simplex if simplex.fun <= best.fun else best
-    if not np.isfinite(best.fun) or np.any(np.abs(best.x) > LOG_BOUND - 1e-3):
+    if not np.isfinite(best.fun) or not np.all(np.isfinite(best.x)):
         raise ClvFitError(f"the {what} fit did not converge ({best.message}); parameters {np.exp(best.x)}")
     params = np.exp(best.x)
+    at_bound = tuple(name for name, value in zip(names, best.x, strict=True) if abs(value) > LOG_BOUND - 1e-3)
+    if at_bound:
+        log.warning("clv: the %s fit is at a limit of its model (%s at e^±%g)", what, ", ".join(at_bound), LOG_BOUND)
     hessian = _hessian(loss, best.x) * rows
     try:
         variances = np.diag(np.linalg.inv(hessian))
@@ -335,7 +357,7 @@ def _maximise(loss: Callable[[np.ndarray], float], start: np.ndarray, *, rows: i
         variances = np.full(len(params), np.nan)
     errors = tuple(float(p * np.sqrt(v)) if v > 0 else None for p, v in zip(params, variances, strict=True))
     return tuple(float(p) for p in params), Fit(
-        log_likelihood=float(-best.fun * rows), standard_errors=errors, rows=rows
+        log_likelihood=float(-best.fun * rows), standard_errors=errors, rows=rows, at_bound=at_bound
     )
 
 

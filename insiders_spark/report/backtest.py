@@ -90,7 +90,8 @@ def clv_markdown(clv: Mapping[str, Any]) -> str:
     bg, gg = clv["bg_nbd"], clv["gamma_gamma"]
     return (
         f"The CLV reference ranks by expected revenue over the horizon: BG/NBD purchase days (r = {bg['r']:.3g}, "
-        f"α = {bg['alpha_days']:.3g} days, a = {bg['a']:.3g}, b = {bg['b']:.3g}; {bg['customers']:,} customers) "
+        f"α = {bg['alpha_days']:.3g} days, a = {bg['a']:.3g}, b = {bg['b']:.3g}, mean drop-out per purchase "
+        f"{bg['mean_dropout']:.2g}; {bg['customers']:,} customers) "
         f"× Gamma-Gamma spend per purchase day (p = {gg['p']:.3g}, q = {gg['q']:.3g}, γ = {gg['gamma']:.3g}, "
         f"mean {gg['mean_spend']:,.2f}; {gg['customers']:,} repeat buyers)."
     )

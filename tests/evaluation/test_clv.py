@@ -217,6 +217,7 @@ def _ts(day, hour=10):
     return dt.datetime.fromisoformat(f"{day} {hour:02d}:00:00")
 
 
+@pytest.mark.spark
 def test_rfm_summary_counts_purchase_days(spark):
     as_of = dt.date(2011, 6, 30)
     lines = spark.createDataFrame(
@@ -254,6 +255,7 @@ def _clv_model(bg_nbd, gamma_gamma):
     return ClvModel(bg_nbd, gamma_gamma, Fit(0.0, (None,) * 4, 0), Fit(0.0, (None,) * 3, 0))
 
 
+@pytest.mark.spark
 def test_spark_scoring_matches_the_driver_side_formulas(spark):
     model = _clv_model(BgNbd(r=0.8, alpha=60.0, a=0.6, b=3.0), GammaGamma(p=3.0, q=4.0, gamma=40.0))
     rows = [  # customer, x, t_x, T, m_x
@@ -297,6 +299,7 @@ def test_too_few_repeat_buyers_is_a_clear_error():
         fit_clv_arrays(x, np.where(x > 0, 5.0, 0.0), np.full(len(x), 30.0), np.where(x > 0, 10.0, np.nan))
 
 
+@pytest.mark.spark
 def test_the_fit_sees_a_bounded_seeded_sample(spark):
     rng = np.random.default_rng(SEED)
     model = BgNbd(r=0.8, alpha=60.0, a=0.6, b=3.0)
@@ -370,6 +373,7 @@ def _backtest_config(tmp_path, lines):
     return dataclasses.replace(config, backtest=settings)
 
 
+@pytest.mark.spark
 def test_the_backtest_ranks_by_clv(spark, tmp_path):
     result = run_backtest(spark, _backtest_config(tmp_path, _simulated_log(400)), cutoff=CUTOFF)
     assert result.clv["measured"] is True
@@ -387,6 +391,7 @@ def test_the_backtest_ranks_by_clv(spark, tmp_path):
     assert capture_chart_png(result).startswith(b"\x89PNG")
 
 
+@pytest.mark.spark
 def test_a_log_too_thin_for_clv_leaves_it_not_measured(spark, tmp_path):
     lines = [_line(f"A{c}", "2011-03-01", 2, c) for c in range(101, 111)]  # one-off customers
     lines += [_line("B1", "2011-05-01", 3, 101), _line("B2", "2011-07-10", 3, 101), _line("B3", "2011-07-20", 4, 102)]
