@@ -15,6 +15,7 @@ from insiders_spark.core.sections import Config
 
 INPUT_FORMATS = ("auto", "csv", "parquet", "json", "orc")
 CUSTOMER_ID_KINDS = ("auto", "number", "text")
+CLV_SAMPLE_ROWS = (100, 1_000_000)  # backtest.clv_sample_rows: enough to fit, few enough for the driver
 CHOICES: dict[str, tuple[str, ...]] = {
     "input.format": INPUT_FORMATS,
     "input.customer_ids": CUSTOMER_ID_KINDS,
@@ -114,6 +115,11 @@ def validate(config: Config) -> None:
         raise ConfigError("control.salt is empty: set one (a new salt draws a new control group)")
     if config.backtest.horizon_days < 0:
         raise ConfigError(f"backtest.horizon_days = {config.backtest.horizon_days}: 0 (off) or a number of days")
+    if not CLV_SAMPLE_ROWS[0] <= config.backtest.clv_sample_rows <= CLV_SAMPLE_ROWS[1]:
+        raise ConfigError(
+            f"backtest.clv_sample_rows = {config.backtest.clv_sample_rows}: expected {CLV_SAMPLE_ROWS[0]:,} to "
+            f"{CLV_SAMPLE_ROWS[1]:,} customers (the fits need repeat buyers; the rows reach the driver)"
+        )
     if 0.0 in config.backtest.head_count_shares:
         raise ConfigError("backtest.head_count_shares: every head-count must be above 0")
     if config.backtest.horizon_days:

@@ -171,7 +171,8 @@ SEGMENTS_SCORER = "segments"
 INSIDERS_POINT = "insiders"  # the segmentation's cluster 1 at the cut-off, as it is (guests included)
 FUTURE_REVENUE_TREE = "future_revenue_tree"
 FUTURE_REVENUE_TREE_TREND = "future_revenue_tree_trend"
-REFERENCES: tuple[str, ...] = (BASELINE, FORESIGHT, BASELINE_REGISTERED)
+CLV = "clv"  # BG/NBD expected purchases × Gamma-Gamma expected spend (``evaluation.clv``)
+REFERENCES: tuple[str, ...] = (BASELINE, FORESIGHT, BASELINE_REGISTERED, CLV)
 MODEL_SCORERS: tuple[str, ...] = (SEGMENTS_SCORER, FUTURE_REVENUE_TREE, FUTURE_REVENUE_TREE_TREND)
 
 

@@ -124,6 +124,7 @@ class BacktestConfig:
     head_count_shares: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
     scorers: tuple[str, ...] = ("segments", "future_revenue_tree", "future_revenue_tree_trend")
     guests_last: bool = True
+    clv_sample_rows: int = 100_000  # customers the clv reference's fits see (a seeded sample)
 
 
 @dataclass(frozen=True)

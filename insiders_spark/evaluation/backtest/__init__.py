@@ -19,7 +19,12 @@ Definitions (all in Spark; only per-head-count sums reach the driver):
 
   - ``baseline``: past gross revenue (the simple rule any shop already has);
   - ``foresight``: the window revenue itself (the best any selection can do);
-  - ``baseline_registered``: past gross revenue with guest invoices last (see ``guests_last``).
+  - ``baseline_registered``: past gross revenue with guest invoices last (see ``guests_last``);
+  - ``clv``: the textbook customer-lifetime-value model fitted at ``c``: BG/NBD's expected purchase
+    days in the horizon × Gamma-Gamma's expected spend per purchase day, then past gross revenue
+    (``evaluation.clv``; guests last with ``guests_last``). Fitted on at most
+    ``backtest.clv_sample_rows`` customers; a log it cannot be fitted on (too few repeat buyers)
+    leaves it out of the curve, with the reason in the result's ``clv`` entry.
 
   And the models:
 

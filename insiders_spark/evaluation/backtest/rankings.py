@@ -28,6 +28,7 @@ from insiders_spark.evaluation.backtest.names import (
     NEXT_REVENUE,
     RANK_KEY,
 )
+from insiders_spark.evaluation.clv import EXPECTED_REVENUE
 from insiders_spark.model.embedding import PREDICTED_LABEL, tree_regressor
 
 log = logging.getLogger(__name__)
@@ -82,4 +83,14 @@ def future_tree_ranking(model: PipelineModel, eligible: DataFrame, *, guests_las
     return model.transform(eligible).select(
         CUSTOMER_ID,
         rank_key(*registered_first(guests_last), F.col(FUTURE_PREDICTION), F.col(GROSS_REVENUE)).alias(RANK_KEY),
+    )
+
+
+def clv_ranking(eligible: DataFrame, scored: DataFrame, *, guests_last: bool) -> DataFrame:
+    """The expected revenue of the horizon (``with_clv``'s), then past revenue. With ``guests_last``
+    guests rank after registered customers like the models' (BG/NBD cannot know that a guest is
+    never seen again; the job does, and the reference should be as strong as it can be)."""
+    value = F.coalesce(F.col(EXPECTED_REVENUE), F.lit(0.0))  # every eligible customer has a summary row
+    return eligible.join(scored.select(CUSTOMER_ID, EXPECTED_REVENUE), on=CUSTOMER_ID, how="left").select(
+        CUSTOMER_ID, rank_key(*registered_first(guests_last), value, F.col(GROSS_REVENUE)).alias(RANK_KEY)
     )

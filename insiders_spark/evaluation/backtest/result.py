@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from insiders_spark.core.names import (
     BASELINE,
@@ -51,6 +52,9 @@ class BacktestResult:
     # the Insiders themselves (INSIDERS_POINT) and every ranking's first |Insiders| customers
     insiders_point: Mapping[str, CurvePoint] = field(default_factory=dict)
     tree_rules: Mapping[str, str] = field(default_factory=dict)  # future trees, MLlib's debug string
+    # the clv reference's fit: {"measured": True, parameters...} or {"measured": False, "error": why};
+    # empty where it was not attempted
+    clv: Mapping[str, Any] = field(default_factory=dict)
 
     def share(self, scorer: str, share: float) -> float:
         return next(p.revenue_share for p in self.curve if p.scorer == scorer and abs(p.share - share) < 1e-9)
@@ -83,6 +87,7 @@ class BacktestResult:
             "revenue_share": {
                 scorer: {f"{s:.0%}": round(self.share(scorer, s), 4) for s in shares} for scorer in self.scorers
             },
+            **({"clv": dict(self.clv)} if self.clv else {}),
         }
 
 

@@ -10,9 +10,10 @@ from pyspark.sql import functions as F
 
 from insiders_spark.cleaning.parsing import to_parsed_lines
 from insiders_spark.cleaning.rules import with_reason
-from insiders_spark.core.config import Config
-from insiders_spark.core.errors import BacktestError, NoCustomersError
+from insiders_spark.core.config import BacktestConfig, Config
+from insiders_spark.core.errors import BacktestError, ClvFitError, NoCustomersError
 from insiders_spark.core.names import (
+    CLV,
     CUSTOMER_ID,
     INSIDERS_POINT,
     IS_INSIDER,
@@ -27,6 +28,7 @@ from insiders_spark.evaluation.backtest.names import (
     TRAINING_CUTOFF,
 )
 from insiders_spark.evaluation.backtest.rankings import (
+    clv_ranking,
     fit_future_revenue_tree,
     future_tree_ranking,
     reference_rankings,
@@ -41,6 +43,7 @@ from insiders_spark.evaluation.backtest.windows import (
     window_totals,
     with_model_features,
 )
+from insiders_spark.evaluation.clv import fit_clv, to_rfm_summary, with_clv
 from insiders_spark.features.table import CustomerTable, line_format_of, prepare_customers, read_mapped_input
 from insiders_spark.model.clustering import KMEANS_CLUSTER
 from insiders_spark.model.profiles import with_clusters
@@ -93,6 +96,7 @@ def run_backtest(spark: SparkSession, config: Config, *, cutoff: dt.date | None 
             raise BacktestError(f"no revenue in the window after {window.cutoff} ({h} days); nothing to measure")
 
         rankings = reference_rankings(eligible)
+        clv = _clv_reference(cut, eligible, window, settings, seed=config.job.seed, rankings=rankings, cached=cached)
         insiders, insiders_revenue = 0, 0.0
         if SEGMENTS_SCORER in settings.scorers:
             model, clustered = fit_segmentation(
@@ -152,6 +156,7 @@ def run_backtest(spark: SparkSession, config: Config, *, cutoff: dt.date | None 
                 **{p.scorer: p for p in curve if insiders and p.share == insiders_share},
             },
             tree_rules=tree_rules,
+            clv=clv,
         )
         log.info("backtest: %s", result.describe())
         return result
@@ -160,6 +165,33 @@ def run_backtest(spark: SparkSession, config: Config, *, cutoff: dt.date | None 
             frame.unpersist()
         for table in tables:
             table.unpersist()
+
+
+def _clv_reference(
+    cut: CustomerTable,
+    eligible: DataFrame,
+    window: Window,
+    settings: BacktestConfig,
+    *,
+    seed: int,
+    rankings: dict[str, DataFrame],
+    cached: list[DataFrame],
+) -> dict:
+    """Fit BG/NBD and Gamma-Gamma at the cut-off and add the ``clv`` ranking; the manifest entry.
+    A log that cannot support the fit leaves ``clv`` out, reported as not measured, and the
+    backtest goes on (like a backtest the run cannot measure)."""
+    summary = to_rfm_summary(cut.lines, cut.customers, as_of=window.cutoff).cache()
+    cached.append(summary)
+    try:
+        model = fit_clv(summary, max_rows=settings.clv_sample_rows, seed=seed)
+    except ClvFitError as error:
+        log.warning("backtest: %s not measured: %s", CLV, error)
+        return {"measured": False, "error": str(error)}
+    scored = with_clv(summary, model, horizon_days=window.horizon_days)
+    ranking = clv_ranking(eligible, scored, guests_last=settings.guests_last).cache()  # the UDF runs once
+    cached.append(ranking)
+    rankings[CLV] = ranking
+    return {"measured": True, **model.describe()}
 
 
 def last_invoice_date(spark: SparkSession, config: Config) -> dt.date:
