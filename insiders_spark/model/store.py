@@ -130,7 +130,7 @@ def load(spark: SparkSession, output: str, version: str | None = None) -> tuple[
         description = json.loads(filesystem.read_text(spark, f"{folder}/{DESCRIPTION}"))
         stored = description.get("format")
         if stored not in (1, FORMAT):
-            raise ValueError(f"format {stored!r}, this job reads formats 1 and {FORMAT}")
+            raise ValueError(f"format {stored!r}, this job reads format 1 or {FORMAT}")
         _check_embedding(description)
         model = _load_format_1(spark, folder, description) if stored == 1 else _load(spark, folder, description)
         return model, description
