@@ -27,20 +27,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import SQLTransformer, VectorAssembler
 from pyspark.ml.linalg import SparseVector, Vectors
 from pyspark.ml.regression import DecisionTreeRegressionModel, DecisionTreeRegressor
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from insiders_spark.core.config import EmbeddingConfig
 from insiders_spark.core.names import CUSTOMER_ID, LABEL_COLUMN, LEAF, MODEL_INPUT_COLUMNS
-from insiders_spark.model.tree import Tree, read_tree
+from insiders_spark.model.tree import Tree, read_saved_tree, read_tree, with_node_values
 
 TREE_FEATURES = "tree_features"
 TREE_LABEL = "tree_label"
@@ -196,6 +196,13 @@ class LeafEmbedding:
 
     def leaf_vectors(self) -> dict[int, SparseVector]:
         return leaf_path_vectors(self.tree)
+
+    def with_node_values(self, folder: str) -> LeafEmbedding:
+        """This embedding with every node's value (Saabas' contributions need them), read back
+        from its tree saved under ``folder`` (a run's model version does this on its own save)."""
+        self.regressor.write().overwrite().save(folder)
+        saved = read_saved_tree(SparkSession.getActiveSession(), folder)
+        return replace(self, tree=with_node_values(self.tree, saved))
 
     def describe(self) -> dict:
         return {

@@ -254,3 +254,10 @@ def test_a_train_run_keeps_the_trees_node_values_for_the_reasons(spark, trained)
     assert model.embedding.tree.has_node_values
     assert read_tree(model.embedding.regressor).structure() == model.embedding.tree.structure()
     assert jvm_walk(model.embedding.regressor) == model.embedding.tree
+
+
+def test_a_fitted_embedding_reads_its_node_values_back_from_a_save(segmentation, tmp_path):
+    _, model, _ = segmentation
+    assert not model.embedding.tree.has_node_values  # toDebugString has none for internal nodes
+    completed = model.embedding.with_node_values(str(tmp_path / "tree"))
+    assert completed.tree == jvm_walk(model.embedding.regressor)
