@@ -130,6 +130,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--backtest-cutoff", type=_date, help="the backtest's cut-off (default: as-of minus the horizon)"
     )
     model.add_argument("--synthetic-lines", type=int, help="size of the generated log when no --input is given")
+    model.add_argument(
+        "--mlflow-uri",
+        help="log each training run (configuration, metrics, manifest, report, model) to this MLflow tracking "
+        "URI and move the registered model's alias 'current' (default: tracking.mlflow_uri; off when empty)",
+    )
     settings = parser.add_argument_group("configuration")
     settings.add_argument("--env", default="local", help="configuration profile in conf/ (default: local)")
     settings.add_argument("--conf-dir", help="folder of configuration profiles (default: the packaged conf/)")
@@ -158,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument("action", choices=("list", "use"), help="list versions, or use VERSION for scoring")
     registry.add_argument("version", nargs="?", help="with 'use': the version to make current (a rollback)")
     registry.add_argument("--output", help="output folder or URI (default: ./output)")
+    registry.add_argument("--mlflow-uri", help="with 'use': also move the MLflow alias 'current' (tracking.mlflow_uri)")
     registry.add_argument("--env", default="local")
     registry.add_argument("--conf-dir")
     archive = commands.add_parser(
@@ -198,6 +204,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
         "job.seed": args.seed,
         "job.log_level": args.log_level,
         "synthetic.lines": args.synthetic_lines,
+        "tracking.mlflow_uri": args.mlflow_uri,
     }
 
 
@@ -212,7 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.action == "use" and not args.version:
                 print("insiders-spark: 'models use' needs a VERSION (see 'models list')", file=sys.stderr)
                 return EXIT_USAGE
-            config = load_config(args.conf_dir, args.env, overrides={"output.path": args.output})
+            config = load_config(
+                args.conf_dir, args.env, overrides={"output.path": args.output, "tracking.mlflow_uri": args.mlflow_uri}
+            )
             return manage_models(config, args.action, args.version)
         if args.command == "class-archive":
             return make_class_archive(args)
@@ -332,6 +341,11 @@ def manage_models(config, action: str, version: str | None) -> int:
         if action == "use":
             use_version(spark, config.output.path, version)
             print(f"current model: {version}")
+            if config.tracking.mlflow_uri:
+                from insiders_spark.runs.tracking import CURRENT_ALIAS, mirror_current
+
+                if mirror_current(config, version):
+                    print(f"MLflow: alias {CURRENT_ALIAS!r} of {config.tracking.experiment!r} follows it")
             return EXIT_OK
         current = current_version(spark, config.output.path)
         for info in list_versions(spark, config.output.path):

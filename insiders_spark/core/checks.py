@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from insiders_spark.core.errors import ConfigError
 from insiders_spark.core.names import CANONICAL_COLUMNS, FREQUENT_RETURNERS, MODEL_SCORERS, NAMES, QUARANTINE_REASONS
@@ -135,5 +136,15 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f"launch.quick_jit_max_bytes = {config.launch.quick_jit_max_bytes}: 0 (never) or a size in bytes"
         )
+    tracking = config.tracking
+    if tracking.mlflow_uri != tracking.mlflow_uri.strip() or any(c.isspace() for c in tracking.mlflow_uri):
+        raise ConfigError(f"tracking.mlflow_uri = {tracking.mlflow_uri!r}: a URI has no spaces")
+    if urlsplit(tracking.mlflow_uri).password:
+        raise ConfigError(
+            "tracking.mlflow_uri holds a password, and every manifest records the configuration: give it in "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) instead"
+        )
+    if tracking.mlflow_uri and not tracking.experiment.strip():
+        raise ConfigError("tracking.experiment is empty: name the MLflow experiment (and registered model)")
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")

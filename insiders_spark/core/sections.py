@@ -142,6 +142,14 @@ class LaunchConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Optional MLflow tracking of training runs (``runs.tracking``); off while ``mlflow_uri`` is empty."""
+
+    mlflow_uri: str = ""  # an MLflow tracking URI (http://host:5000, sqlite:///path.db, databricks); "" = off
+    experiment: str = "insiders-spark"  # the experiment, and the registered model whose alias "current" follows CURRENT
+
+
+@dataclass(frozen=True)
 class ConfigOrigin:
     """The arguments a configuration was loaded with (``core.config.load_config``)."""
 
@@ -168,6 +176,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     spark: Mapping[str, str] = field(default_factory=dict)
     # how it was loaded, so a dataset profile found in the input can be added as a layer later
     origin: ConfigOrigin | None = field(default=None, compare=False, repr=False)
@@ -180,10 +189,15 @@ class Config:
         }
 
     def fingerprint(self) -> str:
-        """A short, stable hash of the effective configuration (for run manifests)."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """A short, stable hash of the effective configuration (for run manifests). Where a run is
+        tracked changes nothing it computes, so ``tracking`` is left out: turning MLflow on does not
+        make the same model look differently configured."""
+        values = {name: value for name, value in self.to_dict().items() if name not in UNHASHED_SECTIONS}
+        text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
+
+UNHASHED_SECTIONS = ("tracking",)
 
 SECTIONS: dict[str, type] = {
     f.name: f.default_factory  # type: ignore[misc]

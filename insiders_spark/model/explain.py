@@ -156,7 +156,12 @@ def leaf_rules(
 def leaf_contributions(
     tree: Tree, *, feature_names: Sequence[str] = MODEL_INPUT_COLUMNS
 ) -> dict[int, dict[str, float]]:
-    """Leaf index -> feature -> the change in prediction its splits made on the way to the leaf."""
+    """Leaf index -> feature -> the change in prediction its splits made on the way to the leaf.
+
+    Needs every node's value: a tree read from a saved model (``model.store.save`` returns one).
+    """
+    if not tree.has_node_values:
+        raise ValueError("the tree has no values for its internal nodes: read it from the saved model")
     by_id = {n.node_id: n for n in tree.nodes}
     leaf_node = {n.leaf_index: n.node_id for n in tree.leaves}
     result: dict[int, dict[str, float]] = {}

@@ -23,6 +23,7 @@ from insiders_spark.runs.steps import (
     stage_quarantine,
     stage_segments,
 )
+from insiders_spark.runs.tracking import track_training
 from insiders_spark.runs.train import train_for_run
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,10 @@ def publish(ctx: RunContext, *, model_version: str | None) -> RunResult:
     elif backtest_error is not None:
         metrics["backtest"] = {"measured": False, "error": backtest_error}
     stage_report(ctx, fitted, metrics, check=check, rules=rules, backtest=backtest, backtest_error=backtest_error)
-    return commit(ctx, fitted.profiles, metrics)
+    result = commit(ctx, fitted.profiles, metrics)
+    if ctx.mode != SCORE:  # after the commit: tracking reports on published outputs, and never fails the run
+        track_training(ctx.spark, ctx.config, model, result.metrics, result.outputs)
+    return result
 
 
 def commit(ctx: RunContext, profiles: list[ClusterProfile], metrics: dict) -> RunResult:
