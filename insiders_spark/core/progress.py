@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,11 +20,20 @@ def configure_logging(level: str) -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
-class StageTimer:
-    """Wall-clock durations of the job's stages, in the order they ran."""
+# Names the Spark jobs started inside a stage (``spark.jobs.named_jobs``): a context manager per stage
+JobLabel = Callable[[str], AbstractContextManager[object]]
 
-    def __init__(self, logger: logging.Logger) -> None:
+
+class StageTimer:
+    """Wall-clock durations of the job's stages, in the order they ran.
+
+    ``label_jobs`` names the Spark jobs each stage starts after the stage, so the Spark UI, the
+    event log and the history server tell which part of the run a job belongs to.
+    """
+
+    def __init__(self, logger: logging.Logger, *, label_jobs: JobLabel | None = None) -> None:
         self._log = logger
+        self._label_jobs = label_jobs
         self.durations: dict[str, float] = {}
 
     @contextmanager
@@ -32,7 +41,8 @@ class StageTimer:
         self._log.info("stage %s: started", name)
         started = time.perf_counter()
         try:
-            yield
+            with self._label_jobs(name) if self._label_jobs else nullcontext():
+                yield
         except BaseException:
             self._log.error("stage %s: failed after %.1f s", name, time.perf_counter() - started)
             raise

@@ -6,6 +6,7 @@ The steps themselves are in ``runs.publish``, in the order they run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from insiders_spark.features.table import prepare_customers
 from insiders_spark.runs.context import RunContext
 from insiders_spark.runs.manifest import failure_record
 from insiders_spark.runs.publish import RunResult, publish
+from insiders_spark.spark.jobs import named_jobs
 from insiders_spark.spark.messages import explain as explain_error
 from insiders_spark.spark.session import activate_in_this_thread
 from insiders_spark.storage import filesystem
@@ -63,7 +65,7 @@ def _run_holding_the_output(
     mode: str,
     model_version: str | None,
 ) -> RunResult:
-    timer = StageTimer(log)
+    timer = StageTimer(log, label_jobs=functools.partial(named_jobs, spark))
     for run_id in recover_interrupted_commits(spark, config.output.path):
         log.warning("cleaned up after an earlier run that did not finish: %s", run_id)
 
