@@ -12,9 +12,12 @@
 #   2. loads the configuration profile (INSIDERS_ENV) and passes its [spark] settings as --conf, so
 #      the ones read at launch (spark.driver.memory, extraJavaOptions, ...) apply; it refuses a
 #      profile that sets a spark.master other than SPARK_MASTER (it would override --master);
-#   3. ships conf/*.toml and conf/log4j2.properties with --files, points the driver's log4j at
-#      log4j2.properties (console at WARN), and sets the driver's and the executors' Python;
-#   4. runs spark-submit jobs/segment_customers.py --env PROFILE --conf-dir DIR and the job options.
+#   3. ships conf/*.toml and conf/*.properties with --files, points the driver's log4j at
+#      log4j2.properties (console at WARN; log4j2-json.properties with job.log_format = "json" or
+#      the job option --log-format json), and sets the driver's and the executors' Python;
+#   4. runs spark-submit jobs/segment_customers.py --env PROFILE --conf-dir DIR and the job options;
+#      with --print-spec (first), prints that submission as JSON instead (master, deploy_mode,
+#      conf, files, py_files, archives, other options, application, application_args, env).
 # Options before a `--` go to spark-submit, those after it (or all, without `--`) to the job; each
 # is passed on as one argument, exactly as given (spaces included). Nothing is eval'ed.
 #
@@ -170,7 +173,7 @@ env_args=()
 if [ "$deploy_mode" = cluster ]; then
   driver_python=$executor_python
   conf_dir=.
-  driver_log4j=log4j2.properties
+  log4j_dir=.
   # The driver runs in a container that does not inherit this environment: hand it the job's
   # INSIDERS_SPARK__* overrides (the loader below has checked them here already).
   while IFS= read -r name; do
@@ -183,8 +186,17 @@ if [ "$deploy_mode" = cluster ]; then
 else
   driver_python=$python
   conf_dir=$root/conf
-  driver_log4j=$root/conf/log4j2.properties
+  log4j_dir=$root/conf
 fi
+# The log format (job.log_format) decides the driver's log4j2 file: the profile's, an
+# INSIDERS_SPARK__JOB__LOG_FORMAT override, or the job's own --log-format.
+log_format=
+for ((i = 0; i < ${#job_args[@]}; i++)); do
+  case "${job_args[i]}" in
+    --log-format) log_format=${job_args[i + 1]:-} ;;
+    --log-format=*) log_format=${job_args[i]#--log-format=} ;;
+  esac
+done
 
 # 3. The profile's Spark settings, one `key=value` per NUL-terminated record, read back without
 #    any shell evaluation. The loader is the package's own, imported from the zip just built.
@@ -192,16 +204,19 @@ conf_args=()
 while IFS= read -r -d '' setting; do
   conf_args+=(--conf "$setting")
 done < <(
-  PYTHONPATH=$zip_path "$python" - "$root/conf" "$env_name" "$master" "$driver_log4j" <<'PY'
+  PYTHONPATH=$zip_path "$python" - "$root/conf" "$env_name" "$master" "$log4j_dir" "$log_format" <<'PY'
 import sys
 
 from insiders_spark.core.config import ConfigError, load_config
+from insiders_spark.core.progress import DRIVER_TASK_LOG, JVM_LOGGING
 
-conf_dir, env_name, master, log4j = sys.argv[1:]
+conf_dir, env_name, master, log4j_dir, log_format = sys.argv[1:]
 try:
-    spark = dict(load_config(conf_dir, env_name).spark)
+    config = load_config(conf_dir, env_name, overrides={"job.log_format": log_format or None})
 except ConfigError as error:
     sys.exit(f"submit.sh: configuration error: {error}")
+logging = JVM_LOGGING[config.job.log_format]
+spark = {**config.spark, **logging.settings}
 profile_master = spark.pop("spark.master", None)
 both_local = str(profile_master).startswith("local") and master.startswith("local")  # local[4] over local[*]
 if profile_master is not None and profile_master != master and not both_local:
@@ -210,10 +225,12 @@ if profile_master is not None and profile_master != master and not both_local:
         f"the master {master!r}; use a profile without spark.master (standalone, yarn, kubernetes) "
         "or set INSIDERS_ENV"
     )
-# The driver's JVM logs through the project's log4j2 file from its first line (quoted: the path may
-# hold spaces; Spark splits these options like a shell would).
+# The driver's JVM logs through the project's log4j2 file (text or JSON) from its first line, each
+# task failure on one line (quoted: the path may hold spaces; Spark splits these options like a
+# shell would).
+log4j = logging.file if log4j_dir == "." else f"{log4j_dir}/{logging.file}"
 quoted = '"' + log4j.replace("\\", "\\\\").replace('"', '\\"') + '"'
-option = f"-Dlog4j2.configurationFile={quoted}"
+option = f"-Dlog4j2.configurationFile={quoted} {DRIVER_TASK_LOG}"
 spark["spark.driver.extraJavaOptions"] = f"{spark.get('spark.driver.extraJavaOptions', '')} {option}".strip()
 for key, value in spark.items():
     sys.stdout.write(f"{key}={value}\0")
@@ -231,7 +248,7 @@ if [ -n "${SPARK_AUTH_SECRET:-}" ]; then
   export _SPARK_AUTH_SECRET=$SPARK_AUTH_SECRET
   conf_args+=(--conf spark.authenticate=true --conf 'spark.authenticate.secret=${env:_SPARK_AUTH_SECRET}')
 fi
-shipped=$(printf '%s,' "$root"/conf/*.toml "$root/conf/log4j2.properties")
+shipped=$(printf '%s,' "$root"/conf/*.toml "$root"/conf/*.properties)
 shipped=${shipped%,}
 
 exec "$spark_home/bin/spark-submit" \

@@ -11,11 +11,13 @@ from collections.abc import Mapping
 
 from insiders_spark.core.errors import ConfigError
 from insiders_spark.core.names import CANONICAL_COLUMNS, FREQUENT_RETURNERS, MODEL_SCORERS, NAMES, QUARANTINE_REASONS
+from insiders_spark.core.progress import LOG_FORMATS
 from insiders_spark.core.sections import Config
 
 INPUT_FORMATS = ("auto", "csv", "parquet", "json", "orc")
 CUSTOMER_ID_KINDS = ("auto", "number", "text")
 CHOICES: dict[str, tuple[str, ...]] = {
+    "job.log_format": LOG_FORMATS,
     "input.format": INPUT_FORMATS,
     "input.customer_ids": CUSTOMER_ID_KINDS,
     "control.scope": ("insiders", "all"),
