@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# submit.sh [SPARK-SUBMIT OPTIONS... --] [JOB OPTIONS...]: package insiders_spark and
-# spark-submit jobs/segment_customers.py.
+# submit.sh [--print-spec] [SPARK-SUBMIT OPTIONS... --] [JOB OPTIONS...]: package insiders_spark
+# and spark-submit jobs/segment_customers.py.
 #
 #   scripts/submit.sh --input data/log.parquet --output out            # job options only
 #   SPARK_MASTER=spark://127.0.0.1:7077 scripts/submit.sh --input ...    # on a standalone cluster
 #   scripts/submit.sh --driver-memory 4g -- --input ...                 # spark-submit options, then --
+#   scripts/submit.sh --print-spec --input ... --output ...             # the submission as JSON
 #
 # What it does:
-#   1. builds dist/insiders_spark.zip (the package, with conf/ inside as insiders_spark/conf) for
-#      --py-files, so the executors import the same code as the driver without installing it;
+#   1. builds dist/insiders_spark.zip (scripts/build_zip.py: the package, with conf/ inside as
+#      insiders_spark/conf, and BUILD.json) for --py-files, so the executors import the same code
+#      as the driver without installing it;
 #   2. loads the configuration profile (INSIDERS_ENV) and passes its [spark] settings as --conf, so
 #      the ones read at launch (spark.driver.memory, extraJavaOptions, ...) apply; it refuses a
 #      profile that sets a spark.master other than SPARK_MASTER (it would override --master);
@@ -55,10 +57,15 @@ die() {
   exit 2
 }
 
+print_spec=false
 case "${1:-}" in
   -h | --help)
     usage
     exit 0
+    ;;
+  --print-spec)
+    print_spec=true
+    shift
     ;;
 esac
 
@@ -129,36 +136,9 @@ if [ -n "${SPARK_SUBMIT_ARGS:-}" ]; then
   submit_args=("${extra[@]}" ${submit_args[@]+"${submit_args[@]}"})
 fi
 
-# 1. The package, built next to the final file and renamed, so a concurrent build never ships a
-#    half-written zip.
-mkdir -p "$root/dist"
-zip_path=$root/dist/insiders_spark.zip
-"$python" - "$root" "$zip_path.$$" <<'PY'
-import json, pathlib, subprocess, sys, zipfile
-
-root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-
-
-def git(*args):
-    try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-    for path in sorted((root / "insiders_spark").rglob("*.py")):
-        archive.write(path, path.relative_to(root))
-    for path in sorted((root / "conf").iterdir()):
-        if path.suffix in {".toml", ".properties", ".py"}:
-            archive.write(path, pathlib.Path("insiders_spark") / "conf" / path.name)
-    # The code imported from the zip has no checkout around it: record its commit for the manifest.
-    commit = git("rev-parse", "HEAD")
-    if commit:
-        dirty = bool(git("status", "--porcelain", "--", "insiders_spark", "conf"))
-        archive.writestr("insiders_spark/BUILD.json", json.dumps({"git_commit": commit, "git_dirty": dirty}))
-PY
-mv -f "$zip_path.$$" "$zip_path"
+# 1. The package (scripts/build_zip.py, the same zip `make dist` builds).
+zip_path=$("$python" "$root/scripts/build_zip.py" "$root/dist/insiders_spark.zip") ||
+  die "could not build dist/insiders_spark.zip (see above)"
 
 # 2. Where the driver runs decides its Python and where it finds the profiles and log4j file: here
 #    (client mode), or in a container whose working folder holds the --files (cluster mode).
@@ -251,14 +231,64 @@ fi
 shipped=$(printf '%s,' "$root"/conf/*.toml "$root"/conf/*.properties)
 shipped=${shipped%,}
 
-exec "$spark_home/bin/spark-submit" \
-  --master "$master" \
-  --deploy-mode "$deploy_mode" \
-  --py-files "$zip_path" \
-  --files "$shipped" \
-  "${conf_args[@]}" \
-  ${env_args[@]+"${env_args[@]}"} \
-  ${archive_args[@]+"${archive_args[@]}"} \
-  ${submit_args[@]+"${submit_args[@]}"} \
-  "$root/jobs/segment_customers.py" --env "$env_name" --conf-dir "$conf_dir" \
+submission=(
+  "$spark_home/bin/spark-submit"
+  --master "$master"
+  --deploy-mode "$deploy_mode"
+  --py-files "$zip_path"
+  --files "$shipped"
+  "${conf_args[@]}"
+  ${env_args[@]+"${env_args[@]}"}
+  ${archive_args[@]+"${archive_args[@]}"}
+  ${submit_args[@]+"${submit_args[@]}"}
+  "$root/jobs/segment_customers.py" --env "$env_name" --conf-dir "$conf_dir"
   ${job_args[@]+"${job_args[@]}"}
+)
+if [ "$print_spec" = false ]; then
+  exec "${submission[@]}"
+fi
+
+# 5. --print-spec: the same submission as JSON, read back from the command line above, for a
+#    scheduler that submits by itself (e.g. Airflow's SparkSubmitOperator; docs/operations.md).
+exec "$python" - "${submission[@]}" <<'PY'
+import json
+import os
+import sys
+
+spark_submit, *argv = sys.argv[1:]
+spec = {
+    "spark_submit": spark_submit, "master": None, "deploy_mode": None, "conf": {}, "files": [],
+    "py_files": [], "archives": [], "options": [], "application": None, "application_args": [],
+    "env": {name: os.environ[name] for name in ("SPARK_LOCAL_IP",) if name in os.environ},
+}
+lists = {"--files": "files", "--py-files": "py_files", "--archives": "archives"}
+flags = {"--verbose", "-v", "--supervise"}
+i = 0
+while i < len(argv):
+    option = argv[i]
+    if not option.startswith("-"):  # the application, then its arguments
+        spec["application"], spec["application_args"] = option, argv[i + 1 :]
+        break
+    if option in flags:
+        spec["options"].append(option)
+        i += 1
+        continue
+    name, equals, value = option.partition("=")
+    if equals and name.startswith("--"):
+        i += 1
+    else:
+        name, value = option, argv[i + 1]
+        i += 2
+    if name == "--master":
+        spec["master"] = value
+    elif name == "--deploy-mode":
+        spec["deploy_mode"] = value
+    elif name == "--conf":
+        key, _, setting = value.partition("=")
+        spec["conf"][key] = setting  # a later --conf wins, as in spark-submit
+    elif name in lists:
+        spec[lists[name]] += value.split(",")
+    else:
+        spec["options"] += [name, value]
+print(json.dumps(spec, indent=2))
+PY
