@@ -49,6 +49,7 @@ def published(spark, tmp_path_factory):
     return output, result, [job for job in _jobs(spark) if job[0] > before]
 
 
+@pytest.mark.spark
 def test_a_published_run_leaves_no_staging_folder_and_writes_the_html_report(published):
     output, result, _ = published
     assert not (output / STAGING).exists() and not (output / FAILED_RUNS).exists() and not (output / LOCK).exists()
@@ -59,6 +60,7 @@ def test_a_published_run_leaves_no_staging_folder_and_writes_the_html_report(pub
     assert html.count('src="data:image/png;base64,') == 1  # the revenue chart (no backtest on this run)
 
 
+@pytest.mark.spark
 def test_every_spark_job_of_the_run_is_named_after_its_stage(published):
     _, result, jobs = published
     assert jobs
@@ -70,6 +72,7 @@ def test_every_spark_job_of_the_run_is_named_after_its_stage(published):
     assert {description for _, description, _ in jobs} >= {job_description("read and aggregate")}
 
 
+@pytest.mark.spark
 def test_a_failed_read_records_the_failure(spark, tmp_path):
     output = tmp_path / "out"
     missing = tmp_path / "no such drop.csv"
@@ -87,6 +90,7 @@ def test_a_failed_read_records_the_failure(spark, tmp_path):
     assert json.loads((dated / "failure.json").read_text())["as_of"] == "2011-12-09"
 
 
+@pytest.mark.spark
 def test_a_failure_after_the_read_keeps_what_was_staged_and_no_staging_folder(spark, tmp_path):
     output = tmp_path / "out"
     with pytest.raises(RunFailedError, match="too much of the input was set aside") as failure:
@@ -118,6 +122,7 @@ def test_the_stage_timer_names_the_jobs_of_each_stage():
     assert seen == [("enter", "read"), "work", ("exit", "read"), ("enter", "broken"), ("exit", "broken")]
 
 
+@pytest.mark.spark
 def test_named_jobs_restores_the_enclosing_description_and_tags(spark):
     context = spark.sparkContext
     with named_jobs(spark, "outer, with a comma"):
