@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from insiders_spark.core.checks import CUSTOMER_ID_KINDS, INPUT_FORMATS
-from insiders_spark.core.config import load_config
+from insiders_spark.core.config import default_conf_dir, load_config
 from insiders_spark.core.errors import ConfigError, ModelNotFoundError, OutputInUseError
-from insiders_spark.core.progress import configure_logging
+from insiders_spark.core.progress import DRIVER_TASK_LOG, JSON_LOGS, JVM_LOGGING, LOG_FORMATS, configure_logging
 from insiders_spark.spark.launch import ARCHIVE_SYNTHETIC_LINES, import_in_background, plan_launch, write_class_archive
 
 log = logging.getLogger("insiders_spark")
@@ -139,6 +139,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     settings.add_argument("--env", default="local", help="configuration profile in conf/ (default: local)")
     settings.add_argument("--conf-dir", help="folder of configuration profiles (default: the packaged conf/)")
     settings.add_argument("--log-level", help="driver log level (default: INFO)")
+    settings.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text, or json: one JSON object a line from the driver's Python log and from Spark's "
+        "(structured logging), in the same shape (default: text)",
+    )
     settings.add_argument("--verbose", action="store_true", help="print full tracebacks on failure")
     settings.add_argument("--launched-by-spark-submit", action="store_true", help=argparse.SUPPRESS)
 
@@ -203,6 +209,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
         "backtest.cutoff": args.backtest_cutoff.isoformat() if args.backtest_cutoff else None,
         "job.seed": args.seed,
         "job.log_level": args.log_level,
+        "job.log_format": args.log_format,
         "synthetic.lines": args.synthetic_lines,
         "tracking.mlflow_uri": args.mlflow_uri,
     }
@@ -256,18 +263,20 @@ def run_job(
     from insiders_spark.spark.messages import explain
     from insiders_spark.spark.session import build_spark_session
 
-    configure_logging(config.job.log_level)
+    configure_logging(config.job.log_level, config.job.log_format)
     spark = None
     already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
     java_options: tuple[str, ...] = ()
+    jvm_logging = JVM_LOGGING[config.job.log_format]
     if not (already_running or launched_by_spark_submit):
         plan = plan_launch(config)
         log.info(plan.describe())
-        java_options = plan.java_options
+        java_options = (*plan.java_options, DRIVER_TASK_LOG)
     try:
         spark = build_spark_session(
             config.job.app_name,
-            config.spark,
+            {**config.spark, **jvm_logging.settings},
+            log4j_config=Path(str(default_conf_dir() / jvm_logging.file)),
             launched_by_spark_submit=launched_by_spark_submit,
             java_options=java_options,
         )
@@ -279,7 +288,10 @@ def run_job(
         message = explain(error)
         if verbose:
             log.exception("run failed")
-        print(f"insiders-spark: error: {message}", file=sys.stderr)
+        if config.job.log_format == JSON_LOGS:  # every line of the log parses, this one too
+            log.error("insiders-spark: error: %s", message)
+        else:
+            print(f"insiders-spark: error: {message}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         if spark is not None and not already_running:
@@ -318,7 +330,7 @@ def make_class_archive(args: argparse.Namespace) -> int:
         except ConfigError as error:
             print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
             return EXIT_USAGE
-        configure_logging(config.job.log_level)
+        configure_logging(config.job.log_level, config.job.log_format)
         try:
             result = write_class_archive(config, target, lambda spark: run(spark, config))
         except Exception as error:

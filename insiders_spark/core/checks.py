@@ -12,12 +12,14 @@ from urllib.parse import urlsplit
 
 from insiders_spark.core.errors import ConfigError
 from insiders_spark.core.names import CANONICAL_COLUMNS, FREQUENT_RETURNERS, MODEL_SCORERS, NAMES, QUARANTINE_REASONS
+from insiders_spark.core.progress import LOG_FORMATS
 from insiders_spark.core.sections import Config
 
 INPUT_FORMATS = ("auto", "csv", "parquet", "json", "orc")
 CUSTOMER_ID_KINDS = ("auto", "number", "text")
 CLV_SAMPLE_ROWS = (100, 1_000_000)  # backtest.clv_sample_rows: enough to fit, few enough for the driver
 CHOICES: dict[str, tuple[str, ...]] = {
+    "job.log_format": LOG_FORMATS,
     "input.format": INPUT_FORMATS,
     "input.customer_ids": CUSTOMER_ID_KINDS,
     "control.scope": ("insiders", "all"),

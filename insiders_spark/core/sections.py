@@ -19,6 +19,7 @@ class JobConfig:
     app_name: str = "insiders-spark"
     seed: int = 42
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json: the driver's Python log and the JVM's, one JSON object a line
 
 
 @dataclass(frozen=True)

@@ -131,21 +131,26 @@ class RunOutputs:
             raise
         filesystem.delete_path(self.spark, journal)
         filesystem.delete_path(self.spark, self.staging)
+        _remove_if_empty(self.spark, f"{self.output}/{STAGING}")
 
-    def fail(self) -> str | None:
-        """Keep what this run staged aside for inspection; live paths are untouched.
+    @property
+    def failed(self) -> str:
+        """Where a failed run's staged outputs and its ``failure.json`` are kept."""
+        return f"{self.output}/{FAILED_RUNS}/{PARTITION_COLUMN}={self.run_date}/{self.run_id}"
+
+    def fail(self) -> str:
+        """Keep what this run staged aside for inspection; live paths are untouched. Returns the
+        failed run's folder (:attr:`failed`), where the caller records the failure.
 
         A staging folder that still holds a commit journal is left in place: its commit could not
         be rolled back here, and the next run's :func:`recover_interrupted_commits` will.
         """
-        if not filesystem.exists(self.spark, self.staging):
-            return None
         if filesystem.exists(self.spark, f"{self.staging}/{JOURNAL}"):
             log.error("the commit of run %s could not be rolled back; the next run on this output will", self.run_id)
-            return None
-        target = f"{self.output}/{FAILED_RUNS}/{PARTITION_COLUMN}={self.run_date}/{self.run_id}"
-        filesystem.rename(self.spark, self.staging, target)
-        return target
+        elif filesystem.exists(self.spark, self.staging):
+            filesystem.rename(self.spark, self.staging, self.failed)
+            _remove_if_empty(self.spark, f"{self.output}/{STAGING}")
+        return self.failed
 
 
 def recover_interrupted_commits(spark: SparkSession, output: str) -> list[str]:
@@ -165,7 +170,20 @@ def recover_interrupted_commits(spark: SparkSession, output: str) -> list[str]:
                 log.warning("rolled back the interrupted commit of run %s", journal["run_id"])
         filesystem.delete_path(spark, staging)
         cleaned.append(staging.rsplit("/", 1)[-1])
+    _remove_if_empty(spark, f"{output.rstrip('/')}/{STAGING}")
     return cleaned
+
+
+def _remove_if_empty(spark: SparkSession, folder: str) -> None:
+    """Remove ``folder`` (``_staging``) once no run uses it, so a finished run leaves no empty folder.
+
+    Not recursive: should another run have staged into it meanwhile, the folder stays."""
+    fs, path = filesystem.filesystem_path(spark, folder)
+    try:
+        if fs.exists(path) and len(fs.listStatus(path)) == 0:
+            fs.delete(path, False)
+    except Exception as error:  # e.g. filled between the two calls: it is in use, leave it
+        log.debug("kept %s: %s", folder, error)
 
 
 def _roll_back(spark: SparkSession, moves: list[dict]) -> None:
