@@ -84,9 +84,8 @@ def distinct_count(values: Column) -> Column:
     Two ``count_distinct`` of different columns in one ``groupBy`` make Spark ``Expand`` every
     line into one copy per distinct column (plus one for the other aggregates) before the shuffle;
     a set per group keeps one row per line and aggregates partially before the shuffle
-    (ObjectHashAggregate). At 10M synthetic lines the read + aggregation took 26 s against 30 s
-    (benchmarks/profile_spark.py). A group's set holds its distinct invoices or products, small
-    next to its lines.
+    (ObjectHashAggregate), which measured faster (docs/performance.md). A group's set holds its
+    distinct invoices or products, small next to its lines.
     """
     return F.size(F.collect_set(values)).cast(T.LongType())
 
@@ -110,7 +109,7 @@ def to_aggregate_inputs(lines: DataFrame, *, text_ids: bool = False) -> DataFram
     narrow columns reach the aggregation: its two sets keep it out of generated code (every
     condition inside it would be interpreted, per line and per aggregate), and past 128 keys per
     task it sorts the rows it is given, so every column dropped here is sorted less. Measured in
-    benchmarks/README.md ("Narrow inputs for the aggregation").
+    docs/performance.md.
     """
     reason, quantity, invoice_ts = F.col(REASON), F.col(QUANTITY), F.col(INVOICE_TS)
     kept = is_kept(reason)
@@ -145,7 +144,7 @@ def group_key(customer_id: Column, guest_invoice: Column, *, guest_key_bits: int
     and ``guest_key_bits`` bits of the invoice number's ``xxhash64`` below it, so the two never
     meet. The aggregation then sorts by one long instead of (id, invoice text): past 128 groups
     per task it sorts every line it is given, and a single long key is radix-sorted by its
-    prefix, where two keys are compared row by row on every tie of the id (benchmarks/README.md,
+    prefix, where two keys are compared row by row on every tie of the id (docs/performance.md,
     "One long key for the aggregation"). Two guest invoices can share a key; the aggregation
     marks such a group (``SHARED_GUEST_KEY``) and the caller aggregates again exactly.
     """
