@@ -178,12 +178,7 @@ def _remove_if_empty(spark: SparkSession, folder: str) -> None:
     """Remove ``folder`` (``_staging``) once no run uses it, so a finished run leaves no empty folder.
 
     Not recursive: should another run have staged into it meanwhile, the folder stays."""
-    fs, path = filesystem.filesystem_path(spark, folder)
-    try:
-        if fs.exists(path) and len(fs.listStatus(path)) == 0:
-            fs.delete(path, False)
-    except Exception as error:  # e.g. filled between the two calls: it is in use, leave it
-        log.debug("kept %s: %s", folder, error)
+    filesystem.remove_empty_folder(spark, folder)
 
 
 def _roll_back(spark: SparkSession, moves: list[dict]) -> None:
