@@ -18,11 +18,13 @@ from insiders_spark.core.sections import Config
 INPUT_FORMATS = ("auto", "csv", "parquet", "json", "orc")
 CUSTOMER_ID_KINDS = ("auto", "number", "text")
 CLV_SAMPLE_ROWS = (100, 1_000_000)  # backtest.clv_sample_rows: enough to fit, few enough for the driver
+PUBLISHING = ("auto", "rename", "pointer")
 CHOICES: dict[str, tuple[str, ...]] = {
     "job.log_format": LOG_FORMATS,
     "input.format": INPUT_FORMATS,
     "input.customer_ids": CUSTOMER_ID_KINDS,
     "control.scope": ("insiders", "all"),
+    "output.publishing": PUBLISHING,
 }
 
 
@@ -148,5 +150,7 @@ def validate(config: Config) -> None:
         )
     if tracking.mlflow_uri and not tracking.experiment.strip():
         raise ConfigError("tracking.experiment is empty: name the MLflow experiment (and registered model)")
+    if config.output.retention_days < 0:
+        raise ConfigError(f"output.retention_days = {config.output.retention_days}: 0 or more days")
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")

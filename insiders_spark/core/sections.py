@@ -47,6 +47,8 @@ class SyntheticConfig:
 class OutputConfig:
     path: str = "output"
     overlap_writes: bool = True  # the quarantine, the model and the small tables on a second thread
+    publishing: str = "auto"  # auto (by the path's scheme) | rename (stage, then rename) | pointer (write once, point)
+    retention_days: float = 7.0  # pointer publishing: failed and superseded run folders are kept this long
 
 
 @dataclass(frozen=True)
