@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "control.scope": ("insiders", "all"),
     "output.publishing": PUBLISHING,
 }
+DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")  # db, or catalog.schema
 
 
 def check_columns(columns: Mapping[str, str], where: str = "input.columns") -> None:
@@ -152,5 +154,10 @@ def validate(config: Config) -> None:
         raise ConfigError("tracking.experiment is empty: name the MLflow experiment (and registered model)")
     if config.output.retention_days < 0:
         raise ConfigError(f"output.retention_days = {config.output.retention_days}: 0 or more days")
+    database = config.output.catalog_database
+    if database and not DATABASE_NAME.fullmatch(database):
+        raise ConfigError(
+            f"output.catalog_database = {database!r}: expected a database name (letters, digits, _) or catalog.database"
+        )
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")
