@@ -162,8 +162,11 @@ class PointerOutputs(StagedOutputs):
                 _write_state(self.spark, self.output, run, self.run_date, SUPERSEDED)
             filesystem.write_text(self.spark, pointer_path(self.output, self.run_date), json.dumps(pointer, indent=2))
         except Exception:
-            filesystem.delete_path(self.spark, f"{self.staging}/{COMMIT}")  # nothing a reader sees has changed
-            raise
+            # A PUT whose answer was lost may have been stored all the same: ask the store. When it
+            # cannot say, the journal stays and the next run decides by the pointer it finds.
+            if (read_pointer(self.spark, self.output, self.run_date) or {}).get("run_id") != self.run_id:
+                filesystem.delete_path(self.spark, f"{self.staging}/{COMMIT}")  # nothing a reader sees changed
+                raise
         self._committed = True  # the commit point: from here on the run is published
         _roll_forward(self.spark, self.output, self.staging, journal)
         _finish(self.spark, self.output, self.staging, self.run_id)
@@ -178,13 +181,14 @@ class PointerOutputs(StagedOutputs):
         written in place moves into it. Nothing live changes. Returns the folder, where the caller
         records the failure.
 
-        A run that failed after its commit (registering its tables) stays live; a commit whose
-        roll-back failed stays open, for the next run's :func:`recover`.
+        A run that failed after its commit (registering its tables) stays live; one whose commit
+        cannot tell whether its pointer was written stays open, for the next run's :func:`recover`
+        to decide by the pointer it finds.
         """
         if self._committed:
             return self.staging
         if filesystem.exists(self.spark, f"{self.staging}/{COMMIT}"):
-            log.error("the commit of run %s could not be rolled back; the next run on this output will", self.run_id)
+            log.error("run %s cannot tell whether it published; the next run on this output will", self.run_id)
             return self.staging
         for folder in self._folders:
             if filesystem.exists(self.spark, self.live(folder)):

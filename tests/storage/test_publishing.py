@@ -298,3 +298,41 @@ def test_a_pointer_run_killed_mid_write_leaves_the_previous_outputs_and_no_debri
 
 def _digest(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_pointer_put_whose_answer_is_lost_is_judged_by_what_the_store_holds(spark, tmp_path, monkeypatch, stored):
+    """An object store may store a PUT and still fail the request (a timeout on the way back): the
+    run then asks for the pointer, and is published if it holds its run id, failed if not."""
+    output = tmp_path / "out"
+    first = open_run_outputs(spark, str(output), DATE, "run-one", POINTER)
+    first.write_table(spark.createDataFrame([(1, "old")], "id long, v string"), "segments")
+    first.write_file("runs", "metrics.json", "{}")
+    first.commit(last="runs")
+    second = open_run_outputs(spark, str(output), DATE, "run-two", POINTER)
+    second.write_table(spark.createDataFrame([(2, "new")], "id long, v string"), "segments")
+    second.write_file("runs", "metrics.json", '{"new": true}')
+    second.write_path("models/CURRENT", "v2\n")
+    real = filesystem.write_bytes
+
+    def lost_answer(spark_, path, data):
+        if path.endswith(f"{POINTERS}/run_date={DATE}.json"):
+            if stored:
+                real(spark_, path, data)
+            raise OSError("connection reset by peer")
+        return real(spark_, path, data)
+
+    monkeypatch.setattr(filesystem, "write_bytes", lost_answer)
+    if stored:
+        second.commit(last="runs")
+    else:
+        with pytest.raises(OSError, match="connection reset"):
+            second.commit(last="runs")
+        assert second.fail() == f"{output}/{RUN_FOLDERS}/run_date={DATE}/run-two"
+    monkeypatch.setattr(filesystem, "write_bytes", real)
+    expected = [{"id": 2, "v": "new"}] if stored else [{"id": 1, "v": "old"}]
+    assert _rows(partition_path(str(output), "segments", DATE)) == expected
+    assert (output / "models" / "CURRENT").exists() == stored
+    assert recover_interrupted_commits(spark, str(output), retention_days=0) == []
+    assert _rows(partition_path(str(output), "segments", DATE)) == expected  # the recovery agrees
+    assert not (output / RUN_FOLDERS / STATE).exists()
