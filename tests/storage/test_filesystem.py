@@ -196,3 +196,17 @@ def test_the_storage_layer_never_reaches_for_the_jvm():
     ]
     assert found == []
     assert os.path.exists(PACKAGE / "spark" / "hadoop.py")
+
+
+def test_copy_to_local_puts_a_folder_s_files_in_the_target_and_a_file_under_its_name(tmp_path):
+    """What MLflow's artefacts are copied with (``runs.tracking``)."""
+    report = tmp_path / "out" / "report" / "run_date=1"
+    (report / "charts").mkdir(parents=True)
+    (report / "report.md").write_text("# report")
+    (report / "charts" / "a.png").write_bytes(b"png")
+    filesystem.copy_to_local(None, str(report), str(tmp_path / "copy" / "report"))
+    assert sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*") if p.is_file()) == [
+        "report/charts/a.png", "report/report.md"
+    ]
+    filesystem.copy_to_local(None, f"file://{report}/report.md", str(tmp_path / "one"))
+    assert (tmp_path / "one" / "report.md").read_text() == "# report"
