@@ -93,6 +93,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument("--encoding", help="CSV and JSON text encoding (default: UTF-8)")
     source.add_argument("--output", help="output folder or URI (default: ./output)")
+    source.add_argument(
+        "--catalog-database",
+        metavar="NAME",
+        help="after publishing, register every output as a table of this catalog database, partitioned by "
+        "run_date (default: off; the catalog is an embedded Hive metastore in output.metastore_dir unless "
+        "the profile's [spark] names one)",
+    )
     dates = parser.add_argument_group("dates")
     dates.add_argument(
         "--as-of", type=_date, help="compute features from lines up to this date (default: the last invoice date)"
@@ -202,6 +209,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
         "input.timestamp_format": args.timestamp_format,
         "input.encoding": args.encoding,
         "output.path": args.output,
+        "output.catalog_database": args.catalog_database,
         "clustering.k": args.k if args.k != "auto" else None,
         "clustering.select_k": True if args.k == "auto" else (False if args.k is not None else None),
         "quality.stability": args.stability,
@@ -275,7 +283,7 @@ def run_job(
     try:
         spark = build_spark_session(
             config.job.app_name,
-            {**config.spark, **jvm_logging.settings},
+            {**config.session_settings(), **jvm_logging.settings},  # + the embedded metastore, when the run uses it
             log4j_config=Path(str(default_conf_dir() / jvm_logging.file)),
             launched_by_spark_submit=launched_by_spark_submit,
             java_options=java_options,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -18,12 +19,15 @@ from insiders_spark.core.sections import Config
 INPUT_FORMATS = ("auto", "csv", "parquet", "json", "orc")
 CUSTOMER_ID_KINDS = ("auto", "number", "text")
 CLV_SAMPLE_ROWS = (100, 1_000_000)  # backtest.clv_sample_rows: enough to fit, few enough for the driver
+PUBLISHING = ("auto", "rename", "pointer")
 CHOICES: dict[str, tuple[str, ...]] = {
     "job.log_format": LOG_FORMATS,
     "input.format": INPUT_FORMATS,
     "input.customer_ids": CUSTOMER_ID_KINDS,
     "control.scope": ("insiders", "all"),
+    "output.publishing": PUBLISHING,
 }
+DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")  # db, or catalog.schema
 
 
 def check_columns(columns: Mapping[str, str], where: str = "input.columns") -> None:
@@ -148,5 +152,12 @@ def validate(config: Config) -> None:
         )
     if tracking.mlflow_uri and not tracking.experiment.strip():
         raise ConfigError("tracking.experiment is empty: name the MLflow experiment (and registered model)")
+    if config.output.retention_days < 0:
+        raise ConfigError(f"output.retention_days = {config.output.retention_days}: 0 or more days")
+    database = config.output.catalog_database
+    if database and not DATABASE_NAME.fullmatch(database):
+        raise ConfigError(
+            f"output.catalog_database = {database!r}: expected a database name (letters, digits, _) or catalog.database"
+        )
     if config.synthetic.lines < 1:
         raise ConfigError(f"synthetic.lines = {config.synthetic.lines}: must be positive")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,10 @@ class SyntheticConfig:
 class OutputConfig:
     path: str = "output"
     overlap_writes: bool = True  # the quarantine, the model and the small tables on a second thread
+    publishing: str = "auto"  # auto (by the path's scheme) | rename (stage, then rename) | pointer (write once, point)
+    retention_days: float = 7.0  # pointer publishing: failed and superseded run folders are kept this long
+    catalog_database: str = ""  # register every output as a table of this database after each publish; "" = off
+    metastore_dir: str = "metastore"  # the embedded Derby metastore's folder, when the run uses the catalog
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,23 @@ class Config:
             for name, value in values.items()
         }
 
+    def session_settings(self) -> dict[str, str]:
+        """The ``[spark]`` settings, plus an embedded Hive metastore (Derby) in ``output.metastore_dir``
+        when the run uses the catalog (``output.catalog_database``, ``input.table``) and ``[spark]``
+        names no catalog or metastore of its own. Derby lets one JVM at a time open its database."""
+        settings = dict(self.spark)
+        uses_catalog = bool(self.output.catalog_database or self.input.table)
+        if not (uses_catalog and self.output.metastore_dir) or any(key in settings for key in METASTORE_KEYS):
+            return settings
+        folder = os.path.abspath(os.path.expanduser(self.output.metastore_dir))
+        java_options = (settings.get(JAVA_OPTIONS, ""), f"-Dderby.system.home={folder}")  # derby.log goes there
+        return settings | {
+            "spark.sql.catalogImplementation": "hive",
+            "spark.sql.warehouse.dir": f"{folder}/warehouse",
+            "spark.hadoop.javax.jdo.option.ConnectionURL": f"{DERBY}{folder}/metastore_db;create=true",
+            JAVA_OPTIONS: " ".join(option for option in java_options if option),
+        }
+
     def fingerprint(self) -> str:
         """A short, stable hash of the effective configuration (for run manifests). Where a run is
         tracked changes nothing it computes, so ``tracking`` is left out: turning MLflow on does not
@@ -199,6 +221,14 @@ class Config:
 
 
 UNHASHED_SECTIONS = ("tracking",)
+METASTORE_KEYS = (  # a [spark] setting naming the session's catalog or metastore: no embedded one then
+    "spark.sql.catalogImplementation",
+    "spark.sql.defaultCatalog",
+    "spark.hadoop.hive.metastore.uris",
+    "spark.hadoop.javax.jdo.option.ConnectionURL",
+)
+JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+DERBY = "jdbc:derby:;databaseName="
 
 SECTIONS: dict[str, type] = {
     f.name: f.default_factory  # type: ignore[misc]

@@ -25,6 +25,7 @@ from insiders_spark.runs.steps import (
 )
 from insiders_spark.runs.tracking import track_training
 from insiders_spark.runs.train import train_for_run
+from insiders_spark.storage.catalog import register_partitions
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,11 @@ def commit(ctx: RunContext, profiles: list[ClusterProfile], metrics: dict) -> Ru
     manifest = {**metrics, **provenance(ctx.config, ctx.table)}
     outputs.write_file(RUNS, MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     outputs.commit(last=RUNS)
+    database = ctx.config.output.catalog_database
+    if database:  # after the commit: a failure here fails the run, and the published files stay whole
+        register_partitions(
+            ctx.spark, database, ctx.output, outputs.run_date, outputs.published_partitions(), outputs.layout
+        )
     for name, path in published.items():
         log.info("published %s: %s", name, path)
     return RunResult(

@@ -163,14 +163,9 @@ def _log_training(
 
 
 def _copy_to_local(spark: SparkSession, path: str, target: Path) -> Path:
-    """A published file or folder (any Hadoop-compatible path) copied to the local ``target`` folder."""
-    fs, source = filesystem.filesystem_path(spark, path)
-    if fs.getFileStatus(source).isDirectory():
-        target.parent.mkdir(parents=True, exist_ok=True)  # the folder's files land in target itself
-    else:
-        target.mkdir(parents=True, exist_ok=True)
-    _, local = filesystem.filesystem_path(spark, target.resolve().as_uri())
-    fs.copyToLocalFile(False, source, local, True)
+    """A published file or folder (any path ``storage.filesystem`` reads) copied to the local
+    ``target`` folder: a folder's files land in ``target`` itself, a file in ``target/<name>``."""
+    filesystem.copy_to_local(spark, path, str(target))
     return target
 
 
