@@ -13,7 +13,7 @@ needed columns read at once with pyarrow, everything vectorised, nothing chunked
   left out.
 * Segmentation: scikit-learn's ``DecisionTreeRegressor`` on ``log1p(gross_revenue)`` (depth 4,
   every leaf at least ``ceil(0.01 * customers)``), the same root-to-leaf path encoding, KMeans
-  (scikit-learn's, k = 9, ``clustering.n_init`` starts) on the distinct leaf points weighted by their customers, the silhouette with
+  (scikit-learn's, k = 9, as many starts as the job's solver) on the distinct leaf points weighted by their customers, the silhouette with
   squared Euclidean distance on a bounded sample of customers, profiles ranked by mean revenue.
 
 MLlib's tree bins every feature into at most ``maxBins = 64`` candidate thresholds (approximate
@@ -60,6 +60,9 @@ QUARANTINE_CODES = np.array([i + 1 for i, r in enumerate(RULE_ORDER) if r != AFT
 RAW_USED = ("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
 STRING_COLUMNS = ("InvoiceNo", "StockCode", "InvoiceDate", "Country")
 DEFAULT_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # the job's "yyyy-MM-dd HH:mm:ss"
+# KMeans: the job's starts (insiders_spark.model.clustering.N_INIT, not imported: it would load pyspark
+# into this engine); iterations and tolerance as the job's MLlib solver had them
+KMEANS_STARTS, KMEANS_MAX_ITER, KMEANS_TOL = 200, 100, 1e-6
 SILHOUETTE_SAMPLE = 5_000  # customers in the silhouette's sample (time and memory are quadratic in it)
 
 FEATURE_COLUMNS = ("gross_revenue", "recency_days", "qty_invoices", "qty_items", "qty_products",
@@ -381,8 +384,7 @@ def segment(features: pd.DataFrame, config: Config, *, seed: int, stages: Stages
 
     occupied = leaf.value_counts().sort_index()
     k = config.clustering.k
-    kmeans = KMeans(n_clusters=k, n_init=config.clustering.n_init, max_iter=config.clustering.max_iter,
-                    tol=config.clustering.tol, random_state=seed)
+    kmeans = KMeans(n_clusters=k, n_init=KMEANS_STARTS, max_iter=KMEANS_MAX_ITER, tol=KMEANS_TOL, random_state=seed)
     kmeans.fit(vectors[occupied.index.to_numpy()], sample_weight=occupied.to_numpy(dtype=np.float64))
     distances = ((vectors[:, None, :] - kmeans.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
     leaf_cluster = distances.argmin(axis=1)
