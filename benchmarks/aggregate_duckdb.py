@@ -1,7 +1,7 @@
 """The job's read + aggregation step alone, in DuckDB: the single-machine yardstick for that step.
 
 The same parsing and rules as ``insiders_spark.cleaning`` (the rule values come from the package's
-``conf/base.toml``), the same per-customer aggregates as ``features.py`` (conditional aggregates
+``conf/base.toml``), the same per-customer aggregates as ``insiders_spark.features`` (conditional aggregates
 over valid lines; guest invoices numbered from 19000 in order of first timestamp, then invoice
 number; customers with returns only left out), written to ``<output>/features.parquet``. DuckDB is
 a benchmark dependency only (the ``bench`` extra).

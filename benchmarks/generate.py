@@ -1,7 +1,7 @@
 """Generate the benchmark logs: ``python benchmarks/generate.py --sizes 1M,50M,100M,200M``.
 
 Each size goes to ``benchmarks/data/<lines>/`` (git-ignored) as ``part-NNNNN.parquet`` files of
-``CHUNK_LINES`` lines, written by ``insiders_spark.synthetic.write_parquet``. The generator's
+``CHUNK_LINES`` lines, written by ``insiders_spark.storage.synthetic.write_parquet``. The generator's
 invoice numbers depend on the chunk size, so the benchmarks fix it. A folder is complete when its
 ``manifest.json`` names the same spec (by hash) and the part files it lists are all there; a
 complete folder is left alone, anything else is regenerated.

@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import psutil
 from pyspark.sql import DataFrame, SparkSession
@@ -31,7 +32,8 @@ from insiders_spark.cleaning.parsing import RAW_PREFIX, blank_to_null, parse_tim
 from insiders_spark.cleaning.rules import with_reason
 from insiders_spark.core.config import load_config
 from insiders_spark.core.names import INVOICE_TS, QTY_INVOICES, QTY_PRODUCTS, REASON, RULE_ORDER
-from insiders_spark.features.customers import distinct_count, to_customer_activity, with_guest_customer_ids
+from insiders_spark.features import customers
+from insiders_spark.features.customers import to_customer_activity, with_guest_customer_ids
 from insiders_spark.features.table import prepare_customers
 from insiders_spark.spark.session import build_spark_session
 from insiders_spark.storage.inputs import read_transactions
@@ -85,13 +87,13 @@ def parse_fast_timestamps(raw: DataFrame, *, timestamp_format: str) -> DataFrame
 
 def activity_with_expand(lines: DataFrame) -> DataFrame:
     """``to_customer_activity`` with ``count_distinct`` in place of its set sizes: Spark
-    then ``Expand``s every line into three rows (one per distinct column, one for the rest)."""
-    sets = distinct_count
-    distinct_count = F.count_distinct  # only while the plan is built
-    try:
+    then ``Expand``s every line into three rows (one per distinct column, one for the rest).
+
+    The package has no parameter for it, so ``customers.distinct_count`` is swapped while the plan
+    is built (the plan keeps the expressions; nothing runs in the meantime), and put back after.
+    """
+    with mock.patch.object(customers, "distinct_count", F.count_distinct):
         return to_customer_activity(lines)
-    finally:
-        distinct_count = sets
 
 
 def activity_without_distinct_counts(lines: DataFrame) -> DataFrame:

@@ -9,7 +9,7 @@ needed columns read at once with pyarrow, everything vectorised, nothing chunked
   per distinct value and the lines become pandas categoricals.
 * Features: one row per registered customer or guest invoice; guest invoices numbered from 19000
   in order of (first timestamp among valid lines, invoice number), where a valid line parsed and
-  may still fail the study's rules, exactly as ``features.py``. Customers with returns only are
+  may still fail the study's rules, exactly as ``insiders_spark.features``. Customers with returns only are
   left out.
 * Segmentation: scikit-learn's ``DecisionTreeRegressor`` on ``log1p(gross_revenue)`` (depth 4,
   every leaf at least ``ceil(0.01 * customers)``), the same root-to-leaf path encoding, KMeans
@@ -43,13 +43,13 @@ import pyarrow.parquet as pq
 
 from insiders_spark.core.config import Config, load_config
 
-# reasons, in the order the job checks them (insiders_spark.cleaning.RULE_ORDER; the tests compare)
+# reasons, in the order the job checks them (insiders_spark.core.names.RULE_ORDER; the tests compare)
 PARSE_REASONS = (
     "malformed_line", "repeated_header", "missing_invoice", "missing_stock_code", "unparsable_timestamp",
     "non_numeric_quantity", "non_numeric_price", "invalid_customer_id", "amount_out_of_range",
 )
-MAX_LINE_QUANTITY, MAX_LINE_AMOUNT = 1e9, 1e10  # insiders_spark.cleaning's (the tests compare)
-MAX_CUSTOMER_ID = 2.0**53  # ids are whole numbers below it (insiders_spark.cleaning's)
+MAX_LINE_QUANTITY, MAX_LINE_AMOUNT = 1e9, 1e10  # insiders_spark.cleaning.rules' (the tests compare)
+MAX_CUSTOMER_ID = 2.0**53  # ids are whole numbers below it (insiders_spark.cleaning.parsing's)
 AFTER_AS_OF = "after_as_of"
 STUDY_RULE_REASONS = ("price_below_minimum", "non_product_code", "excluded_country", "excluded_customer")
 RULE_ORDER = PARSE_REASONS + (AFTER_AS_OF,) + STUDY_RULE_REASONS
@@ -176,7 +176,7 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
     """Add ``customer_id`` (Int64) and ``reason`` (0 kept, else 1 + its index in RULE_ORDER)."""
     rules = config.cleaning
     raw_customer = lines["customer_raw"]
-    # NaN, the infinities and numbers from 2^53 on are not ids (insiders_spark.cleaning.to_customer_id)
+    # NaN, the infinities and numbers from 2^53 on are not ids (insiders_spark.cleaning.parsing.to_customer_id)
     is_id = (raw_customer > 0) & (raw_customer < MAX_CUSTOMER_ID) & (raw_customer == np.floor(raw_customer))
     customer_id = pd.arrays.IntegerArray(np.where(is_id, raw_customer, 0).astype(np.int64), ~is_id.to_numpy())
     quantity_size = np.abs(lines["quantity"].to_numpy(dtype=np.float64))
@@ -341,7 +341,7 @@ def compute_features(
 def leaf_paths(tree) -> tuple[dict[int, int], np.ndarray]:
     """sklearn node id -> leaf index (preorder), and each leaf's root-to-leaf path vector.
 
-    As ``insiders_spark.embedding``: one dimension per internal node in preorder, +1 where the path
+    As ``insiders_spark.model.embedding``: one dimension per internal node in preorder, +1 where the path
     goes right (feature above the threshold), -1 where it goes left, 0 off the path.
     """
     left, right = tree.tree_.children_left, tree.tree_.children_right
@@ -412,7 +412,7 @@ def segment(features: pd.DataFrame, config: Config, *, seed: int, stages: Stages
 
 
 def segment_name(profile: dict, population: dict) -> str:
-    """The naming rule of ``insiders_spark.profiles`` (value and recency against the population)."""
+    """The naming rule of ``insiders_spark.model.profiles`` (value and recency against the population)."""
     valuable = profile["gross_revenue_mean"] >= population["gross_revenue_mean"]
     recency, typical = profile["recency_days_mean"], population["recency_days_mean"]
     if valuable:
