@@ -81,8 +81,15 @@ def is_complete(folder: Path, expected: dict) -> bool:
     return len(parts) == expected["files"] and all((folder / name).is_file() for name in parts)
 
 
-def ensure_log(lines: int, root: Path = DEFAULT_DATA_DIR, *, seed: int = SEED, chunk_lines: int = CHUNK_LINES,
-               force: bool = False, quiet: bool = False) -> Path:
+def ensure_log(
+    lines: int,
+    root: Path = DEFAULT_DATA_DIR,
+    *,
+    seed: int = SEED,
+    chunk_lines: int = CHUNK_LINES,
+    force: bool = False,
+    quiet: bool = False,
+) -> Path:
     """The folder of the ``lines``-line benchmark log, generated unless already complete."""
     spec = spec_for(lines, seed)
     expected = spec_manifest(spec, chunk_lines)
@@ -104,8 +111,10 @@ def ensure_log(lines: int, root: Path = DEFAULT_DATA_DIR, *, seed: int = SEED, c
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if not quiet:
-        print(f"{size_label(lines)}: generated {len(paths)} files, {manifest['bytes'] / 2**20:,.0f} MiB "
-              f"in {elapsed:.1f} s ({folder})")
+        print(
+            f"{size_label(lines)}: generated {len(paths)} files, {manifest['bytes'] / 2**20:,.0f} MiB "
+            f"in {elapsed:.1f} s ({folder})"
+        )
     return folder
 
 
