@@ -1,43 +1,47 @@
-"""The four segmentation targets on the real log at monthly as-of dates, for embedding settings.
+"""The four segmentation targets on the real log at monthly as-of dates, for split-grid settings.
 
 A nightly job fits on whatever the log holds that night, so a setting that meets the targets on
 the final date only is not good enough. For each as-of date (the 9th of April ... December 2011)
 the customers are rebuilt as of that date and the segmentation is fitted at k = 9 with each
 setting; the table gives the silhouette, the smallest cluster and the Insiders' shares, and
 whether all four targets (``[quality]``) hold at once. Stability is not measured here (ten refits
-per date and setting); docs/quality_real_log.md has it for the final date.
+per date and setting); docs/studies/quality_real_log.md has it for the final date.
 
-    SPARK_LOCAL_IP=127.0.0.1 python benchmarks/quality_over_dates.py [--settings none,1-2-5]
+A setting is a split grid of ``studies.variants`` (``none`` is the job's), optionally followed by
+per-input grids: ``decades/qty_items=2`` is every tree input on decades but ``qty_items`` on 0, 2,
+20, 200, ... The grid snaps the feature table before the job's ``fit_segmentation`` sees it.
 
-A setting is an ``embedding.split_grid`` value, optionally followed by per-input grids
-(``embedding.split_grid_by_feature``): ``decades/qty_items=2`` is every input on decades but
-``qty_items`` on 0, 2, 20, 200, ...
+    python -m studies.quality_over_dates [--settings none,1-2-5,decades,decades/qty_items=2]
 
-Output: docs/quality_over_dates.md (and .json).
+About 4 minutes on 2 cores; writes studies/output/quality_over_dates.md and .json (the findings:
+docs/studies/quality_over_dates.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
-from real_log_study import DEFAULT_INPUT, start_study
+from pyspark.sql import DataFrame, SparkSession
 
-from insiders_spark.core.config import load_config
-from insiders_spark.evaluation.quality import QualityTargets
-from insiders_spark.features.table import prepare_customers
-from insiders_spark.model.segmentation import fit_segmentation, silhouette_of
-from insiders_spark.spark.session import build_spark_session
+from insiders_spark.core.config import Config, QualityConfig, load_config
+from insiders_spark.evaluation.quality import profile_failures
+from insiders_spark.features import prepare_customers
+from insiders_spark.model import fit_segmentation, silhouette_of
+from insiders_spark.spark import build_spark_session
+from studies.common import input_path, start_study, study_parser, write_study
+from studies.variants import input_grids, with_split_grid
 
-ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("quality_over_dates")
 DATES = tuple(dt.date(2011, month, 9) for month in range(4, 13))
+DEFAULT_SETTINGS = "none,1-2-5,decades,decades/qty_items=2"
 
 
-def measure(features, *, config, customers: int, targets: QualityTargets) -> dict:
+def measure(features: DataFrame, *, config: Config, customers: int, targets: QualityConfig) -> dict:
+    """The job's segmentation at k = ``clustering.k`` on ``features``, against the four targets."""
     model, clustered = fit_segmentation(
         features, config=config, customers=customers, k=config.clustering.k, seed=config.job.seed
     )
@@ -47,46 +51,39 @@ def measure(features, *, config, customers: int, targets: QualityTargets) -> dic
         clustered.unpersist()
     insiders = model.profiles[0]
     smallest = min(p.customer_share for p in model.profiles)
-    misses = targets.profile_failures(model.profiles, silhouette=score)
     return {
         "silhouette": round(score, 4),
         "smallest_cluster_share": round(smallest, 5),
         "insiders": insiders.customers,
         "insiders_share": round(insiders.customer_share, 5),
         "insiders_revenue_share": round(insiders.revenue_share, 5),
-        "misses": misses,
+        "misses": profile_failures(targets, model.profiles, silhouette=score),
     }
 
 
-def grid_overrides(setting: str) -> dict:
-    """``"decades/qty_items=2"`` -> the configuration overrides of that grid setting."""
-    default, *by_feature = setting.split("/")
-    per_input = dict(part.split("=", 1) for part in by_feature)
-    return {"embedding.split_grid": default, "embedding.split_grid_by_feature": per_input}
-
-
-def over_dates(spark, base, settings: list[str]):
-    """For each as-of date of ``DATES`` and each split_grid setting: (date, customers with
-    purchases, setting, its config, the cached features as of that date), released after the date."""
-    configs = {s: load_config(env="test", overrides={"input.path": base.input.path, **grid_overrides(s)}) for s in settings}
+def over_dates(spark: SparkSession, config: Config, settings: list[str]) -> Iterator[tuple]:
+    """For each as-of date of ``DATES`` and each split-grid setting: (date, customers with
+    purchases, setting, the features as of that date snapped to the setting's grid), cached for
+    the date and released after it."""
     for as_of in DATES:
-        table = prepare_customers(spark, base, as_of=as_of)
+        table = prepare_customers(spark, config, as_of=as_of)
         features = table.features().cache()
         try:
             for setting in settings:
-                yield as_of, table.summary.with_purchases, setting, configs[setting], features
+                yield as_of, table.summary.with_purchases, setting, with_split_grid(features, setting)
         finally:
             features.unpersist()
             table.unpersist()
 
 
-def render(rows: list[dict], settings: list[str], meta: dict) -> str:
+def render(result: dict) -> str:
+    meta, rows, settings = result["meta"], result["rows"], result["settings"]
     lines = [
         "# The segmentation targets over the year",
         "",
         f"Real log (UCI Online Retail, CC BY 4.0), customers rebuilt as of each date, k = 9, seed 42; "
         f"Spark {meta['spark']}, {meta['master']}; {meta['minutes']:.1f} min. Generated by "
-        "`benchmarks/quality_over_dates.py` (the module docstring says how).",
+        "`python -m studies.quality_over_dates` (the module docstring says how).",
         "",
         "Targets, all at once: silhouette ≥ 0.75, every cluster ≥ 1% of customers, Insiders ≤ 10% of "
         "customers with ≥ 50% of revenue. Stability is not measured here.",
@@ -112,33 +109,35 @@ def render(rows: list[dict], settings: list[str], meta: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=str(DEFAULT_INPUT))
-    parser.add_argument("--settings", default="none,1-2-5,decades,decades/qty_items=2",
-                        help="embedding.split_grid values (each optionally /input=grid/...), comma-separated")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "quality_over_dates.md"))
+    parser = study_parser("quality_over_dates", __doc__)
+    parser.add_argument(
+        "--settings", default=DEFAULT_SETTINGS, help="split grids (each optionally /input=grid/...), comma-separated"
+    )
     args = parser.parse_args(argv)
     start_study()
 
     settings = [s for s in args.settings.split(",") if s]
-    base = load_config(env="test", overrides={"input.path": args.input, **grid_overrides(settings[0])})
-    targets = QualityTargets.from_config(base.quality)
-    spark = build_spark_session("insiders-quality-over-dates", base.spark)
+    for setting in settings:
+        input_grids(setting)  # a mistyped grid fails here, before Spark starts
+    config = load_config(env="test", overrides={"input.path": input_path(args)})
+    spark = build_spark_session("insiders-quality-over-dates", config.spark)
     started = time.perf_counter()
     rows = []
     try:
-        for as_of, customers, setting, config, features in over_dates(spark, base, settings):
-            result = measure(features, config=config, customers=customers, targets=targets)
+        for as_of, customers, setting, features in over_dates(spark, config, settings):
+            result = measure(features, config=config, customers=customers, targets=config.quality)
             rows.append({"as_of": as_of.isoformat(), "customers": customers, "split_grid": setting, "result": result})
-            logging.info("%s", json.dumps(rows[-1]))
-        meta = {"spark": spark.version, "master": spark.sparkContext.master,
-                "minutes": (time.perf_counter() - started) / 60, "date": dt.date.today().isoformat()}
+            log.info("%s", json.dumps(rows[-1]))
+        meta = {
+            "spark": spark.version,
+            "master": spark.sparkContext.master,
+            "minutes": (time.perf_counter() - started) / 60,
+            "date": dt.date.today().isoformat(),
+            "input": config.input.path,
+        }
     finally:
         spark.stop()
-    out = Path(args.out)
-    out.write_text(render(rows, settings, meta))
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    logging.info("wrote %s", out)
+    write_study(args.out, {"meta": meta, "settings": settings, "rows": rows}, render)
     return 0
 
 
