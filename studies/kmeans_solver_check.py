@@ -1,100 +1,117 @@
 """Does the local KMeans solver find the optimum on the real log's leaf tables?
 
 The leaf tables (weighted points, one per occupied leaf) of the reference tree and of the bootstrap
-trees, with and without the split grid, are collected once; then, for every k the table can hold
-(4 ... 14), the best cost known — the lower of ``weighted_kmeans`` with 20,000 starts and
-scikit-learn's KMeans with 2,000 — is compared with what ``weighted_kmeans`` finds with 50 and 200
-starts, and scikit-learn with 200 (the solver before), for 5 seeds each.
+trees, with and without the 1-2-5 split grid (``studies.variants``), are collected once; then, for
+every k the table can hold (4 ... 14), the best cost known — the lower of ``weighted_kmeans`` with
+20,000 starts and scikit-learn's KMeans with 2,000 — is compared with what ``weighted_kmeans``
+finds with 50 and 200 starts (the job's ``N_INIT``), and scikit-learn with 200 (the solver before),
+for 5 seeds each.
 
-    SPARK_LOCAL_IP=127.0.0.1 python benchmarks/kmeans_solver_check.py [--bootstraps 5]
+    python -m studies.kmeans_solver_check [--bootstraps 5]
 
-Output: docs/kmeans_solver_check.md (and .json).
+About 15 minutes on 2 cores (scikit-learn's 2,000 starts take most of it); writes
+studies/output/kmeans_solver_check.md and .json (the findings: docs/studies/kmeans_solver_check.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import logging
 import time
-from pathlib import Path
 
-from real_log_study import DEFAULT_INPUT, start_study
+import numpy as np
 from sklearn.cluster import KMeans
 
 from insiders_spark.core.config import load_config
-from insiders_spark.evaluation.stability import fit_stability_runs
-from insiders_spark.features.table import prepare_customers
+from insiders_spark.evaluation import fit_stability_runs
+from insiders_spark.features import prepare_customers
 from insiders_spark.model.clustering import weighted_kmeans
-from insiders_spark.spark.session import build_spark_session
+from insiders_spark.spark import build_spark_session
+from studies.common import input_path, start_study, study_parser, write_study
+from studies.variants import with_split_grid
 
-ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("kmeans_solver_check")
 SEEDS = range(42, 47)
 KS = range(4, 15)
+GRIDS = ("none", "1-2-5")
 RELATIVE = 1e-9
 
 
-def leaf_tables(input_path: str, bootstraps: int) -> dict[str, tuple]:
+def leaf_tables(input_path: str, bootstraps: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every run's leaf table (points, customers), by "grid G, <run>"."""
+    config = load_config(env="test", overrides={"input.path": input_path})
+    spark = build_spark_session("insiders-kmeans-solver-check", config.spark)
     tables = {}
-    spark = None
     try:
-        for grid in ("none", "1-2-5"):
-            config = load_config(env="test", overrides={"input.path": input_path, "embedding.split_grid": grid})
-            spark = spark or build_spark_session("insiders-kmeans-solver-check", config.spark)
-            table = prepare_customers(spark, config)
-            features = table.features().cache()
-            runs = fit_stability_runs(features, config=config, customers=table.summary.with_purchases,
-                                      seed=config.job.seed, seeds=0, bootstraps=bootstraps)
+        table = prepare_customers(spark, config)
+        for grid in GRIDS:
+            features = with_split_grid(table.features(), grid).cache()
+            runs = fit_stability_runs(
+                features,
+                config=config,
+                customers=table.summary.with_purchases,
+                seed=config.job.seed,
+                seeds=0,
+                bootstraps=bootstraps,
+            )
             for run in (runs.reference, *runs.perturbed):
                 points = run.points()
                 tables[f"grid {grid}, {run.describe()}"] = (points.vectors, points.customers)
             features.unpersist()
-            table.unpersist()
+        table.unpersist()
     finally:
-        if spark is not None:
-            spark.stop()
+        spark.stop()
     return tables
 
 
 def check(tables: dict[str, tuple]) -> dict:
     counts = {"weighted_kmeans_50": 0, "weighted_kmeans_200": 0, "sklearn_200": 0}
-    fits, seconds, rows = 0, {name: 0.0 for name in counts}, []
+    fits, seconds, rows = 0, dict.fromkeys(counts, 0.0), []
     for name, (vectors, weights) in tables.items():
         for k in KS:
             if k >= len(vectors):
                 continue
-            best = min(
-                weighted_kmeans(vectors, weights, k=k, starts=20_000, seed=0)[1],
-                KMeans(k, n_init=2_000, random_state=0).fit(vectors, sample_weight=weights).inertia_,
+            best = float(
+                min(
+                    weighted_kmeans(vectors, weights, k=k, starts=20_000, seed=0)[1],
+                    KMeans(k, n_init=2_000, random_state=0).fit(vectors, sample_weight=weights).inertia_,
+                )
             )
             row = {"table": name, "k": k, "best": round(best, 6)}
             for solver in counts:
                 started = time.perf_counter()
                 if solver == "sklearn_200":
-                    costs = [KMeans(k, n_init=200, random_state=s).fit(vectors, sample_weight=weights).inertia_ for s in SEEDS]
+                    costs = [
+                        KMeans(k, n_init=200, random_state=s).fit(vectors, sample_weight=weights).inertia_
+                        for s in SEEDS
+                    ]
                 else:
                     starts = int(solver.rsplit("_", 1)[1])
                     costs = [weighted_kmeans(vectors, weights, k=k, starts=starts, seed=s)[1] for s in SEEDS]
                 seconds[solver] += time.perf_counter() - started
-                missed = sum(cost > best * (1 + RELATIVE) for cost in costs)
+                missed = sum(int(cost > best * (1 + RELATIVE)) for cost in costs)
                 counts[solver] += missed
                 row[solver] = missed
             fits += len(SEEDS)
             rows.append(row)
-    return {"fits": fits, "missed": counts,
-            "ms_per_fit": {s: round(1000 * t / fits, 1) for s, t in seconds.items()}, "rows": rows}
+    return {
+        "fits": fits,
+        "missed": counts,
+        "ms_per_fit": {s: round(1000 * t / fits, 1) for s, t in seconds.items()},
+        "rows": rows,
+    }
 
 
-def render(result: dict, tables: int) -> str:
+def render(result: dict) -> str:
     lines = [
         "# The local KMeans solver on the real log's leaf tables",
         "",
-        f"{tables} leaf tables (reference and bootstrap trees, with and without the split grid), every k in "
+        f"{result['tables']} leaf tables (reference and bootstrap trees, with and without the 1-2-5 split grid), "
+        "every k in "
         f"4…14 the table can hold, 5 seeds each: {result['fits']} fits per solver. A fit misses when its cost is "
         "above the best known (the lower of `weighted_kmeans` with 20,000 starts and scikit-learn's KMeans with "
-        "2,000) by more than 1e-9. Generated by `benchmarks/kmeans_solver_check.py` on "
-        f"{dt.date.today().isoformat()}.",
+        "2,000) by more than 1e-9. Generated by `python -m studies.kmeans_solver_check` on "
+        f"{result['date']}.",
         "",
         "| solver | missed | ms per fit |",
         "|---|---:|---:|",
@@ -105,18 +122,13 @@ def render(result: dict, tables: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=str(DEFAULT_INPUT))
+    parser = study_parser("kmeans_solver_check", __doc__)
     parser.add_argument("--bootstraps", type=int, default=5)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "kmeans_solver_check.md"))
     args = parser.parse_args(argv)
     start_study()
-    tables = leaf_tables(args.input, args.bootstraps)
-    result = check(tables)
-    out = Path(args.out)
-    out.write_text(render(result, len(tables)))
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    logging.info("%s", json.dumps({k: v for k, v in result.items() if k != "rows"}))
+    tables = leaf_tables(input_path(args), args.bootstraps)
+    result = {"date": dt.date.today().isoformat(), "tables": len(tables), **check(tables)}
+    write_study(args.out, result, render)
     return 0
 
 
