@@ -1,172 +1,128 @@
-"""Three ways to steadier segments, measured on the real log; none is the default (README, "Stability").
+"""Three ways to steadier segments, measured on the real log; none is the default.
 
-1. **Finer split grids**: the ISO 3 preferred numbers R5 (1, 1.6, 2.5, 4, 6.3) and R10 (ten steps a
-   decade) instead of 1-2-5, so that the grid's Insiders' boundary can move in smaller steps.
-   Measured as the embedding study measures a variant (silhouette, Insiders, 5 seed and 5
-   bootstrap runs, ``embedding_study.leaf_study``) and, as ``quality_over_dates.py`` does, the four
-   segmentation targets at the nine monthly as-of dates. The two grids exist only in this script:
-   it adds them to the package's grid table for its own run.
-2. **A size cap in the clustering** (the job's ``clustering.insiders_cap``, off by default): of the
-   partitions the local solver's starts end at (``clustering.local_optima``), the cheapest whose top
-   cluster (by mean revenue) holds at most ``quality.insiders_max_share`` of the customers. At the final date, without and with the 1-2-5
-   grid, for the reference and 5 bootstrap runs: the Insiders of the optimum and of the capped
-   partition, what the cap costs, and each run's agreement with the reference (ARI, Insiders
-   Jaccard; the capped runs against the capped reference). And the four targets at the nine dates.
-3. **A "born-again" tree**: the revenue tree fitted to the predictions of a bagged forest (50 trees,
-   every feature at every split, depth 8, leaves ≥ 0.2% of the customers) rather than to the
-   revenue itself: a smoother label. Measured as in 1.
+1. **Finer split grids** (``studies.variants``): the ISO 3 preferred numbers R5 (1, 1.6, 2.5, 4,
+   6.3) and R10 (ten steps a decade) instead of 1-2-5, so that the grid's Insiders' boundary can
+   move in smaller steps. Measured as the embedding study measures a variant (silhouette,
+   Insiders, 5 seed and 5 bootstrap runs, ``studies.embedding_study.leaf_study``) and, as
+   ``studies.quality_over_dates`` does, the four segmentation targets at the nine monthly as-of
+   dates.
+2. **A size cap in the clustering** (``fit_kmeans_to_points(..., insiders_cap=...)``, off in the
+   job): of the partitions the local solver's starts end at, the cheapest whose top cluster (by
+   mean revenue) holds at most ``quality.insiders_max_share`` of the customers. At the final date,
+   without and with the 1-2-5 grid, for the reference and 5 bootstrap runs: the Insiders of the
+   optimum and of the capped partition, what the cap costs, and each run's agreement with the
+   reference (ARI, Insiders Jaccard; the capped runs against the capped reference). And the four
+   targets at the nine dates.
+3. **A "born-again" tree** (``studies.variants.BornAgain``): the revenue tree fitted to the
+   predictions of a bagged forest (50 trees, every feature at every split, depth 8, leaves ≥ 0.2%
+   of the customers) rather than to the revenue itself: a smoother label. Measured as in 1.
 
-    SPARK_LOCAL_IP=127.0.0.1 python benchmarks/stability_alternatives.py
+    python -m studies.stability_alternatives
 
-Output: docs/stability_alternatives.md (and .json); about 15 minutes on 2 cores.
+About 15 minutes on 2 cores; writes studies/output/stability_alternatives.md and .json (the
+findings: docs/studies/stability_alternatives.md).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import datetime as dt
 import json
 import logging
 import time
-from pathlib import Path
 
-from embedding_study import SEED_VALUE, STUDY_K, leaf_study
-from pyspark.ml import Pipeline
-from pyspark.ml.feature import VectorAssembler
-from pyspark.ml.regression import RandomForestRegressor
-from pyspark.sql import functions as F
-from quality_over_dates import measure, over_dates
-from real_log_study import DEFAULT_INPUT, start_study
+from pyspark.sql import DataFrame, SparkSession
 
-from insiders_spark.core.config import load_config
-from insiders_spark.core.grids import NAMED_GRIDS
-from insiders_spark.core.names import LABEL_COLUMN, LEAF, MODEL_INPUT_COLUMNS
-from insiders_spark.evaluation.quality import QualityTargets, 
-from insiders_spark.evaluation.stability import BOOTSTRAP, agreement, fit_stability_runs, rank_leaf_clusters
-from insiders_spark.features.table import prepare_customers
-from insiders_spark.model.clustering import capped_partition, local_optima, optimum
-from insiders_spark.model.embedding import (
-    PREDICTED_LABEL,
-    TREE_FEATURES,
-    TREE_LABEL,
-    configured_grid,
-    fit_revenue_tree,
-    min_instances_per_leaf,
-    snapping_stages,
-    tree_inputs,
-    tree_label,
-    tree_regressor,
-)
-from insiders_spark.spark.session import build_spark_session
+from insiders_spark.core.config import Config, load_config
+from insiders_spark.evaluation import fit_stability_runs
+from insiders_spark.evaluation.quality import profile_failures
+from insiders_spark.evaluation.stability import BOOTSTRAP, LeafRun, agreement, rank_leaf_clusters
+from insiders_spark.features import prepare_customers
+from insiders_spark.model import fit_kmeans_to_points, leaf_silhouette
+from insiders_spark.model.clustering import N_INIT
+from insiders_spark.spark import build_spark_session
+from studies.common import input_path, start_study, study_parser, write_study
+from studies.embedding_study import SEED_VALUE, STUDY_K, leaf_study
+from studies.quality_over_dates import measure, over_dates
+from studies.variants import NAMED_GRIDS, BornAgain, Variant, with_split_grid
 
 log = logging.getLogger("stability_alternatives")
-ROOT = Path(__file__).resolve().parents[1]
 
-FINER_GRIDS = {"r5": (1.0, 1.6, 2.5, 4.0, 6.3), "r10": (1.0, 1.25, 1.6, 2.0, 2.5, 3.15, 4.0, 5.0, 6.3, 8.0)}
-FOREST = {"numTrees": 50, "maxDepth": 8, "featureSubsetStrategy": "all", "min_leaf_share": 0.002}
+FINER_GRIDS = ("r5", "r10")
+CAPPED_GRIDS = ("none", "1-2-5")
+FOREST = BornAgain(trees=50, max_depth=8, feature_subset="all", min_leaf_share=0.002)
 BOOTSTRAPS = 5
-STARTS = 200  # the solver's default starts (conf/base.toml)
 
 
-def add_finer_grids() -> None:
-    """Name the grids ``embedding.split_grid = "r5" | "r10"`` for this process only."""
-    NAMED_GRIDS.update(FINER_GRIDS)
-
-
-@contextlib.contextmanager
-def born_again_trees():
-    """While active, every revenue tree the package fits learns a bagged forest's prediction."""
-    original = fit_revenue_tree
-
-    def fit_to_forest(features, *, config, seed, customers):
-        label, inputs, prediction = "forest_label", "forest_inputs", "forest_prediction"
-        forest = RandomForestRegressor(
-            featuresCol=inputs, labelCol=label, predictionCol=prediction, numTrees=FOREST["numTrees"],
-            maxDepth=FOREST["maxDepth"], featureSubsetStrategy=FOREST["featureSubsetStrategy"],
-            maxBins=config.max_bins, seed=seed,
-            minInstancesPerNode=min_instances_per_leaf(customers, FOREST["min_leaf_share"]),
-        )
-        labelled = features.withColumn(label, tree_label(F.col(LABEL_COLUMN), config.label))
-        fitted = Pipeline(stages=[VectorAssembler(inputCols=list(MODEL_INPUT_COLUMNS), outputCol=inputs), forest]).fit(labelled)
-        smoothed = fitted.transform(labelled).drop(inputs, label)
-        tree = tree_regressor(
-            config, seed=seed, customers=customers, features_col=TREE_FEATURES,
-            label_col=TREE_LABEL, prediction_col=PREDICTED_LABEL,
-        ).setLeafCol(LEAF)
-        grid = configured_grid(config)
-        assembler = VectorAssembler(inputCols=tree_inputs(grid), outputCol=TREE_FEATURES)
-        snapping = snapping_stages(grid)
-        training = smoothed.withColumnRenamed(prediction, TREE_LABEL)
-        return Pipeline(stages=[*snapping, assembler, tree]).fit(training)
-
-    fit_revenue_tree = fit_to_forest
-    try:
-        yield
-    finally:
-        fit_revenue_tree = original
-
-
-def capped_run(run, *, config, targets: QualityTargets) -> dict:
+def capped_run(run: LeafRun, *, config: Config) -> dict:
     """The optimum and the cheapest partition whose top cluster fits the cap, for one fitted run."""
     points = run.points()
-    optima = local_optima(points.vectors, points.customers, k=STUDY_K, starts=STARTS, seed=run.seed)
-    best, _ = optimum(optima)
-    capped, outcome = capped_partition(optima, points.customers, points.revenue, k=STUDY_K, cap=targets.insiders_max_share)
+    cap = config.quality.insiders_max_share
+    best = fit_kmeans_to_points(points, k=STUDY_K, seed=run.seed, starts=N_INIT)
+    capped = fit_kmeans_to_points(points, k=STUDY_K, seed=run.seed, starts=N_INIT, insiders_cap=cap)
 
-    def describe(labels, cost_over_optimum: float):
-        ranks, profiles = rank_leaf_clusters(run, dict(zip(points.leaves, labels.tolist())), config=config)
+    def describe(leaf_clusters: dict[int, int], cost_over_optimum: float) -> dict:
+        ranks, profiles = rank_leaf_clusters(run, leaf_clusters, config=config)
+        value = leaf_silhouette(points, ranks)
         return {
             "ranks": ranks,
             "insiders_share": round(profiles[0].customer_share, 4),
             "insiders_revenue_share": round(profiles[0].revenue_share, 4),
             "smallest_cluster_share": round(min(p.customer_share for p in profiles), 4),
-            "silhouette": round(leaf_silhouette(points, ranks), 4),
+            "silhouette": round(value, 4),
             "cost_over_optimum": round(cost_over_optimum, 5),
-            "misses": targets.profile_failures(profiles, silhouette=leaf_silhouette(points, ranks)),
+            "misses": profile_failures(config.quality, profiles, silhouette=value),
         }
 
+    outcome = capped.cap
     return {
-        "optima": len(optima),
-        "optimum": describe(best, 0.0),
-        "capped": describe(capped, outcome.cost_over_optimum) if outcome.fits else None,
+        "optimum": describe(best.leaf_clusters, 0.0),
+        "capped": describe(capped.leaf_clusters, outcome.cost_over_optimum) if outcome.fits else None,
     }
 
 
-def cap_study(features, *, config, customers: int, targets: QualityTargets, bootstraps: int) -> list[dict]:
-    runs = fit_stability_runs(features, config=config, customers=customers, seed=SEED_VALUE, seeds=0, bootstraps=bootstraps)
-    reference = capped_run(runs.reference, config=config, targets=targets)
+def cap_study(features: DataFrame, *, config: Config, customers: int, bootstraps: int) -> list[dict]:
+    runs = fit_stability_runs(
+        features, config=config, customers=customers, seed=SEED_VALUE, seeds=0, bootstraps=bootstraps
+    )
+    reference = capped_run(runs.reference, config=config)
     rows = [{"run": "reference", **_strip(reference)}]
     for run in runs.perturbed:
-        mine = capped_run(run, config=config, targets=targets)
+        if run.kind != BOOTSTRAP:
+            raise ValueError(f"{run.describe()}: the cap study compares bootstrap runs only")
+        mine = capped_run(run, config=config)
         row = {"run": f"bootstrap {run.sample_seed}", **_strip(mine)}
-        assert run.kind == BOOTSTRAP
         for choice in ("optimum", "capped"):
             if mine[choice] and reference[choice]:
                 a = agreement(run, reference[choice]["ranks"], mine[choice]["ranks"])
-                row[choice].update(ari=round(a.ari, 4), insiders_jaccard=round(a.insiders_jaccard, 4), insiders=a.insiders)
+                row[choice].update(
+                    ari=round(a.ari, 4), insiders_jaccard=round(a.insiders_jaccard, 4), insiders=a.insiders
+                )
         rows.append(row)
     return rows
 
 
 def _strip(result: dict) -> dict:
-    return {k: ({kk: vv for kk, vv in v.items() if kk != "ranks"} if isinstance(v, dict) else v) for k, v in result.items()}
+    """``result`` without the leaf ranks (for the page and the JSON)."""
+    return {
+        k: ({kk: vv for kk, vv in v.items() if kk != "ranks"} if isinstance(v, dict) else v) for k, v in result.items()
+    }
 
 
-def cap_over_dates(spark, base, *, targets: QualityTargets, grids: list[str]) -> list[dict]:
+def cap_over_dates(spark: SparkSession, config: Config, *, grids: list[str]) -> list[dict]:
     rows = []
-    for as_of, customers, grid, config, features in over_dates(spark, base, grids):
+    for as_of, customers, grid, features in over_dates(spark, config, grids):
         runs = fit_stability_runs(features, config=config, customers=customers, seed=SEED_VALUE, seeds=1, bootstraps=0)
-        rows.append({"as_of": as_of.isoformat(), "split_grid": grid,
-                     **_strip(capped_run(runs.reference, config=config, targets=targets))})
+        rows.append(
+            {"as_of": as_of.isoformat(), "split_grid": grid, **_strip(capped_run(runs.reference, config=config))}
+        )
         log.info("%s", json.dumps(rows[-1]))
     return rows
 
 
-def grids_over_dates(spark, base, *, targets: QualityTargets, grids: list[str]) -> list[dict]:
+def grids_over_dates(spark: SparkSession, config: Config, *, grids: list[str]) -> list[dict]:
     rows = []
-    for as_of, customers, grid, config, features in over_dates(spark, base, grids):
-        result = measure(features, config=config, customers=customers, targets=targets)
+    for as_of, customers, grid, features in over_dates(spark, config, grids):
+        result = measure(features, config=config, customers=customers, targets=config.quality)
         rows.append({"as_of": as_of.isoformat(), "split_grid": grid, **result})
         log.info("%s", json.dumps(rows[-1]))
     return rows
@@ -194,7 +150,7 @@ def render(result: dict) -> str:
         "",
         f"Real log (UCI Online Retail, CC BY 4.0), k = {STUDY_K}, seed {SEED_VALUE}; Spark {meta['spark']}, "
         f"{meta['master']}; {meta['minutes']:.1f} min on {meta['date']}. Generated by "
-        "`benchmarks/stability_alternatives.py` (its docstring says what each measures). For the default and "
+        "`python -m studies.stability_alternatives` (its docstring says what each measures). For the default and "
         "the 1-2-5 grid under the same measures see `embedding_study.md` and `quality_over_dates.md`.",
         "",
         "## 1 and 3: finer grids and a born-again tree, at the final date",
@@ -209,27 +165,42 @@ def render(result: dict) -> str:
         silhouette = row["silhouette_mllib"] if row["silhouette_mllib"] is not None else row["silhouette_leaf_table"]
         lines.append(
             f"| {row['name']} | {row['leaves']} | {'–' if silhouette is None else f'{silhouette:.3f}'} | "
-            f"{_pct(row['smallest_cluster_share'])} | {_pct(row['insiders_share'])} | {_pct(row['insiders_revenue_share'])} | "
-            f"{_mm(row['seed_ari'])} | {_mm(row['seed_jaccard'])} | {_mm(row['bootstrap_ari'])} | {_mm(row['bootstrap_jaccard'])} |"
+            f"{_pct(row['smallest_cluster_share'])} | {_pct(row['insiders_share'])} | "
+            f"{_pct(row['insiders_revenue_share'])} | {_mm(row['seed_ari'])} | {_mm(row['seed_jaccard'])} | "
+            f"{_mm(row['bootstrap_ari'])} | {_mm(row['bootstrap_jaccard'])} |"
         )
-    lines += ["", "## 1: finer grids over the year (the four segmentation targets)", "",
-              "| as of | split_grid | silhouette | smallest cluster | Insiders | Insiders' customers | Insiders' revenue | all four met |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "## 1: finer grids over the year (the four segmentation targets)",
+        "",
+        "| as of | split_grid | silhouette | smallest cluster | Insiders | Insiders' customers | Insiders' revenue | "
+        "all four met |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for row in result["grids_over_dates"]:
         lines.append(
-            f"| {row['as_of']} | {row['split_grid']} | {row['silhouette']:.3f} | {_pct(row['smallest_cluster_share'])} | "
-            f"{row['insiders']:,} | {_pct(row['insiders_share'])} | {_pct(row['insiders_revenue_share'])} | {_verdict(row['misses'])} |"
+            f"| {row['as_of']} | {row['split_grid']} | {row['silhouette']:.3f} | "
+            f"{_pct(row['smallest_cluster_share'])} | {row['insiders']:,} | {_pct(row['insiders_share'])} | "
+            f"{_pct(row['insiders_revenue_share'])} | {_verdict(row['misses'])} |"
         )
     lines += _met_counts(result["grids_over_dates"], lambda row: row["misses"])
-    lines += ["", "## 2: a size cap on the top cluster", "",
-              f"Optimum: the cheapest partition the solver's {STARTS} starts end at (the job's). Capped: the cheapest "
-              "of them whose top cluster holds ≤ 10% of the customers; its cost over the optimum's. Bootstrap runs "
-              "are compared with the reference of the same kind (optimum with optimum, capped with capped).", ""]
+    lines += [
+        "",
+        "## 2: a size cap on the top cluster",
+        "",
+        f"Optimum: the cheapest partition the solver's {N_INIT} starts end at (the job's). Capped: the cheapest "
+        "of them whose top cluster holds ≤ 10% of the customers; its cost over the optimum's. Bootstrap runs "
+        "are compared with the reference of the same kind (optimum with optimum, capped with capped).",
+        "",
+    ]
     for grid, rows in result["cap_final_date"].items():
-        lines += [f"At the final date, split_grid {grid}:", "",
-                  "| run | optimum: Insiders' customers / revenue | ARI | Jaccard | capped: Insiders' customers / revenue | "
-                  "cost over optimum | ARI | Jaccard |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"At the final date, split_grid {grid}:",
+            "",
+            "| run | optimum: Insiders' customers / revenue | ARI | Jaccard | capped: Insiders' customers / revenue | "
+            "cost over optimum | ARI | Jaccard |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for row in rows:
             o, c = row["optimum"], row["capped"] or {}
             lines.append(
@@ -239,19 +210,26 @@ def render(result: dict) -> str:
                 f"{_pct(c.get('cost_over_optimum'))} | {c.get('ari', '–')} | {c.get('insiders_jaccard', '–')} |"
             )
         lines.append("")
-    lines += ["Over the year (capped partition; silhouette exact from the leaf table):", "",
-              "| as of | split_grid | capped: Insiders' customers | Insiders' revenue | cost over optimum | silhouette | all four met |",
-              "|---|---|---:|---:|---:|---:|---|"]
+    lines += [
+        "Over the year (capped partition; silhouette exact from the leaf table):",
+        "",
+        "| as of | split_grid | capped: Insiders' customers | Insiders' revenue | cost over optimum | silhouette | "
+        "all four met |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     for row in result["cap_over_dates"]:
         c = row["capped"]
         if c is None:
             lines.append(f"| {row['as_of']} | {row['split_grid']} | no partition fits the cap | – | – | – | no |")
             continue
         lines.append(
-            f"| {row['as_of']} | {row['split_grid']} | {_pct(c['insiders_share'])} | {_pct(c['insiders_revenue_share'])} | "
+            f"| {row['as_of']} | {row['split_grid']} | {_pct(c['insiders_share'])} | "
+            f"{_pct(c['insiders_revenue_share'])} | "
             f"{_pct(c['cost_over_optimum'])} | {c['silhouette']:.3f} | {_verdict(c['misses'])} |"
         )
-    lines += _met_counts(result["cap_over_dates"], lambda row: row["capped"]["misses"] if row["capped"] else ["none fits"])
+    lines += _met_counts(
+        result["cap_over_dates"], lambda row: row["capped"]["misses"] if row["capped"] else ["none fits"]
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -264,49 +242,68 @@ def _met_counts(rows: list[dict], misses) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=str(DEFAULT_INPUT))
-    parser.add_argument("--out", default=str(ROOT / "docs" / "stability_alternatives.md"))
+    parser = study_parser("stability_alternatives", __doc__)
     args = parser.parse_args(argv)
     start_study()
-    add_finer_grids()
 
     started = time.perf_counter()
-    base = load_config(env="test", overrides={"input.path": args.input})
-    targets = QualityTargets.from_config(base.quality)
-    spark = build_spark_session("insiders-stability-alternatives", base.spark)
+    config = load_config(env="test", overrides={"input.path": input_path(args)})
+    spark = build_spark_session("insiders-stability-alternatives", config.spark)
     try:
-        table = prepare_customers(spark, base)
+        table = prepare_customers(spark, config)
         features = table.features().cache()
         customers = table.summary.with_purchases
         variants = []
         for grid in FINER_GRIDS:
-            config = load_config(env="test", overrides={"input.path": args.input, "embedding.split_grid": grid})
-            variants.append(leaf_study(f"grid_{grid}", f"split_grid {grid}", features, config=config,
-                                       customers=customers, seeds=5, bootstraps=BOOTSTRAPS))
-        with born_again_trees():
-            variants.append(leaf_study("born_again", "tree fitted to a bagged forest's prediction", features,
-                                       config=base, customers=customers, seeds=5, bootstraps=BOOTSTRAPS))
-        cap_final = {}
-        for grid in ("none", "1-2-5"):
-            config = load_config(env="test", overrides={"input.path": args.input, "embedding.split_grid": grid})
-            cap_final[grid] = cap_study(features, config=config, customers=customers, targets=targets, bootstraps=BOOTSTRAPS)
+            steps = ", ".join(f"{m:g}" for m in NAMED_GRIDS[grid])
+            variants.append(
+                leaf_study(
+                    f"grid_{grid}",
+                    f"split_grid {grid} ({steps} a decade)",
+                    features,
+                    config=config,
+                    customers=customers,
+                    seeds=5,
+                    bootstraps=BOOTSTRAPS,
+                    variant=Variant(split_grid=grid),
+                )
+            )
+        variants.append(
+            leaf_study(
+                "born_again",
+                "tree fitted to a bagged forest's prediction",
+                features,
+                config=config,
+                customers=customers,
+                seeds=5,
+                bootstraps=BOOTSTRAPS,
+                variant=Variant(born_again=FOREST),
+            )
+        )
+        cap_final = {
+            grid: cap_study(with_split_grid(features, grid), config=config, customers=customers, bootstraps=BOOTSTRAPS)
+            for grid in CAPPED_GRIDS
+        }
         features.unpersist()
         table.unpersist()
         result = {
             "variants": variants,
-            "grids_over_dates": grids_over_dates(spark, base, targets=targets, grids=list(FINER_GRIDS)),
+            "grids_over_dates": grids_over_dates(spark, config, grids=list(FINER_GRIDS)),
             "cap_final_date": cap_final,
-            "cap_over_dates": cap_over_dates(spark, base, targets=targets, grids=["none", "1-2-5"]),
+            "cap_over_dates": cap_over_dates(spark, config, grids=list(CAPPED_GRIDS)),
         }
-        result["meta"] = {"spark": spark.version, "master": spark.sparkContext.master, "date": dt.date.today().isoformat(),
-                          "minutes": (time.perf_counter() - started) / 60, "customers": customers, "forest": FOREST}
+        result["meta"] = {
+            "spark": spark.version,
+            "master": spark.sparkContext.master,
+            "date": dt.date.today().isoformat(),
+            "minutes": (time.perf_counter() - started) / 60,
+            "customers": customers,
+            "input": config.input.path,
+            "forest": FOREST.describe(),
+        }
     finally:
         spark.stop()
-    out = Path(args.out)
-    out.write_text(render(result))
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    log.info("wrote %s", out)
+    write_study(args.out, result, render)
     return 0
 
 
