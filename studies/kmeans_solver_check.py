@@ -9,7 +9,7 @@ for 5 seeds each.
 
     python -m studies.kmeans_solver_check [--bootstraps 5]
 
-About 15 minutes on 2 cores (scikit-learn's 2,000 starts take most of it); writes
+About 20 minutes on 2 cores (scikit-learn's 2,000 starts take most of it); writes
 studies/output/kmeans_solver_check.md and .json (the findings: docs/studies/kmeans_solver_check.md).
 """
 
