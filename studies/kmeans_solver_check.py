@@ -28,7 +28,7 @@ from insiders_spark.features import prepare_customers
 from insiders_spark.model.clustering import weighted_kmeans
 from insiders_spark.spark import build_spark_session
 from studies.common import input_path, start_study, study_parser, write_study
-from studies.variants import with_split_grid
+from studies.split_grids import with_split_grid
 
 log = logging.getLogger("kmeans_solver_check")
 SEEDS = range(42, 47)

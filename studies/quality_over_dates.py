@@ -33,7 +33,7 @@ from insiders_spark.features import prepare_customers
 from insiders_spark.model import fit_segmentation, silhouette_of
 from insiders_spark.spark import build_spark_session
 from studies.common import input_path, start_study, study_parser, write_study
-from studies.variants import input_grids, with_split_grid
+from studies.split_grids import input_grids, with_split_grid
 
 log = logging.getLogger("quality_over_dates")
 DATES = tuple(dt.date(2011, month, 9) for month in range(4, 13))

@@ -31,7 +31,7 @@ from insiders_spark.model import fit_segmentation, silhouette_of
 from insiders_spark.report import render_quality
 from insiders_spark.spark import build_spark_session
 from studies.common import input_path, start_study, study_parser
-from studies.variants import NO_GRID, input_grids, with_split_grid
+from studies.split_grids import NO_GRID, input_grids, with_split_grid
 
 Result = TypeVar("Result")
 

@@ -43,7 +43,8 @@ from insiders_spark.spark import build_spark_session
 from studies.common import input_path, start_study, study_parser, write_study
 from studies.embedding_study import SEED_VALUE, STUDY_K, leaf_study
 from studies.quality_over_dates import measure, over_dates
-from studies.variants import NAMED_GRIDS, BornAgain, Variant, with_split_grid
+from studies.split_grids import NAMED_GRIDS, with_split_grid
+from studies.variants import BornAgain, Variant
 
 log = logging.getLogger("stability_alternatives")
 
