@@ -4,27 +4,29 @@ For every variant, on the same customers (the real log, as of its last invoice d
 
 * the silhouette at k = 9 (MLlib ``ClusteringEvaluator`` over every customer, squared Euclidean),
   the smallest cluster, the Insiders' share of customers and of revenue;
-* stability: ARI and Insiders Jaccard of 5 seed runs and of bootstrap resamples against the
-  reference (``insiders_spark.stability``);
-* the k the ``--k auto`` rule picks for that variant (``insiders_spark.kselection``);
-* whether it meets every target of issue 7 at once.
+* stability: ARI and Insiders Jaccard of 5 seed runs and of 5 bootstrap resamples against the
+  reference (``insiders_spark.evaluation.stability``);
+* the k the ``--k auto`` rule picks for that variant (``insiders_spark.evaluation.kselection``);
+* whether it meets every quality target at once (``[quality]``).
 
-Variants change one setting of the default at a time (leaf-path encoding, label, depth,
-min_leaf_share, KMeans solver and starts), plus a random-forest multi-hot embedding that exists
-only here (MLlib RandomForestRegressor with leafCol -> one-hot per tree -> MLlib KMeans on the
-customer-level embedding).
+Variants change one thing of the default at a time: the tree's depth, min_leaf_share and max_bins
+(configuration overrides), and what left the job (``studies.variants``: the leaf-path encoding, the
+label, the split grid, the KMeans solver and its starts); plus a random-forest multi-hot embedding
+(MLlib RandomForestRegressor with leafCol -> one-hot per tree -> MLlib KMeans on the customers)
+and a revenue ladder for scale.
 
-Reproduce, from the repository root (writes docs/embedding_study.md and a JSON beside it):
+Reproduce, from the repository root (about 25 minutes on 2 cores; the page and the raw numbers go
+to studies/output/embedding_study.md and .json; the findings are docs/studies/embedding_study.md):
 
-    SPARK_LOCAL_IP=127.0.0.1 python benchmarks/embedding_study.py
+    python -m studies.embedding_study
 
-Options: --input (default ../shared/data/online_retail/online_retail.parquet), --bootstraps (10),
---seeds, --only NAME[,NAME] (a subset of variants), --out.
+Options: --only NAME[,NAME] (a subset of variants), --seeds and --bootstraps (5 each), --update
+(recompute the --only variants and replace them in the last run's JSON), --render-only, --input,
+--synthetic LINES (a quick run on a synthetic log), --out.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import json
@@ -42,53 +44,55 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.ml.regression import RandomForestRegressor
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from real_log_study import DEFAULT_INPUT, start_study
 
-from insiders_spark.core.config import Config, load_config
+from insiders_spark.core.config import Config, QualityConfig, load_config
 from insiders_spark.core.names import CUSTOMER_ID, LABEL_COLUMN, MODEL_INPUT_COLUMNS
-from insiders_spark.evaluation.agreement import Contingency
-from insiders_spark.evaluation.kselection import DEFAULT_GRID, score_grid, score_k
-from insiders_spark.evaluation.quality import QualityTargets
-from insiders_spark.evaluation.stability import (
-    BOOTSTRAP,
-    SEED,
-    RunAgreement,
-    Stability,
-    bootstrap_resample,
-    fit_stability_runs,
-)
-from insiders_spark.features.table import prepare_customers
+from insiders_spark.evaluation import Contingency, Stability
+from insiders_spark.evaluation.kselection import DEFAULT_GRID
+from insiders_spark.evaluation.quality import segmentation_failures
+from insiders_spark.evaluation.stability import BOOTSTRAP, SEED, RunAgreement, bootstrap_resample
+from insiders_spark.features import prepare_customers
+from insiders_spark.model import fit_segmentation
 from insiders_spark.model.clustering import with_kmeans_clusters
-from insiders_spark.model.silhouette import silhouette
 from insiders_spark.model.embedding import EMBEDDING, TREE_FEATURES, TREE_LABEL, min_instances_per_leaf, tree_label
 from insiders_spark.model.profiles import PROFILED_FEATURES, build_profiles, summarise_clusters
-from insiders_spark.model.segmentation import fit_segmentation
-from insiders_spark.spark.session import build_spark_session
+from insiders_spark.model.silhouette import silhouette
+from insiders_spark.spark import build_spark_session
+from studies.common import input_path, start_study, study_parser
+from studies.variant_runs import cluster_variant_run, fit_variant_runs, score_variant_grid, score_variant_k
+from studies.variants import (
+    MLLIB,
+    MLLIB_INIT_STEPS,
+    MLLIB_MAX_ITER,
+    MLLIB_TOL,
+    PATH_DEPTH,
+    PATH_GAIN,
+    RAW,
+    Variant,
+)
 
 log = logging.getLogger("embedding_study")
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "docs" / "embedding_study.md"
 STUDY_K = 9
 SEED_VALUE = 42
 
-# name -> (what changes, config overrides); the first is the job's default
-LEAF_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "default": ("", {}),  # described from conf/base.toml (default_description)
-    "path_depth": ("encoding path_depth (split weight halves per level)", {"embedding.encoding": "path_depth"}),
-    "path_gain": ("encoding path_gain (split weight = share of variance explained)", {"embedding.encoding": "path_gain"}),
-    "raw_label": ("label gross_revenue (raw, as the study)", {"embedding.label": "gross_revenue"}),
-    "depth_3": ("max_depth 3", {"embedding.max_depth": 3}),
-    "depth_5": ("max_depth 5", {"embedding.max_depth": 5}),
-    "depth_6": ("max_depth 6", {"embedding.max_depth": 6}),
-    "leaf_0.005": ("min_leaf_share 0.005", {"embedding.min_leaf_share": 0.005}),
-    "leaf_0.02": ("min_leaf_share 0.02", {"embedding.min_leaf_share": 0.02}),
-    "leaf_0.05": ("min_leaf_share 0.05", {"embedding.min_leaf_share": 0.05}),
-    "bins_16": ("max_bins 16 (coarser split candidates)", {"embedding.max_bins": 16}),
-    "bins_64": ("max_bins 64", {"embedding.max_bins": 64}),
-    "n_init_20": ("local solver with n_init 20", {"clustering.n_init": 20}),
-    "mllib": ("MLlib KMeans solver (weightCol, 20 seeds)", {"clustering.solver": "mllib", "clustering.n_init": 20}),
-    "grid_1_2_5": ("tree inputs snapped to the 1-2-5 grid (split_grid)", {"embedding.split_grid": "1-2-5"}),
+# name -> (what changes, configuration overrides, variant); the first is the job's default
+LEAF_VARIANTS: dict[str, tuple[str, dict[str, Any], Variant]] = {
+    "default": ("", {}, Variant()),  # described from the configuration (default_description)
+    "path_depth": ("encoding path_depth (split weight halves per level)", {}, Variant(encoding=PATH_DEPTH)),
+    "path_gain": ("encoding path_gain (split weight = share of variance explained)", {}, Variant(encoding=PATH_GAIN)),
+    "raw_label": ("label gross_revenue (raw, as the study)", {}, Variant(label=RAW)),
+    "depth_3": ("max_depth 3", {"embedding.max_depth": 3}, Variant()),
+    "depth_5": ("max_depth 5", {"embedding.max_depth": 5}, Variant()),
+    "depth_6": ("max_depth 6", {"embedding.max_depth": 6}, Variant()),
+    "leaf_0.005": ("min_leaf_share 0.005", {"embedding.min_leaf_share": 0.005}, Variant()),
+    "leaf_0.02": ("min_leaf_share 0.02", {"embedding.min_leaf_share": 0.02}, Variant()),
+    "leaf_0.05": ("min_leaf_share 0.05", {"embedding.min_leaf_share": 0.05}, Variant()),
+    "bins_16": ("max_bins 16 (coarser split candidates)", {"embedding.max_bins": 16}, Variant()),
+    "bins_64": ("max_bins 64", {"embedding.max_bins": 64}, Variant()),
+    "n_init_20": ("local solver with 20 starts", {}, Variant(starts=20)),
+    "mllib": ("MLlib KMeans solver (weightCol, 20 seeds)", {}, Variant(solver=MLLIB, starts=20)),
+    "grid_1_2_5": ("tree inputs snapped to the 1-2-5 grid (split_grid)", {}, Variant(split_grid="1-2-5")),
 }
 GRID_SKIPPED = {"mllib"}  # 20 MLlib fits per (run, k): the grid would take an hour; k = 9 only
 
@@ -123,7 +127,7 @@ class ForestSegmentation:
 def fit_forest(features: DataFrame, *, config: Config, customers: int, k: int, seed: int) -> ForestSegmentation:
     tree_index = [f"forest_leaf_{t}" for t in range(FOREST_TREES)]
     one_hot = [f"forest_onehot_{t}" for t in range(FOREST_TREES)]
-    labelled = features.withColumn(TREE_LABEL, tree_label(F.col(LABEL_COLUMN), config.embedding.label))
+    labelled = features.withColumn(TREE_LABEL, tree_label(F.col(LABEL_COLUMN)))
     forest = Pipeline(
         stages=[
             VectorAssembler(inputCols=list(MODEL_INPUT_COLUMNS), outputCol=TREE_FEATURES),
@@ -154,8 +158,13 @@ def fit_forest(features: DataFrame, *, config: Config, customers: int, k: int, s
     embedding = _ForestEmbedding(forest, encoder, split_leaves)
     embedded = embedding.transform(features).cache()
     kmeans = KMeans(
-        featuresCol=EMBEDDING, predictionCol=KMEANS_PREDICTION, k=k, seed=seed,
-        maxIter=config.clustering.max_iter, tol=config.clustering.tol, initSteps=config.clustering.init_steps,
+        featuresCol=EMBEDDING,
+        predictionCol=KMEANS_PREDICTION,
+        k=k,
+        seed=seed,
+        maxIter=MLLIB_MAX_ITER,
+        tol=MLLIB_TOL,
+        initSteps=MLLIB_INIT_STEPS,
     ).fit(embedded)
     profiles = build_profiles(
         summarise_clusters(kmeans.transform(embedded), cluster_col=KMEANS_PREDICTION),
@@ -194,18 +203,34 @@ def forest_study(features: DataFrame, *, config: Config, customers: int, seeds: 
             for r in other.clustered(referenced).groupBy(REFERENCE_RANKED, RANKED).count().collect()
         )
         agreements.append(
-            RunAgreement(kind, seed, sample_seed, trained_on, table.adjusted_rand_index(), table.jaccard(1, 1),
-                         table.other_sizes().get(1, 0))
+            RunAgreement(
+                kind,
+                seed,
+                sample_seed,
+                trained_on,
+                table.adjusted_rand_index(),
+                table.jaccard(1, 1),
+                table.other_sizes().get(1, 0),
+            )
         )
-        log.info("forest %s seed=%s sample=%s: ARI %.3f Jaccard %.3f", kind, seed, sample_seed,
-                 agreements[-1].ari, agreements[-1].insiders_jaccard)
+        log.info(
+            "forest %s seed=%s sample=%s: ARI %.3f Jaccard %.3f",
+            kind,
+            seed,
+            sample_seed,
+            agreements[-1].ari,
+            agreements[-1].insiders_jaccard,
+        )
         if training is not referenced:
             training.unpersist()
     referenced.unpersist()
-    stability = Stability(STUDY_K, SEED_VALUE, customers, reference.profiles[0].customers, tuple(agreements))
+    stability = Stability(
+        STUDY_K, SEED_VALUE, customers, reference.profiles[0].customers, tuple(agreements), config.quality
+    )
     insiders = reference.profiles[0]
     return _row(
         name="forest_multihot",
+        targets=config.quality,
         what=f"random forest ({FOREST_TREES} trees, depth {FOREST_DEPTH}) leaves one-hot per tree, MLlib KMeans "
         "on customers (one k-means|| fit)",
         leaves=None,
@@ -241,7 +266,9 @@ def revenue_ladder_study(features: DataFrame, *, config: Config, customers: int,
         return 1 + sum((F.col(LABEL_COLUMN) <= F.lit(cut)).cast("int") for cut in cuts)
 
     referenced = features.select(CUSTOMER_ID, LABEL_COLUMN, ladder(features).alias(REFERENCE_RANKED)).cache()
-    summary = referenced.groupBy(REFERENCE_RANKED).agg(F.count(F.lit(1)).alias("n"), F.sum(LABEL_COLUMN).alias("revenue"))
+    summary = referenced.groupBy(REFERENCE_RANKED).agg(
+        F.count(F.lit(1)).alias("n"), F.sum(LABEL_COLUMN).alias("revenue")
+    )
     by_group = {r[REFERENCE_RANKED]: (r["n"], r["revenue"]) for r in summary.collect()}
     total_revenue = sum(revenue for _, revenue in by_group.values())
     agreements = []
@@ -254,13 +281,21 @@ def revenue_ladder_study(features: DataFrame, *, config: Config, customers: int,
         )
         resample.unpersist()
         agreements.append(
-            RunAgreement(BOOTSTRAP, SEED_VALUE, SEED_VALUE + b, trained_on, table.adjusted_rand_index(),
-                         table.jaccard(1, 1), table.other_sizes().get(1, 0))
+            RunAgreement(
+                BOOTSTRAP,
+                SEED_VALUE,
+                SEED_VALUE + b,
+                trained_on,
+                table.adjusted_rand_index(),
+                table.jaccard(1, 1),
+                table.other_sizes().get(1, 0),
+            )
         )
     referenced.unpersist()
-    stability = Stability(STUDY_K, SEED_VALUE, customers, by_group[1][0], tuple(agreements))
+    stability = Stability(STUDY_K, SEED_VALUE, customers, by_group[1][0], tuple(agreements), config.quality)
     return _row(
         name="revenue_ladder (baseline)",
+        targets=config.quality,
         what="for scale, not an embedding: nine groups cut on gross revenue alone at the default's cluster "
         "sizes (exact quantiles); no tree and no KMeans, so no seed runs and no silhouette",
         leaves=None,
@@ -279,20 +314,36 @@ def revenue_ladder_study(features: DataFrame, *, config: Config, customers: int,
 
 
 def leaf_study(
-    name: str, what: str, features: DataFrame, *, config: Config, customers: int, seeds: int, bootstraps: int
+    name: str,
+    what: str,
+    features: DataFrame,
+    *,
+    config: Config,
+    customers: int,
+    seeds: int,
+    bootstraps: int,
+    variant: Variant | None = None,
+    grid_of_k: bool = True,
 ) -> dict:
+    """One variant of the leaf-path embedding, measured at k = 9 and over the k grid."""
     started = time.perf_counter()
-    runs = fit_stability_runs(features, config=config, customers=customers, seed=SEED_VALUE, seeds=seeds, bootstraps=bootstraps)
-    targets = QualityTargets()
-    at_k = score_k(runs, k=STUDY_K, config=config, targets=targets)
+    variant = variant or Variant()
+    spark = features.sparkSession
+    inputs = variant.inputs(features)
+    runs = fit_variant_runs(
+        inputs, variant=variant, config=config, customers=customers, seed=SEED_VALUE, seeds=seeds, bootstraps=bootstraps
+    )
+    at_k = score_variant_k(runs, variant=variant, config=config, k=STUDY_K, spark=spark)
     mllib_value = None
     if at_k.error is None:
-        reference = runs.reference_clusters(STUDY_K, config=config)
-        embedded = runs.reference.embedding.transform(features)
+        reference = cluster_variant_run(runs.reference, variant=variant, config=config, k=STUDY_K, spark=spark)
+        embedded = runs.reference.embedding.transform(inputs)
         mllib_value = silhouette(with_kmeans_clusters(embedded, reference.kmeans))
     auto = None
-    if name not in GRID_SKIPPED:
-        selection = score_grid(runs, grid=DEFAULT_GRID, config=config, targets=targets, fallback_k=STUDY_K)
+    if grid_of_k:
+        selection = score_variant_grid(
+            runs, variant=variant, config=config, grid=DEFAULT_GRID, spark=spark, fallback_k=STUDY_K
+        )
         chosen = selection.score(selection.chosen)
         auto = {
             "chosen": selection.chosen,
@@ -306,6 +357,7 @@ def leaf_study(
     row = _row(
         name=name,
         what=what,
+        targets=config.quality,
         leaves=len(runs.reference.leaf_sums),
         silhouette=mllib_value,
         exact_silhouette=at_k.silhouette,
@@ -323,16 +375,33 @@ def leaf_study(
     return row
 
 
-def _row(*, name, what, leaves, silhouette, exact_silhouette, smallest, insiders_share, insiders_revenue, stability,
-         auto, seconds, error=None) -> dict:
-    targets = QualityTargets()
+def _row(
+    *,
+    name: str,
+    what: str,
+    targets: QualityConfig,
+    leaves: int | None,
+    silhouette: float | None,
+    exact_silhouette: float | None,
+    smallest: float | None,
+    insiders_share: float | None,
+    insiders_revenue: float | None,
+    stability: Stability | None,
+    auto: dict | None,
+    seconds: float,
+    error: str | None = None,
+) -> dict:
     measured = silhouette if silhouette is not None else exact_silhouette
-    failures = [f"cannot fit k={STUDY_K}: {error}"] if error else targets.segmentation_failures(
-        silhouette=measured if measured is not None else math.inf,  # no embedding: not judged
-        smallest_cluster_share=smallest,
-        insiders_share=insiders_share,
-        insiders_revenue_share=insiders_revenue,
-    ) + (stability.failures() if stability else [])
+    if error:
+        failures = [f"cannot fit k={STUDY_K}: {error}"]
+    else:
+        failures = segmentation_failures(
+            targets,
+            silhouette=measured if measured is not None else math.inf,  # no embedding: not judged
+            smallest_cluster_share=smallest,
+            insiders_share=insiders_share,
+            insiders_revenue_share=insiders_revenue,
+        ) + (stability.failures() if stability else [])
 
     def summary(kind: str, attribute: str) -> dict | None:
         runs = stability.of_kind(kind) if stability else ()
@@ -381,14 +450,14 @@ def render(rows: list[dict], meta: dict) -> str:
         "",
         "Which embedding the job should cluster customers in, measured on the real log "
         f"({meta['customers']:,} customers, as of {meta['as_of']}; UCI Online Retail, CC BY 4.0). "
-        f"Generated by `benchmarks/embedding_study.py` on {meta['date']} in {meta['minutes']:.0f} min "
+        f"Generated by `python -m studies.embedding_study` on {meta['date']} in {meta['minutes']:.0f} min "
         f"(Spark {meta['spark']}, {meta['master']}; a shared 2-core machine)"
         + (f"; rows re-run since: {', '.join(meta['updated'])}." if meta.get("updated") else "."),
         "",
-        "Reproduce from the repository root (one command):",
+        "Reproduce from the repository root (one command; the module docstring has the options):",
         "",
         "```bash",
-        "SPARK_LOCAL_IP=127.0.0.1 python benchmarks/embedding_study.py",
+        f"python -m studies.embedding_study --seeds {meta['seeds']} --bootstraps {meta['bootstraps']}",
         "```",
         "",
         "## How each variant is measured",
@@ -396,7 +465,7 @@ def render(rows: list[dict], meta: dict) -> str:
         f"* One setting of the default changes at a time; k = {STUDY_K} (the study's) and seed {SEED_VALUE}.",
         "* **Silhouette**: MLlib `ClusteringEvaluator` over every customer, squared Euclidean distance, "
         "in the variant's own embedding (for the leaf-path variants also computed exactly from the leaf "
-        "table, `quality.leaf_silhouette`; the two agree to 1e-9 in every row where both exist).",
+        "table, `insiders_spark.model.leaf_silhouette`; the two agree to 1e-9 in every row where both exist).",
         "* **Smallest cluster** and **Insiders** (the top mean-revenue cluster): share of customers; "
         "Insiders also share of gross revenue.",
         f"* **Stability**: {meta['seeds']} seed runs (tree and KMeans refitted with seeds "
@@ -404,9 +473,9 @@ def render(rows: list[dict], meta: dict) -> str:
         "resampled with replacement, refitted, then every customer assigned by the refitted model), each "
         "compared with the reference over every customer: adjusted Rand index (ARI) of the clusters and "
         "Jaccard of the Insiders. Shown as worst run / mean.",
-        "* **Targets** (issue 7, all at once): silhouette ≥ 0.75, every cluster ≥ 1% of customers, "
-        "Insiders ≤ 10% of customers with ≥ 50% of revenue, ARI ≥ 0.9 and Insiders Jaccard ≥ 0.9 on "
-        "the worst run.",
+        "* **Targets** (issue 7, `[quality]`, all at once): silhouette ≥ 0.75, every cluster ≥ 1% of "
+        "customers, Insiders ≤ 10% of customers with ≥ 50% of revenue, ARI ≥ 0.9 and Insiders Jaccard ≥ 0.9 "
+        "on the worst run.",
         "* **Bootstrap leaf ARI** (diagnostic): agreement of the bootstrap trees' *leaves* with the "
         "reference tree's leaves, before any clustering; KMeans only merges leaves, so clusters of leaves "
         "are stable only as far as the leaves are.",
@@ -433,7 +502,7 @@ def render(rows: list[dict], meta: dict) -> str:
         "",
         "## With k chosen by the `--k auto` rule",
         "",
-        "The rule (`insiders_spark.kselection`): the smallest k in 4…16 that meets every target at once; "
+        "The rule (`insiders_spark.evaluation.kselection`): the smallest k in 4…16 that meets every target at once; "
         "if none does, the configured k (9) is kept.",
         "",
         "| variant | chosen k | qualifying k | silhouette | smallest cluster | Insiders customers | "
@@ -454,55 +523,57 @@ def render(rows: list[dict], meta: dict) -> str:
         )
     default = next((r for r in rows if r["name"] == "default"), None)
     if default and default["auto_k"]:
-        lines += ["", "### The default's whole grid", "",
-                  "| k | silhouette | smallest cluster | Insiders customers | Insiders revenue | ARI worst / mean | "
-                  "Jaccard worst / mean | misses |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "### The default's whole grid",
+            "",
+            "| k | silhouette | smallest cluster | Insiders customers | Insiders revenue | ARI worst / mean | "
+            "Jaccard worst / mean | misses |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for g in default["auto_k"]["grid"]:
             lines.append(
-                f"| {g['k']} | {_f(g['silhouette'])} | {_p(g['smallest_cluster_share'], 2)} | {_p(g['insiders_share'])} | "
-                f"{_p(g['insiders_revenue_share'])} | {_f(g['ari_min'])} / {_f(g['ari_mean'])} | "
+                f"| {g['k']} | {_f(g['silhouette'])} | {_p(g['smallest_cluster_share'], 2)} | "
+                f"{_p(g['insiders_share'])} | {_p(g['insiders_revenue_share'])} | "
+                f"{_f(g['ari_min'])} / {_f(g['ari_mean'])} | "
                 f"{_f(g['insiders_jaccard_min'])} / {_f(g['insiders_jaccard_mean'])} | "
                 f"{'; '.join(g['failures']) or '–'} |"
             )
-    lines += ["", meta.get("conclusion", "").strip(), ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 # --- main -------------------------------------------------------------------------------------
 
 
-def default_description(config) -> str:
-    e, c = config.embedding, config.clustering
-    return (f"{e.encoding}, {e.label}, depth {e.max_depth}, min_leaf_share {e.min_leaf_share}, max_bins {e.max_bins}, "
-            f"split_grid {e.split_grid}, {c.solver} solver (n_init {c.n_init})")
+def default_description(config: Config) -> str:
+    e = config.embedding
+    job = Variant()
+    return (
+        f"{job.encoding}, {job.label}, depth {e.max_depth}, min_leaf_share {e.min_leaf_share}, "
+        f"max_bins {e.max_bins}, split_grid {job.split_grid}, {job.solver} solver ({job.starts} starts)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=str(DEFAULT_INPUT))
-    parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser = study_parser("embedding_study", __doc__)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--bootstraps", type=int, default=10)
+    parser.add_argument("--bootstraps", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
-    parser.add_argument("--conclusion", default=str(ROOT / "benchmarks" / "embedding_study_conclusion.md"),
-                        help="Markdown appended to the page (the reading of the numbers)")
-    parser.add_argument("--update", action="store_true",
-                        help="recompute only the --only variants and replace them in the last run's JSON")
-    parser.add_argument("--render-only", action="store_true",
-                        help="re-render the page from the JSON of the last run (e.g. after editing the conclusion)")
+    parser.add_argument(
+        "--update", action="store_true", help="recompute only the --only variants and replace them in OUT.json"
+    )
+    parser.add_argument("--render-only", action="store_true", help="re-render OUT.md from OUT.json")
     args = parser.parse_args(argv)
+    page, raw = Path(args.out + ".md"), Path(args.out + ".json")
     if args.render_only:
-        out = Path(args.out)
-        saved = json.loads(out.with_suffix(".json").read_text())
-        conclusion = Path(args.conclusion)
-        saved["meta"]["conclusion"] = conclusion.read_text() if conclusion.is_file() else ""
-        out.write_text(render(saved["rows"], saved["meta"]))
+        saved = json.loads(raw.read_text())
+        page.write_text(render(saved["rows"], saved["meta"]))
         return 0
     start_study()
 
     started = time.perf_counter()
-    base = load_config(env="test", overrides={"input.path": args.input})
+    path = input_path(args)
+    base = load_config(env="test", overrides={"input.path": path})
     spark = build_spark_session("insiders-embedding-study", base.spark)
     try:
         table = prepare_customers(spark, base)
@@ -510,23 +581,37 @@ def main(argv: list[str] | None = None) -> int:
         customers = table.summary.with_purchases
         wanted = {n for n in args.only.split(",") if n}
         rows = []
-        for name, (what, overrides) in LEAF_VARIANTS.items():
+        for name, (what, overrides, variant) in LEAF_VARIANTS.items():
             if wanted and name not in wanted:
                 continue
-            config = load_config(env="test", overrides={"input.path": args.input, **overrides})
+            config = load_config(env="test", overrides={"input.path": path, **overrides})
             what = what or default_description(config)
             log.info("variant %s: %s", name, what)
-            rows.append(leaf_study(name, what, features, config=config, customers=customers,
-                                   seeds=args.seeds, bootstraps=args.bootstraps))
-            log.info("variant %s: %s", name, json.dumps({k: v for k, v in rows[-1].items() if k not in ("auto_k", "stability")}))
+            row = leaf_study(
+                name,
+                what,
+                features,
+                config=config,
+                customers=customers,
+                seeds=args.seeds,
+                bootstraps=args.bootstraps,
+                variant=variant,
+                grid_of_k=name not in GRID_SKIPPED,
+            )
+            rows.append(row)
+            log.info(
+                "variant %s: %s", name, json.dumps({k: v for k, v in row.items() if k not in ("auto_k", "stability")})
+            )
         if not wanted or "forest_multihot" in wanted:
-            rows.append(forest_study(features, config=base, customers=customers, seeds=args.seeds, bootstraps=args.bootstraps))
+            rows.append(
+                forest_study(features, config=base, customers=customers, seeds=args.seeds, bootstraps=args.bootstraps)
+            )
         if not wanted or "revenue_ladder" in wanted:
             rows.append(revenue_ladder_study(features, config=base, customers=customers, bootstraps=args.bootstraps))
-        conclusion = Path(args.conclusion)
         meta = {
             "customers": customers,
             "as_of": table.as_of.isoformat(),
+            "input": path,
             "date": dt.date.today().isoformat(),
             "minutes": (time.perf_counter() - started) / 60,
             "spark": spark.version,
@@ -534,19 +619,17 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "seeds": args.seeds,
             "bootstraps": args.bootstraps,
-            "conclusion": conclusion.read_text() if conclusion.is_file() else "",
         }
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        page.parent.mkdir(parents=True, exist_ok=True)
         if args.update:
-            saved = json.loads(out.with_suffix(".json").read_text())
+            saved = json.loads(raw.read_text())
             fresh = {r["name"]: r for r in rows}
             updated = sorted({*saved["meta"].get("updated", []), *fresh})
             rows = [fresh.pop(r["name"], r) for r in saved["rows"]] + list(fresh.values())
-            meta = {**saved["meta"], "conclusion": meta["conclusion"], "updated": updated}
-        out.write_text(render(rows, meta))
-        out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-        log.info("wrote %s", out)
+            meta = {**saved["meta"], "updated": updated}
+        page.write_text(render(rows, meta))
+        raw.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        log.info("wrote %s", page)
     finally:
         spark.stop()
     return 0

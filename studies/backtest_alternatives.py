@@ -1,50 +1,53 @@
 """32 rankings for the backtest, tried off-line on the real log with scikit-learn; none reaches the target.
 
-The backtest (``backtest.py``) chooses customers with the log up to a cut-off and measures the share
-of *all* the revenue of the following 90 days that they bring. The target is 42.5% at the 10%
-head-count at cut-off 2011-09-09 (a quarter of the gap between the baseline, 39.9%, and perfect
-foresight, 50.3%). This study tries 32 rankings declared beforehand in ``VARIANTS`` (no tuning
-loop): 7 rules of thumb, decision trees, gradient boosting (squared loss as MLlib's GBT, and
-histogram boosting with a Poisson loss) and generalised linear models (Poisson and Tweedie, log
-link), on per-customer features besides the job's (trend, regularity, older quarters, attributes,
-Christmas products). Each is scored at 2011-09-09
-(5, 10 and 20%) and again at a second cut-off 90 days earlier, 2011-06-11, where a ranking that
-only fits the first one shows.
+The backtest (``insiders_spark.evaluation.backtest``) chooses customers with the log up to a
+cut-off and measures the share of *all* the revenue of the following 90 days that they bring. The
+target is 42.5% at the 10% head-count at cut-off 2011-09-09 (a quarter of the gap between the
+baseline, 39.9%, and perfect foresight, 50.3%). This study tries 32 rankings declared beforehand in
+``VARIANTS`` (no tuning loop): 7 rules of thumb, decision trees, gradient boosting (squared loss as
+MLlib's GBT, and histogram boosting with a Poisson loss) and generalised linear models (Poisson and
+Tweedie, log link), on per-customer features besides the job's (trend, regularity, older
+quarters, attributes, Christmas products). Each is scored at 2011-09-09 (5, 10 and 20%) and again
+at a second cut-off 90 days earlier, 2011-06-11, where a ranking that only fits the first one shows.
 
-* Models learn future revenue as ``backtest.py``'s trees do: features as of ``c − lag``, label the
+* Models learn future revenue as the backtest's trees do: features as of ``c − lag``, label the
   customer's purchase revenue in ``(c − lag, c − lag + 90]``, registered customers only; then
   applied to the features as of ``c``. ``c-90`` trains on one lag (90 days, so the label window
   ends at the cut-off); ``stacked c-90..180`` on four (90, 120, 150 and 180 days) put together.
 * Every ranking puts guest invoices last, then orders by its score, then past gross revenue, then
-  customer id, as ``backtest.py`` does.
+  customer id, as the backtest does.
 * A diagnosis at each cut-off compares the top 10% by past revenue (guests last) with the 10% that
   really spent most: what the customers only foresight chooses look like.
 
-The job's features are the pandas reference's (``reference_pandas.compute_features``, identical to
-the job's); the rest come from the kept lines of the same cleaning (``with_reasons``). Seeds are
-fixed (42), so the numbers reproduce.
+The job's features are the pandas reference's (``benchmarks.reference_pandas.compute_features``,
+identical to the job's); the rest come from the kept lines of the same cleaning (``with_reasons``).
+Seeds are fixed (42), so the numbers reproduce.
 
-    python benchmarks/backtest_alternatives.py
+    python -m studies.backtest_alternatives
 
-Output: docs/backtest_alternatives.md (and .json); 2-3 minutes on 2 cores.
+2-3 minutes on 2 cores, no Spark; writes studies/output/backtest_alternatives.md and .json (the
+findings: docs/studies/backtest_alternatives.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from real_log_study import DEFAULT_INPUT, start_study, window_revenue, write_study
-from reference_pandas import (
+from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
+from sklearn.linear_model import PoissonRegressor, TweedieRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeRegressor
+
+from benchmarks.reference_pandas import (
     DEFAULT_TIMESTAMP_FORMAT,
     KEPT,
     compute_features,
@@ -53,16 +56,10 @@ from reference_pandas import (
     to_lines,
     with_reasons,
 )
-from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
-from sklearn.linear_model import PoissonRegressor, TweedieRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.tree import DecisionTreeRegressor
-
 from insiders_spark.core.config import load_config
+from studies.common import input_path, start_study, study_parser, window_revenue, write_study
 
 log = logging.getLogger("backtest_alternatives")
-ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 42
 CUTOFFS = (dt.date(2011, 9, 9), dt.date(2011, 6, 11))  # the backtest's, and one 90 days earlier
@@ -101,17 +98,20 @@ class RealLog:
         """Every kept line of a registered customer (no as-of cut): day, revenue, country, and
         whether its description names a Christmas product."""
         files = input_files(self.path)
-        lines = with_reasons(to_lines(read_raw(files), timestamp_format=DEFAULT_TIMESTAMP_FORMAT), self.config,
-                             as_of=None)
+        lines = with_reasons(
+            to_lines(read_raw(files), timestamp_format=DEFAULT_TIMESTAMP_FORMAT), self.config, as_of=None
+        )
         kept = lines[lines["reason"].to_numpy() == KEPT]
-        out = pd.DataFrame({
-            "cid": kept["customer_id"],
-            "invoice": kept["invoice_no"].astype(str),
-            "qty": kept["quantity"].to_numpy(),
-            "price": kept["unit_price"].to_numpy(),
-            "day": kept["invoice_ts"].dt.floor("D"),
-            "country": kept["country"].astype(str),
-        })
+        out = pd.DataFrame(
+            {
+                "cid": kept["customer_id"],
+                "invoice": kept["invoice_no"].astype(str),
+                "qty": kept["quantity"].to_numpy(),
+                "price": kept["unit_price"].to_numpy(),
+                "day": kept["invoice_ts"].dt.floor("D"),
+                "country": kept["country"].astype(str),
+            }
+        )
         out["revenue"] = out["qty"] * out["price"]
         description = pq.read_table(files, columns=["Description"]).column("Description").to_pandas()
         named = description.iloc[out.index.to_numpy()].fillna("").str.upper().str.contains(CHRISTMAS)
@@ -161,8 +161,11 @@ def extra_features(lines: pd.DataFrame, c: dt.date) -> pd.DataFrame:
     x = np.arange(4) - 1.5
     f["rev_slope"] = quarters @ x / (x @ x)  # least squares over the four quarters, oldest first
     # regularity, per invoice
-    invoices = bought.groupby(["cid", "invoice"]).agg(day=("day", "min"), rev=("revenue", "sum"),
-                                                       items=("qty", "sum"), lines=("qty", "size")).reset_index()
+    invoices = (
+        bought.groupby(["cid", "invoice"])
+        .agg(day=("day", "min"), rev=("revenue", "sum"), items=("qty", "sum"), lines=("qty", "size"))
+        .reset_index()
+    )
     invoices["age"] = (cut - invoices["day"]).dt.days
     invoices["month"] = invoices["age"] // 30
     invoices["week"] = invoices["age"] // 7
@@ -204,8 +207,17 @@ def christmas_share(lines: pd.DataFrame, c: dt.date) -> pd.Series:
     return share
 
 
-GLM_LOGGED = ("gross_revenue", "rev_90", "rev_90_180", "decayed_90", "qty_invoices", "inv_90", "qty_items",
-              "avg_ticket", "returned_value")
+GLM_LOGGED = (
+    "gross_revenue",
+    "rev_90",
+    "rev_90_180",
+    "decayed_90",
+    "qty_invoices",
+    "inv_90",
+    "qty_items",
+    "avg_ticket",
+    "returned_value",
+)
 
 
 def customer_table(now: pd.DataFrame, lines: pd.DataFrame, c: dt.date) -> pd.DataFrame:
@@ -213,8 +225,11 @@ def customer_table(now: pd.DataFrame, lines: pd.DataFrame, c: dt.date) -> pd.Dat
     invoice has none of its own history: zeros, but for its revenue in the last quarters."""
     extra = extra_features(lines, c)
     table = now.join(extra, on="customer_id")
-    table["returns_rate"] = np.where(table["qty_returns"] + table["qty_items"] > 0,
-                                     table["qty_returns"] / (table["qty_returns"] + table["qty_items"]), 0.0)
+    table["returns_rate"] = np.where(
+        table["qty_returns"] + table["qty_items"] > 0,
+        table["qty_returns"] / (table["qty_returns"] + table["qty_items"]),
+        0.0,
+    )
     table["is_guest_value"] = table["is_guest"].astype(float)
     guest = table["is_guest"].to_numpy()
     for col in extra.columns:
@@ -233,15 +248,43 @@ def customer_table(now: pd.DataFrame, lines: pd.DataFrame, c: dt.date) -> pd.Dat
 
 # --- feature sets ------------------------------------------------------------------------------
 
-JOB = ["recency_days", "qty_invoices", "qty_items", "qty_products", "frequency", "qty_returns", "avg_ticket",
-       "gross_revenue", "is_guest_value"]
+JOB = [
+    "recency_days",
+    "qty_invoices",
+    "qty_items",
+    "qty_products",
+    "frequency",
+    "qty_returns",
+    "avg_ticket",
+    "gross_revenue",
+    "is_guest_value",
+]
 TREND = JOB + ["rev_90", "rev_90_180", "decayed_90", "returns_rate"]
-REGULARITY = ["months_90", "months_180", "months_365", "weeks_90", "weeks_180", "weeks_365", "inv_30", "inv_90",
-              "inv_180", "gap_mean", "gap_std", "n_days", "tenure"]
+REGULARITY = [
+    "months_90",
+    "months_180",
+    "months_365",
+    "weeks_90",
+    "weeks_180",
+    "weeks_365",
+    "inv_30",
+    "inv_90",
+    "inv_180",
+    "gap_mean",
+    "gap_std",
+    "n_days",
+    "tenure",
+]
 QUARTERS = ["rev_180_270", "rev_270_360", "rev_180", "rev_365", "decayed_180", "rev_slope"]
 ATTRIBUTES = ["is_uk", "basket_items", "basket_rev", "mean_price", "wholesale_share"]
-GLM = ["log_" + col for col in GLM_LOGGED] + ["recency_days", "months_90", "months_180", "tenure", "returns_rate",
-                                              "frequency"]
+GLM = ["log_" + col for col in GLM_LOGGED] + [
+    "recency_days",
+    "months_90",
+    "months_180",
+    "tenure",
+    "returns_rate",
+    "frequency",
+]
 FEATURE_SETS = {
     "trend": TREND,
     "trend+reg": TREND + REGULARITY,
@@ -252,22 +295,22 @@ FEATURE_SETS = {
     "glm+reg": GLM + ["months_365", "weeks_90", "weeks_180", "gap_mean", "n_days", "wholesale_share", "is_uk"],
 }
 FEATURE_SET_NOTES = {
-    "trend": "the job's 8 features and is_guest, plus `backtest.py`'s trend features: revenue in the last 90 "
-             "days and in the 90 before, revenue decayed with a half-life of 90 days, returns rate",
+    "trend": "the job's 8 features and is_guest, plus the backtest's trend features: revenue in the last 90 "
+    "days and in the 90 before, revenue decayed with a half-life of 90 days, returns rate",
     "trend+reg": "trend + regularity: invoices in the last 30/90/180 days, distinct 30-day months and 7-day "
-                 "weeks with an invoice in the last 90/180/365 days, mean and spread of the gaps between "
-                 "buying days, buying days, tenure",
+    "weeks with an invoice in the last 90/180/365 days, mean and spread of the gaps between "
+    "buying days, buying days, tenure",
     "trend+reg+qtr": "trend+reg + older quarters: revenue 180–270 and 270–360 days back, in the last 180 and "
-                     "365 days, decayed with a half-life of 180 days, least-squares slope over the four quarters",
+    "365 days, decayed with a half-life of 180 days, least-squares slope over the four quarters",
     "all": "trend+reg+qtr + attributes: main country the UK, mean items and revenue an invoice, mean unit "
-           "price, share of lines of 12 or more items",
+    "price, share of lines of 12 or more items",
     "trend+xmas": "trend + the share of past revenue on Christmas products (description names CHRISTMAS, XMAS, "
-                  "ADVENT, SANTA or REINDEER)",
+    "ADVENT, SANTA or REINDEER)",
     "glm": "for the linear models: log(1 + x) of revenue, revenue in the last 90 days and the 90 before, "
-           "decayed revenue, invoices, invoices in the last 90 days, items, average ticket, returned value; "
-           "recency, months with an invoice in the last 90/180 days, tenure, returns rate, frequency as they are",
+    "decayed revenue, invoices, invoices in the last 90 days, items, average ticket, returned value; "
+    "recency, months with an invoice in the last 90/180 days, tenure, returns rate, frequency as they are",
     "glm+reg": "glm + months in the last 365 days, weeks in the last 90/180 days, mean gap, buying days, "
-               "wholesale share, main country the UK",
+    "wholesale share, main country the UK",
 }
 
 
@@ -278,21 +321,24 @@ Factory = Callable[[int], object]  # training rows -> an unfitted scikit-learn r
 
 def tree(depth: int, leaf_share: float = 0.01) -> Factory:
     """A regression tree, every leaf at least ceil(leaf_share × training rows)."""
-    return lambda rows: DecisionTreeRegressor(max_depth=depth, min_samples_leaf=max(1, math.ceil(leaf_share * rows)),
-                                              random_state=SEED)
+    return lambda rows: DecisionTreeRegressor(
+        max_depth=depth, min_samples_leaf=max(1, math.ceil(leaf_share * rows)), random_state=SEED
+    )
 
 
 def gbt(trees: int = 50, depth: int = 3, learning_rate: float = 0.1) -> Factory:
     """Gradient boosting as MLlib's GBTRegressor: squared loss, shallow trees, no subsampling."""
-    return lambda rows: GradientBoostingRegressor(n_estimators=trees, max_depth=depth, learning_rate=learning_rate,
-                                                  subsample=1.0, random_state=SEED)
+    return lambda rows: GradientBoostingRegressor(
+        n_estimators=trees, max_depth=depth, learning_rate=learning_rate, subsample=1.0, random_state=SEED
+    )
 
 
 def hgb_poisson() -> Factory:
     """Histogram gradient boosting with a Poisson loss (scikit-learn's default early stopping: on a 10%
     validation split when there are more than 10,000 training rows)."""
-    return lambda rows: HistGradientBoostingRegressor(loss="poisson", max_depth=4, max_iter=200, learning_rate=0.05,
-                                                      random_state=SEED)
+    return lambda rows: HistGradientBoostingRegressor(
+        loss="poisson", max_depth=4, max_iter=200, learning_rate=0.05, random_state=SEED
+    )
 
 
 def glm(regressor, **options) -> Factory:
@@ -332,8 +378,11 @@ VARIANTS = [
     Variant("heuristic rev_365", None, lambda t: t.rev_365),
     Variant("heuristic max(4*rev_90, rev_365)", None, lambda t: np.maximum(4 * t.rev_90, t.rev_365)),
     Variant("heuristic past*months_180/6", None, lambda t: t.gross_revenue * t.months_180 / 6),
-    Variant("heuristic past*(months_365 active share)", None,
-            lambda t: t.gross_revenue * t.months_365 / np.minimum(12, t.tenure // 30 + 1)),
+    Variant(
+        "heuristic past*(months_365 active share)",
+        None,
+        lambda t: t.gross_revenue * t.months_365 / np.minimum(12, t.tenure // 30 + 1),
+    ),
     Variant("heuristic rev_180 + rev_90", None, lambda t: t.rev_180 + t.rev_90),
     Variant("heuristic past*(1+xmas share)", None, lambda t: t.gross_revenue * (1 + t.xmas)),
     # decision trees
@@ -401,8 +450,9 @@ def top(now: pd.DataFrame, scores: np.ndarray, *, guests_last: bool) -> np.ndarr
     return np.lexsort((now["customer_id"].to_numpy(), -now["gross_revenue"].to_numpy(), -scores, guest))
 
 
-def shares(window: tuple[pd.DataFrame, np.ndarray, float], scores: np.ndarray, *, guests_last: bool = True
-           ) -> dict[str, float]:
+def shares(
+    window: tuple[pd.DataFrame, np.ndarray, float], scores: np.ndarray, *, guests_last: bool = True
+) -> dict[str, float]:
     """The share of all the window's revenue that each head-count of the ranking brings."""
     now, future, total = window
     order = top(now, scores, guests_last=guests_last)
@@ -419,8 +469,18 @@ def references(window: tuple[pd.DataFrame, np.ndarray, float]) -> dict[str, dict
     }
 
 
-DIAGNOSIS_COLUMNS = ("gross_revenue", "rev_90", "rev_90_180", "recency", "inv_90", "months_180", "tenure", "n_days",
-                     "wholesale_share", "is_uk")
+DIAGNOSIS_COLUMNS = (
+    "gross_revenue",
+    "rev_90",
+    "rev_90_180",
+    "recency",
+    "inv_90",
+    "months_180",
+    "tenure",
+    "n_days",
+    "wholesale_share",
+    "is_uk",
+)
 
 
 def diagnosis(data: RealLog, c: dt.date, share: float = 0.10) -> dict:
@@ -510,7 +570,7 @@ def render(result: dict) -> str:
         + ("none reaches the target" if not reached else f"{len(reached)} reach the target"),
         "",
         f"Real log (UCI Online Retail, CC BY 4.0), pandas + scikit-learn; {result['minutes']} min on {result['date']}. "
-        "Generated by `benchmarks/backtest_alternatives.py` (its docstring says what it measures).",
+        "Generated by `python -m studies.backtest_alternatives` (its docstring says what it measures).",
         "",
         f"Target: ≥ {result['target']:.1%} of the window's revenue at the 10% head-count at cut-off {first} (a "
         f"quarter of the gap between the baseline, {baseline:.1%}, and foresight, {foresight:.1%}). Best: "
@@ -543,7 +603,8 @@ def render(result: dict) -> str:
         for name, values in info["references"].items():
             lines.append(
                 f"| {c} | {info['window']} | {info['eligible']:,} | {info['window_revenue']:,.0f} | {name} | "
-                + " | ".join(f"{v:.1%}" for v in values.values()) + " |"
+                + " | ".join(f"{v:.1%}" for v in values.values())
+                + " |"
             )
     lines += [
         "",
@@ -631,14 +692,13 @@ def render(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=str(DEFAULT_INPUT))
-    parser.add_argument("--out", default=str(ROOT / "docs" / "backtest_alternatives"))
+    parser = study_parser("backtest_alternatives", __doc__)
     args = parser.parse_args(argv)
     start_study()
     started = time.perf_counter()
-    data = RealLog(args.input, load_config(env="local"))
-    result = {"date": dt.date.today().isoformat(), **study(data)}
+    path = input_path(args)
+    data = RealLog(path, load_config(env="local"))
+    result = {"date": dt.date.today().isoformat(), "input": path, **study(data)}
     result["minutes"] = round((time.perf_counter() - started) / 60, 1)
     write_study(args.out, result, render)
     return 0

@@ -16,20 +16,20 @@
    revenue of the 90 days after 2011-09-09 that its top 5/10/20% of the eligible customers bring,
    guest invoices last.
 
-The features are the pandas reference's (``reference_pandas.compute_features``, identical to the
-job's); the tree is scikit-learn's (depth 4, leaves of ≥ 1% of the weight, thresholds at
+The features are the pandas reference's (``benchmarks.reference_pandas.compute_features``, identical
+to the job's); the tree is scikit-learn's (depth 4, leaves of ≥ 1% of the weight, thresholds at
 midpoints where MLlib bins) with the job's leaf-path vectors and its local KMeans solver; its
 single fit (bags = 1) is the job's segmentation as near as scikit-learn's tree allows, and the
 first row of the table shows how near.
 
-    python benchmarks/offline_alternatives.py
+    python -m studies.offline_alternatives
 
-Output: docs/offline_alternatives.md (and .json); under a minute on 2 cores.
+Under a minute on 2 cores, no Spark; writes studies/output/offline_alternatives.md and .json (the
+findings: docs/studies/offline_alternatives.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import math
@@ -38,18 +38,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from real_log_study import DEFAULT_INPUT, start_study, window_revenue, write_study
-from reference_pandas import MODEL_INPUT_COLUMNS, compute_features, leaf_paths
 from scipy.optimize import linear_sum_assignment, minimize
 from scipy.special import betaln, gammaln, hyp2f1
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.tree import DecisionTreeRegressor
 
+from benchmarks.reference_pandas import MODEL_INPUT_COLUMNS, compute_features, leaf_paths
 from insiders_spark.core.config import load_config
-from insiders_spark.model.clustering import weighted_kmeans
+from insiders_spark.model.clustering import N_INIT, weighted_kmeans
+from studies.common import input_path, start_study, study_parser, window_revenue, write_study
 
 log = logging.getLogger("offline_alternatives")
-ROOT = Path(__file__).resolve().parents[1]
 
 K = 9
 SEED = 42
@@ -84,9 +83,7 @@ class Segmenter:
         leaf = np.array([leaf_of_node[node] for node in tree.apply(self.x)])
         customers = np.bincount(leaf, weights=weights, minlength=len(vectors))
         occupied = np.flatnonzero(customers > 0)
-        labels, _ = weighted_kmeans(
-            vectors[occupied], customers[occupied], k=K, starts=self.config.clustering.n_init, seed=SEED
-        )
+        labels, _ = weighted_kmeans(vectors[occupied], customers[occupied], k=K, starts=N_INIT, seed=SEED)
         leaf_cluster = np.full(len(vectors), -1)
         leaf_cluster[occupied] = labels
         return self.ranked(leaf_cluster[leaf], weights), vectors[leaf]
@@ -160,8 +157,9 @@ def bagging_study(features: pd.DataFrame, config) -> list[dict]:
             {
                 "bags": bags,
                 "silhouette": float(
-                    silhouette_score(embedded, reference, metric="sqeuclidean", sample_size=SILHOUETTE_SAMPLE,
-                                     random_state=SEED)
+                    silhouette_score(
+                        embedded, reference, metric="sqeuclidean", sample_size=SILHOUETTE_SAMPLE, random_state=SEED
+                    )
                 ),
                 "smallest_cluster": float(sizes.min()),
                 "insiders_customers": float(insiders.mean()),
@@ -191,35 +189,62 @@ def bgnbd_negative_ll(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, ag
 
 
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
-    result = minimize(bgnbd_negative_ll, np.log([0.5, 50.0, 1.0, 3.0]), args=(x, t_x, age), method="Nelder-Mead",
-                      options={"maxiter": 10_000, "xatol": 1e-8, "fatol": 1e-8})
+    result = minimize(
+        bgnbd_negative_ll,
+        np.log([0.5, 50.0, 1.0, 3.0]),
+        args=(x, t_x, age),
+        method="Nelder-Mead",
+        options={"maxiter": 10_000, "xatol": 1e-8, "fatol": 1e-8},
+    )
     return np.exp(result.x)
 
 
 def expected_invoices(params: np.ndarray, days: float, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
     r, alpha, a, b = params
-    ahead = (a + b + x - 1) / (a - 1) * (
-        1 - ((alpha + age) / (alpha + age + days)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, days / (alpha + age + days))
+    ahead = (
+        (a + b + x - 1)
+        / (a - 1)
+        * (
+            1
+            - ((alpha + age) / (alpha + age + days)) ** (r + x)
+            * hyp2f1(r + x, b + x, a + b + x - 1, days / (alpha + age + days))
+        )
     )
     return ahead * probability_active(params, x, t_x, age)  # the model's denominator is 1 / P(active)
 
 
 def probability_active(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
     r, alpha, a, b = params
-    return np.where(x > 0, 1 / (1 + (a / np.maximum(b + x - 1, 1e-12)) * ((alpha + age) / (alpha + t_x)) ** (r + x)), 1.0)
+    return np.where(
+        x > 0, 1 / (1 + (a / np.maximum(b + x - 1, 1e-12)) * ((alpha + age) / (alpha + t_x)) ** (r + x)), 1.0
+    )
 
 
 def gamma_gamma_negative_ll(log_params: np.ndarray, invoices: np.ndarray, value: np.ndarray) -> float:
     p, q, gamma = np.exp(log_params)
     px = p * invoices
-    return float(-(gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma) + (px - 1) * np.log(value)
-                   + px * np.log(invoices) - (px + q) * np.log(gamma + invoices * value)).sum())
+    return float(
+        -(
+            gammaln(px + q)
+            - gammaln(px)
+            - gammaln(q)
+            + q * np.log(gamma)
+            + (px - 1) * np.log(value)
+            + px * np.log(invoices)
+            - (px + q) * np.log(gamma + invoices * value)
+        ).sum()
+    )
 
 
 def expected_value(invoices: np.ndarray, value: np.ndarray) -> np.ndarray:
     repeat = (invoices >= 2) & (value > 0)
-    result = minimize(gamma_gamma_negative_ll, np.zeros(3), args=(invoices[repeat], value[repeat]), method="Nelder-Mead",
-                      options={"maxiter": 10_000})
+    result = minimize(
+        gamma_gamma_negative_ll,
+        np.zeros(3),
+        args=(invoices[repeat], value[repeat]),
+        method="Nelder-Mead",
+        options={"maxiter": 10_000},
+    )
     p, q, gamma = np.exp(result.x)
     return (p * (gamma + invoices * value)) / (p * invoices + q - 1)
 
@@ -278,7 +303,7 @@ def clv_study(path: Path, config) -> dict:
         "horizon_days": HORIZON,
         "eligible": len(now),
         "window_revenue": round(window_total, 2),
-        "bgnbd": dict(zip(("r", "alpha", "a", "b"), (round(float(v), 6) for v in params))),
+        "bgnbd": dict(zip(("r", "alpha", "a", "b"), (round(float(v), 6) for v in params), strict=True)),
         "rankings": rankings,
     }
 
@@ -291,15 +316,16 @@ def render(result: dict) -> str:
         "# Bagged segments and lifetime-value rankings, tried off-line; neither adopted",
         "",
         f"Real log (UCI Online Retail, CC BY 4.0), scikit-learn; {result['minutes']} min on {result['date']}. "
-        "Generated by `benchmarks/offline_alternatives.py` (its docstring says what each measures).",
+        "Generated by `python -m studies.offline_alternatives` (its docstring says what each measures).",
         "",
         "## 1: bagged segments (k = 9)",
         "",
         "Bags = 1 is one fit, as the job does (its single-fit numbers are close to the job's: "
-        "docs/quality_real_log.md). Stability: 5 bootstrap resamples, each bagged again, against the "
+        "docs/studies/quality_real_log.md). Stability: 5 bootstrap resamples, each bagged again, against the "
         "reference, over every customer.",
         "",
-        "| bags | silhouette | smallest cluster | Insiders' customers | Insiders' revenue | bootstrap ARI worst / mean | bootstrap Jaccard worst / mean |",
+        "| bags | silhouette | smallest cluster | Insiders' customers | Insiders' revenue | "
+        "bootstrap ARI worst / mean | bootstrap Jaccard worst / mean |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["bagging"]:
@@ -325,25 +351,29 @@ def render(result: dict) -> str:
         cells = []
         for key, value in shares.items():
             gap = foresight[key] - baseline[key]
-            closed = "" if name in ("baseline: top past revenue", "perfect foresight") else f" ({(value - baseline[key]) / gap:+.0%} of gap)"
+            closed = (
+                ""
+                if name in ("baseline: top past revenue", "perfect foresight")
+                else f" ({(value - baseline[key]) / gap:+.0%} of gap)"
+            )
             cells.append(f"{value:.1%}{closed}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=str(DEFAULT_INPUT))
-    parser.add_argument("--out", default=str(ROOT / "docs" / "offline_alternatives"))
+    parser = study_parser("offline_alternatives", __doc__)
     args = parser.parse_args(argv)
     start_study()
     started = time.perf_counter()
+    path = input_path(args)
     config = load_config(env="local")
-    features, _ = compute_features(args.input, config)
+    features, _ = compute_features(path, config)
     result = {
         "date": dt.date.today().isoformat(),
+        "input": path,
         "bagging": bagging_study(features, config),
-        "clv": clv_study(Path(args.input), config),
+        "clv": clv_study(Path(path), config),
     }
     result["minutes"] = round((time.perf_counter() - started) / 60, 1)
     write_study(args.out, result, render)
