@@ -134,8 +134,10 @@ def versions(spark: SparkSession) -> dict[str, str]:
 
 
 def java_version(spark: SparkSession) -> str | None:
-    """The driver JVM's Java version (the Connect server's over Spark Connect), through SQL's
-    ``java_method``: evaluated on the driver, no job. None where a platform forbids reflection."""
+    """The driver JVM's Java version: the Connect server's over Spark Connect, through SQL's
+    ``java_method`` (one small job); None where a platform forbids reflection."""
+    if not is_connect(spark):
+        return classic.java_version(spark)  # no Spark job: every job of a classic run is a stage's
     try:
         return spark.sql("SELECT java_method('java.lang.System', 'getProperty', 'java.version') AS v").first()[0]
     except Exception as error:

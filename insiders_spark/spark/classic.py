@@ -12,6 +12,8 @@ in the client's process:
   tag and description in the Spark UI (a session's tags reach only its SQL executions);
 * ``executor_summary``: the executors that did a standalone run's work, lost ones included, from
   Spark's status store (``runs.manifest``);
+* ``java_version``: the driver JVM's, read without a Spark job (SQL's ``java_method``, which the
+  manifest uses over Connect, runs one, outside every stage the job names);
 * ``java_causes``: a Java exception's chain of causes, which classic PySpark leaves inside a
   ``Py4JJavaError`` (``spark.messages``).
 
@@ -101,6 +103,11 @@ def executor_summary(spark: SparkSession) -> dict:
             if not s.isActive()
         ],
     }
+
+
+def java_version(spark: SparkSession) -> str:
+    """The driver JVM's ``java.version`` system property."""
+    return str(spark.sparkContext._jvm.System.getProperty("java.version"))
 
 
 def java_causes(error: BaseException) -> list[str] | None:
