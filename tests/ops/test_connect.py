@@ -155,7 +155,20 @@ def assert_same_outputs(local: dict, remote: dict) -> None:
         assert local["manifest"].get(key) == remote["manifest"].get(key), key
 
 
+def skip_while_storage_needs_the_jvm() -> None:
+    """A Connect client cannot do the driver's file operations through a JVM it does not have."""
+    from tests.spark.test_py4j_guard import package_internals
+
+    on_the_jvm = sorted(name for name in package_internals() if name.startswith("storage/"))
+    if on_the_jvm:
+        pytest.skip(
+            f"{', '.join(on_the_jvm)} still do the driver's file operations through the JVM (until the "
+            "pyarrow.fs rewrite of storage/ lands): a run over Spark Connect cannot take the lock or publish"
+        )
+
+
 def compare(spark, connect_server, tmp_path, overrides: dict, args: list[str]) -> tuple[dict, dict]:
+    skip_while_storage_needs_the_jvm()
     local_out, remote_out = tmp_path / "local", tmp_path / "connect"
     run_in_this_process(spark, local_out, overrides)
     done = run_cli(["run", "--env", "test", "--output", str(remote_out), *args], SPARK_REMOTE=connect_server)
