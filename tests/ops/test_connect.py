@@ -2,9 +2,10 @@
 
 A Spark Connect server (the pyspark wheel's jar, local[2] and the test profile's settings) is started
 for this module, bound to 127.0.0.1 on a free port, and stopped by its pid. The job runs against it
-once through the command line (``SPARK_REMOTE``), and once in this process's classic session;
-every customer's cluster and Insider flag, the profiles, the rules and the manifest's figures must
-be equal. ``INSIDERS_CONNECT_REAL_LOG=1`` does the same on the real log (about four minutes more).
+once through the command line (``SPARK_REMOTE``), and once in this process's classic session, on
+the real log (the synthetic one without ../shared) with a backtest: every customer's cluster and
+Insider flag, the segments, profiles, rules and quarantine, and the manifest's figures must be
+equal. Both runs on the real log took 96 s on a loaded two-core machine.
 
 The error checks need no server: an endpoint nothing listens on, and a bad URL.
 """
@@ -23,9 +24,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT_ROOT, require_shared
+from tests.conftest import PROJECT_ROOT, REAL_LOG_PARQUET
 
-LINES = 20_000  # enough for every step (k = 9 clusters on ~260 customers), small enough to run twice
+LINES = 20_000  # without ../shared: enough for every step (k = 9 clusters on ~260 customers)
+HORIZON_DAYS = 90  # the backtest: the CLV reference's pandas_udf and the capture curve's zipWithIndex
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_SECONDS = 180  # a loaded two-core machine takes a minute to start a JVM with Connect's service
 # the manifest's figures: what the run measured, not where or when it ran
@@ -33,7 +35,7 @@ FIGURES = (
     "run_date", "as_of", "as_of_source", "rows", "customers", "features", "embedding", "clustering",
     "insiders", "clusters", "quality", "mode", "churn",
 )  # fmt: skip
-TABLES = ("segments", "profiles", "rules", "quarantine")
+TABLES = ("segments", "profiles", "rules", "quarantine", "backtest")
 
 
 def _connect_client_missing() -> str | None:
@@ -135,6 +137,8 @@ def published(output: Path) -> dict:
     folder = manifest_path.parent.name
     tables = {}
     for name in TABLES:
+        if not (output / name / folder).exists():
+            continue
         frame = pd.read_parquet(output / name / folder)
         order = frame.astype(str).agg("|".join, axis=1).argsort(kind="stable")  # every column: a total order
         tables[name] = frame.iloc[order].reset_index(drop=True)
@@ -149,7 +153,8 @@ def assert_same_outputs(local: dict, remote: dict) -> None:
     for column in ("cluster", "is_insider", "segment", "leaf"):
         differ = joined[joined[f"{column}_local"] != joined[f"{column}_connect"]]
         assert differ.empty, f"{len(differ)} customers' {column} differ, e.g. {differ.head(3).to_dict('records')}"
-    for name in TABLES:
+    assert local["tables"].keys() == remote["tables"].keys()
+    for name in local["tables"]:
         pd.testing.assert_frame_equal(local["tables"][name], remote["tables"][name], check_exact=False, rtol=1e-12)
     for key in FIGURES:
         assert local["manifest"].get(key) == remote["manifest"].get(key), key
@@ -167,38 +172,40 @@ def skip_while_storage_needs_the_jvm() -> None:
         )
 
 
-def compare(spark, connect_server, tmp_path, overrides: dict, args: list[str]) -> tuple[dict, dict]:
+@pytest.fixture(scope="module")
+def both_runs(spark, connect_server, tmp_path_factory) -> tuple[dict, dict]:
+    """The same run, with a backtest, in this process and over Connect (``SPARK_REMOTE``): on the
+    real log where ../shared has it, else on the synthetic log (generated on the server's Python)."""
     skip_while_storage_needs_the_jvm()
-    local_out, remote_out = tmp_path / "local", tmp_path / "connect"
-    run_in_this_process(spark, local_out, overrides)
-    done = run_cli(["run", "--env", "test", "--output", str(remote_out), *args], SPARK_REMOTE=connect_server)
+    if REAL_LOG_PARQUET.exists():
+        overrides, args = {"input.path": str(REAL_LOG_PARQUET)}, ["--input", str(REAL_LOG_PARQUET)]
+    else:
+        overrides, args = {"synthetic.lines": LINES}, ["--synthetic-lines", str(LINES)]
+    overrides["backtest.horizon_days"] = HORIZON_DAYS
+    args += ["--backtest-horizon", str(HORIZON_DAYS)]
+    folder = tmp_path_factory.mktemp("both-runs")
+    run_in_this_process(spark, folder / "local", overrides)
+    done = run_cli(["run", "--env", "test", "--output", str(folder / "connect"), *args], SPARK_REMOTE=connect_server)
     assert done.returncode == 0, done.stderr[-3000:]
-    local, remote = published(local_out), published(remote_out)
-    assert_same_outputs(local, remote)
-    return local, remote
+    return published(folder / "local"), published(folder / "connect")
 
 
 @pytest.mark.spark
-def test_a_run_over_spark_connect_publishes_what_a_local_run_does(spark, connect_server, tmp_path):
-    local, remote = compare(
-        spark, connect_server, tmp_path, {"synthetic.lines": LINES}, ["--synthetic-lines", str(LINES)]
-    )
+def test_a_run_over_spark_connect_publishes_what_a_local_run_does(both_runs):
+    local, remote = both_runs
+    assert_same_outputs(local, remote)
+    assert local["manifest"]["backtest"] == remote["manifest"]["backtest"]
+    assert remote["manifest"]["backtest"]["measured"] and "backtest" in remote["tables"]
+    assert local["manifest"]["insiders"]["customers"] > 0
+
+
+@pytest.mark.spark
+def test_the_manifest_says_where_a_connect_run_ran(both_runs, connect_server):
+    local, remote = both_runs
     where = remote["manifest"]["spark"]
     assert where["connect"] == connect_server and where["master"] == "local[2]" and where["executors"] is None
     assert local["manifest"]["spark"]["executors"]  # classic: from the status store
     assert remote["manifest"]["versions"]["java"] == local["manifest"]["versions"]["java"]
-
-
-@pytest.mark.spark
-@pytest.mark.real_data
-def test_the_real_log_over_spark_connect_gives_every_customer_the_same_segment(spark, connect_server, tmp_path):
-    if os.environ.get("INSIDERS_CONNECT_REAL_LOG") != "1":
-        pytest.skip("the real log over Connect takes minutes: INSIDERS_CONNECT_REAL_LOG=1 runs it")
-    from tests.conftest import REAL_LOG_PARQUET
-
-    log = str(require_shared(REAL_LOG_PARQUET))
-    local, _ = compare(spark, connect_server, tmp_path, {"input.path": log}, ["--input", log])
-    assert local["manifest"]["customers"]["segmented"] > 4_000
 
 
 @pytest.mark.spark
