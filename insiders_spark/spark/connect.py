@@ -2,13 +2,15 @@
 ``SPARK_REMOTE``): checked before the run starts, so that a server the job cannot use ends the
 run in one line that names the endpoint and the problem.
 
-Three checks, cheapest first:
+Four checks, cheapest first:
 
 1. the endpoint accepts a connection (a TCP connect, ``PROBE_SECONDS`` at most: the Connect
    client itself retries an unreachable server for minutes before it gives up);
-2. it answers as a Spark Connect server, of Spark ``MIN_SERVER_VERSION`` or later (MLlib over
+2. it speaks gRPC, as the client will connect (TLS with ``use_ssl`` or a token), within
+   ``PROBE_SECONDS`` (a call to a port that does not waits without end);
+3. it answers as a Spark Connect server, of Spark ``MIN_SERVER_VERSION`` or later (MLlib over
    Connect), asked once, without the client's retries;
-3. when the run needs Python on the server (the synthetic log's generator, the backtest's CLV
+4. when the run needs Python on the server (the synthetic log's generator, the backtest's CLV
    reference: ``python_modules``), one row through a Python UDF imports what they need there.
    Before that, the package goes to the session as a Python artifact (``ship_package``), so the
    server's Python needs numpy, pandas, pyarrow and scipy, not this package.
@@ -22,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+import re
 import socket
 import tempfile
 import zipfile
@@ -41,6 +45,7 @@ SCHEME = "sc"
 DEFAULT_PORT = 15002  # Spark Connect's
 REMOTE_VARIABLE = "SPARK_REMOTE"
 PROBE_SECONDS = 10.0
+GRPC_VERBOSITY = "GRPC_VERBOSITY"
 MIN_SERVER_VERSION = (4, 0)
 SESSION_SETTINGS = "spark.sql."  # the settings a client may change on its own session
 PACKAGE = "insiders_spark"
@@ -90,17 +95,18 @@ def python_modules(config) -> tuple[str, ...]:
 
 def connect_session(url: str, settings: Mapping[str, str], *, modules: Sequence[str] = ()) -> SparkSession:
     """A session on the Connect server at ``url``, checked; ``settings``' ``spark.sql.*`` applied."""
+    os.environ.setdefault(GRPC_VERBOSITY, "ERROR")  # gRPC's own INFO lines (a TLS handshake's) stay off stderr
     from pyspark.sql import SparkSession
 
     _probe_endpoint(url)
-    builder = SparkSession.builder.remote(url)
-    for key, value in settings.items():
-        if key.startswith(SESSION_SETTINGS):
-            builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    _probe_grpc(url)
+    spark = SparkSession.builder.remote(url).getOrCreate()  # no settings yet: nothing is sent before the checks
     try:
         version = _server_version(spark, url)
         log.info("Spark Connect server %s: Spark %s", endpoint(url), version)
+        for key, value in settings.items():
+            if key.startswith(SESSION_SETTINGS):
+                spark.conf.set(key, value)
         if modules:
             ship_package(spark)
             missing = _import_errors(spark, url, modules)
@@ -128,6 +134,20 @@ def _probe_endpoint(url: str) -> None:
         raise SparkConnectError(url, f"unreachable (the host name does not resolve: {error.strerror})") from None
     except OSError as error:
         raise SparkConnectError(url, f"unreachable ({error.strerror or error})") from None
+
+
+def _probe_grpc(url: str) -> None:
+    import grpc
+    from pyspark.sql.connect.client import DefaultChannelBuilder
+
+    channel = DefaultChannelBuilder(url).toChannel()
+    try:
+        grpc.channel_ready_future(channel).result(timeout=PROBE_SECONDS)
+    except grpc.FutureTimeoutError:
+        problem = f"no gRPC answer in {PROBE_SECONDS:.0f} s (not a Spark Connect port, or TLS expected: use_ssl=true?)"
+        raise SparkConnectError(url, problem) from None
+    finally:
+        channel.close()
 
 
 def _server_version(spark: SparkSession, url: str) -> str:
@@ -196,7 +216,13 @@ def _import_errors(spark: SparkSession, url: str, modules: Sequence[str]) -> str
 
 
 def _reason(error: BaseException) -> str:
-    """The first line of an error's message (a Connect error's without its server stack trace)."""
+    """The first line of an error's message (a Connect error's without its server stack trace; a
+    bare gRPC error's status and details)."""
+    if hasattr(error, "code") and hasattr(error, "details"):  # grpc.RpcError
+        return f"{error.code().name}: {error.details()}"
     message = error.getMessage() if hasattr(error, "getMessage") else str(error)
+    if message.startswith("<_InactiveRpcError") and hasattr(error, "getGrpcStatusCode"):  # a wrapped gRPC error
+        details = re.search(r'details = "(?P<details>[^"]*)"', message)
+        return f"{error.getGrpcStatusCode().name}: {details['details'] if details else 'no details'}"
     lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__

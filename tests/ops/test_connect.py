@@ -241,6 +241,23 @@ def test_an_unreachable_server_ends_the_run_in_one_line_naming_it():
     assert "secret" not in done.stderr and time.monotonic() - started < 60
 
 
+def test_a_port_that_is_not_spark_connect_ends_the_run_in_one_line_naming_it():
+    if _connect_client_missing():
+        pytest.skip(_connect_client_missing())
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        done = run_cli(["run", "--env", "test", "--remote", f"sc://127.0.0.1:{port}", "--output", "/nonexistent"])
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"insiders-spark: error: Spark Connect server sc://127.0.0.1:{port}: no gRPC answer in 10 s "
+        "(not a Spark Connect port, or TLS expected: use_ssl=true?)"
+    )
+    assert time.monotonic() - started < 60  # the client alone would wait without end
+
+
 def test_a_remote_that_is_not_a_connect_url_is_a_usage_error():
     done = run_cli(["run", "--env", "test", "--output", "/nonexistent"], SPARK_REMOTE="http://127.0.0.1:15002")
     assert done.returncode == 2
