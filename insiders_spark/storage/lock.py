@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from insiders_spark.core.errors import OutputInUseError
-from insiders_spark.spark.hadoop import create_exclusive
+from insiders_spark.spark.classic import create_exclusive
 from insiders_spark.storage import filesystem
 from insiders_spark.storage.uris import parent
 
