@@ -155,7 +155,9 @@ def find_boundaries(rows: DataFrame, plans: Mapping[int, CutPlan], *, flag: str 
         ]
     )
     targets = literal_frame(rows.sparkSession, wanted, schema)
-    order = Window.partitionBy(CUT_KEY).orderBy(F.col(GROSS_REVENUE).desc(), F.col(CUSTOMER_ID).asc())
+    # a key's rows are its boundary leaf's; the leaf in the partition keeps a constant key (one cut) from
+    # being optimised away into a window over no partition
+    order = Window.partitionBy(CUT_KEY, LEAF).orderBy(F.col(GROSS_REVENUE).desc(), F.col(CUSTOMER_ID).asc())
     found = (
         rows.join(F.broadcast(targets), on=[CUT_KEY, LEAF], how="inner")
         .withColumn(_POSITION, F.row_number().over(order))
