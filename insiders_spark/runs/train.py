@@ -72,10 +72,10 @@ def train_segmentation(features: DataFrame, config: Config, *, customers: int) -
         log.warning("stability not measurable at k=%d: %s", model.k, error)
         return Training(model, clustered, selection=selection, stability_unmeasurable=str(error))
     log.info(
-        "stability over %d runs: ARI min %.3f, Insiders Jaccard min %.3f",
-        len(runs.perturbed),
-        stability.ari_min,
-        stability.jaccard_min,
+        "stability in %.1f s: bootstrap %s, revenue cut %s",
+        stability.seconds,
+        stability.bootstrap,
+        stability.reference_revenue_cut,
     )
     return Training(model, clustered, stability, selection)
 
