@@ -27,6 +27,8 @@ every customer's leaf in each tree as one array column.
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -34,7 +36,7 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import SparseVector
 from pyspark.ml.regression import RandomForestRegressionModel, RandomForestRegressor
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -49,10 +51,12 @@ from insiders_spark.model.embedding import (
     tree_label,
 )
 from insiders_spark.model.programme import InsiderRule
-from insiders_spark.model.tree import Tree, read_tree
+from insiders_spark.model.tree import Tree, read_saved_forest
+from insiders_spark.storage.filesystem import delete_path
 
 BOOTSTRAP_LEAVES = "bootstrap_leaves"  # array<int>: the customer's leaf in each bootstrap tree
 _LEAF_VECTOR = "_bootstrap_leaf_vector"
+_SAVED_FOREST = "bootstrap_forest"
 ROWS_PER_PARTITION = 100_000  # the forest's input partitions: a function of the customers only
 
 
@@ -105,10 +109,20 @@ class BootstrapForest:
 
 
 def fit_bootstrap_forest(
-    features: DataFrame, *, config: EmbeddingConfig, trees: int, seed: int, customers: int
+    features: DataFrame,
+    *,
+    config: EmbeddingConfig,
+    trees: int,
+    seed: int,
+    customers: int,
+    scratch: str | None = None,
 ) -> BootstrapForest:
     """``trees`` bootstrap refits of the revenue tree (``embedding.fit_revenue_tree``'s settings) in
-    one forest. ``customers`` (the rows of ``features``) sets the smallest leaf, as for the job's tree."""
+    one forest. ``customers`` (the rows of ``features``) sets the smallest leaf, as for the job's tree.
+
+    The trees are read back from the forest saved under ``scratch`` (a folder every executor and
+    the driver see, removed afterwards; by default a local temporary folder, right for local
+    mode): only the saved nodes carry each leaf's count of the resample, which KMeans weighs."""
     if trees < 1:
         raise ValueError(f"trees = {trees}: at least one bootstrap tree is needed")
     assembler = VectorAssembler(inputCols=list(tree_inputs(features.columns)), outputCol=TREE_FEATURES)
@@ -130,7 +144,24 @@ def fit_bootstrap_forest(
     model = Pipeline(stages=[assembler, forest]).fit(labelled)
     fitted: RandomForestRegressionModel = model.stages[-1]
     fitted.setPredictionCol("")  # transform gives the leaves only
-    return BootstrapForest(model=model, trees=tuple(read_tree(tree._java_obj) for tree in fitted.trees), seed=seed)
+    parsed = _saved_trees(fitted, scratch)
+    if len(parsed) != trees:
+        raise ValueError(f"the saved forest holds {len(parsed)} trees, not {trees}")
+    return BootstrapForest(model=model, trees=parsed, seed=seed)
+
+
+def _saved_trees(fitted: RandomForestRegressionModel, scratch: str | None) -> tuple[Tree, ...]:
+    folder = scratch or tempfile.mkdtemp(prefix="insiders-forest-")
+    path = f"{folder.rstrip('/')}/{_SAVED_FOREST}"
+    spark = SparkSession.active()
+    try:
+        fitted.write().overwrite().save(path)
+        return read_saved_forest(spark, path)
+    finally:
+        if scratch is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            delete_path(spark, path)
 
 
 @dataclass(frozen=True)

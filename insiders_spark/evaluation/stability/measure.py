@@ -315,14 +315,23 @@ def fit_stability_runs(
     seeds: int = DEFAULT_SEEDS,
     bootstraps: int = DEFAULT_BOOTSTRAPS,
     reference: LeafEmbedding | None = None,
+    scratch: str | None = None,
 ) -> StabilityRuns:
     """Fit the reference (or reuse the job's fitted ``reference`` embedding) and the perturbed runs
     (``runs.fit_leaf_runs``); the revenue cut's resamples use ``seed + 1 ... seed + bootstraps``.
-    ``customers`` is the row count of ``features``."""
+    ``customers`` is the row count of ``features``; ``scratch``: a folder the cluster shares, for the
+    bootstrap forest's save (``model.forest.fit_bootstrap_forest``)."""
     if seeds < 0 or bootstraps < 0 or seeds + bootstraps == 0:
         raise ValueError(f"seeds = {seeds}, bootstraps = {bootstraps}: at least one perturbed run is needed")
     leaf_runs = fit_leaf_runs(
-        features, config=config, customers=customers, seed=seed, seeds=seeds, bootstraps=bootstraps, reference=reference
+        features,
+        config=config,
+        customers=customers,
+        seed=seed,
+        seeds=seeds,
+        bootstraps=bootstraps,
+        reference=reference,
+        scratch=scratch,
     )
     cut = RevenueCut(features, customers=customers, seeds=[seed + b for b in range(1, bootstraps + 1)])
     return StabilityRuns(leaf_runs=leaf_runs, features=features, customers=customers, revenue_cut=cut)

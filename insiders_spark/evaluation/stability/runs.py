@@ -191,6 +191,7 @@ def fit_leaf_runs(
     seeds: int,
     bootstraps: int,
     reference: LeafEmbedding | None = None,
+    scratch: str | None = None,
 ) -> LeafRuns:
     """Fit the reference (or reuse the job's fitted ``reference`` embedding) and the perturbed runs.
 
@@ -203,7 +204,7 @@ def fit_leaf_runs(
     forest = None
     if bootstraps:
         forest = fit_bootstrap_forest(
-            referenced, config=config.embedding, trees=bootstraps, seed=seed, customers=customers
+            referenced, config=config.embedding, trees=bootstraps, seed=seed, customers=customers, scratch=scratch
         )
         log.info("stability: %d bootstrap trees fitted in %.1f s", bootstraps, time.perf_counter() - started)
         exploded = forest.transform(referenced).select(
