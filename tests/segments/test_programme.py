@@ -110,7 +110,7 @@ def _tiers(spark):
 
 
 @pytest.mark.spark
-def test_the_programme_takes_cluster_1s_most_valuable_customers(spark, test_config):
+def test_the_programme_takes_cluster_1s_most_valuable_customers(spark, test_config, tmp_path):
     config = dataclasses.replace(
         test_config,
         embedding=dataclasses.replace(test_config.embedding, max_depth=2, min_leaf_share=0.05),
@@ -129,6 +129,7 @@ def test_the_programme_takes_cluster_1s_most_valuable_customers(spark, test_conf
         programme.cluster.revenue_share - programme.insiders.revenue_share, abs=1e-4
     )
 
+    model = dataclasses.replace(model, embedding=model.embedding.with_node_values(str(tmp_path / "tree")))  # as saved
     segments = to_published_segments(
         clustered, model, model.profiles, None, run_date=DAY, config=config, insiders=programme.rule
     )
