@@ -9,7 +9,7 @@
 * ``resample``: hash-keyed Poisson(1) resamples.
 """
 
-from insiders_spark.evaluation.stability.clusters import RunClusters, cluster_run, rank_leaf_clusters
+from insiders_spark.evaluation.stability.clusters import KMeansFit, RunClusters, cluster_run, rank_leaf_clusters
 from insiders_spark.evaluation.stability.measure import (
     DEFAULT_BOOTSTRAPS,
     DEFAULT_SEEDS,
@@ -42,6 +42,7 @@ __all__ = [
     "REFERENCE_LEAF",
     "REVENUE_CUT",
     "SEED",
+    "KMeansFit",
     "LeafRun",
     "LeafRuns",
     "RevenueCut",

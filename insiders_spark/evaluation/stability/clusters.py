@@ -4,7 +4,7 @@ programme (``model.programme``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from threadpoolctl import threadpool_limits
@@ -15,6 +15,9 @@ from insiders_spark.model.clustering import FittedKMeans, fit_kmeans_to_points
 from insiders_spark.model.leaves import cluster_summaries
 from insiders_spark.model.profiles import ClusterProfile, build_profiles
 from insiders_spark.model.programme import CutPlan, plan_cut, programme_cap
+
+# (leaf points, k=, seed=) -> a fitted KMeans; the job's: fit_kmeans_to_points with its starts
+KMeansFit = Callable[..., FittedKMeans]
 
 
 @dataclass(frozen=True)
@@ -39,16 +42,20 @@ class RunClusters:
         return self.cut is not None and self.cut.boundary_leaf is not None
 
 
-def cluster_run(run: LeafRun, *, config: Config, k: int) -> RunClusters:
+def cluster_run(
+    run: LeafRun, *, config: Config, k: int, kmeans: KMeansFit = fit_kmeans_to_points
+) -> RunClusters:
     """KMeans at ``k`` on the run's leaf points, clusters ranked by mean revenue (``build_profiles``),
     and where the programme cuts the top cluster, over every customer, as the job cuts its own.
 
-    Raises ``ClusteringError`` when the run's tree has fewer occupied leaves than ``k``.
+    ``kmeans``: the solver, called as ``kmeans(points, k=k, seed=run.seed)`` (another solver is
+    measured exactly as the job's). Raises ``ClusteringError`` when the run's tree has fewer
+    occupied leaves than ``k``.
     """
     # one thread: on a table of at most 2^max_depth points OpenMP threads only add overhead (5x
     # slower on a busy 2-core machine); the result does not depend on the thread count
     with threadpool_limits(limits=1):
-        fitted = fit_kmeans_to_points(run.points(), k=k, seed=run.seed)
+        fitted = kmeans(run.points(), k=k, seed=run.seed)
     ranked, profiles = rank_leaf_clusters(run, fitted.leaf_clusters, config=config)
     everyone = run.customers_per_leaf()
     cut = plan_cut(

@@ -28,9 +28,10 @@ from insiders_spark.core.errors import ClusteringError
 from insiders_spark.core.names import CUSTOMER_ID, GROSS_REVENUE, LEAF
 from insiders_spark.evaluation.agreement import Contingency
 from insiders_spark.evaluation.quality import bootstrap_failures, stability_failures
-from insiders_spark.evaluation.stability.clusters import RunClusters, cluster_run
+from insiders_spark.evaluation.stability.clusters import KMeansFit, RunClusters, cluster_run
 from insiders_spark.evaluation.stability.revenue_cut import RevenueCut
 from insiders_spark.evaluation.stability.runs import BOOTSTRAP, SEED, LeafRun, LeafRuns, fit_leaf_runs
+from insiders_spark.model.clustering import fit_kmeans_to_points
 from insiders_spark.model.embedding import LeafEmbedding
 from insiders_spark.model.forest import BootstrapForest, InsiderVotes
 from insiders_spark.model.programme import CUT_KEY, InsiderRule, find_boundaries, insider_rule
@@ -196,16 +197,25 @@ class StabilityRuns:
     def seconds(self) -> float:
         return self.leaf_runs.seconds
 
-    def reference_clusters(self, k: int, *, config: Config) -> RunClusters:
-        return cluster_run(self.reference, config=config, k=k)
+    def reference_clusters(self, k: int, *, config: Config, kmeans: KMeansFit = fit_kmeans_to_points) -> RunClusters:
+        return cluster_run(self.reference, config=config, k=k, kmeans=kmeans)
 
-    def stability(self, k: int, *, config: Config, reference: RunClusters | None = None) -> Stability:
+    def stability(
+        self,
+        k: int,
+        *,
+        config: Config,
+        reference: RunClusters | None = None,
+        kmeans: KMeansFit = fit_kmeans_to_points,
+    ) -> Stability:
+        """Every perturbed run against the reference at ``k`` (``reference``: the reference already
+        clustered at ``k``); ``kmeans``: the solver of every run, as ``cluster_run`` takes it."""
         started = time.perf_counter()
-        ref = reference or self.reference_clusters(k, config=config)
+        ref = reference or self.reference_clusters(k, config=config, kmeans=kmeans)
         others = []
         for run in self.perturbed:
             try:
-                others.append(cluster_run(run, config=config, k=k))
+                others.append(cluster_run(run, config=config, k=k, kmeans=kmeans))
             except ClusteringError as error:
                 raise ClusteringError(f"{run.describe()}: {error}") from error
         rules, counts = self._insiders(ref, others)
