@@ -32,6 +32,8 @@ from insiders_spark.core.config import Config
 from insiders_spark.model.segmentation import SegmentationModel
 from insiders_spark.storage import filesystem
 
+STABILITY_GROUPS = ("seed", "bootstrap", "reference_revenue_cut")  # the manifest's quality.stability
+
 log = logging.getLogger(__name__)
 
 CURRENT_ALIAS = "current"
@@ -75,11 +77,12 @@ def metrics_of(manifest: Mapping[str, Any]) -> dict[str, float]:
         for name in ("customer_share", "revenue_share"):
             metrics[f"cluster_{cluster['cluster']}.{name}"] = cluster[name]
     stability = (manifest.get("quality") or {}).get("stability") or {}
-    for measure in ("ari", "insiders_jaccard"):
-        for statistic in ("min", "mean"):
-            value = stability.get(measure, {}).get(statistic)
-            if value is not None:
-                metrics[f"stability.{measure}_{statistic}"] = value
+    for group in STABILITY_GROUPS:
+        for measure in ("ari", "insiders_jaccard"):
+            for statistic in ("min", "p10", "median"):
+                value = ((stability.get(group) or {}).get(measure) or {}).get(statistic)
+                if value is not None:
+                    metrics[f"stability.{group}.{measure}_{statistic}"] = value
     for stage, seconds in manifest.get("durations_s", {}).items():
         metrics[f"duration_s.{_metric_name(stage)}"] = seconds
     if manifest.get("total_s") is not None:

@@ -63,7 +63,10 @@ def test_a_training_run_logs_its_params_metrics_artifacts_and_model(tracked):
     assert metrics["silhouette"] == pytest.approx(first.metrics["clustering"]["silhouette"])
     assert metrics["insiders.customer_share"] == pytest.approx(first.metrics["insiders"]["customer_share"])
     assert metrics["insiders.revenue_share"] == pytest.approx(first.metrics["insiders"]["revenue_share"])
-    assert "stability.ari_min" in metrics and "stability.insiders_jaccard_min" in metrics
+    for group in ("seed", "bootstrap", "reference_revenue_cut"):
+        for measure in ("ari", "insiders_jaccard"):
+            assert {f"stability.{group}.{measure}_{s}" for s in ("min", "p10", "median")} <= metrics.keys()
+    assert metrics["stability.seed.ari_min"] == first.metrics["quality"]["stability"]["seed"]["ari"]["min"]
     assert metrics["duration_s.total"] > 0 and "duration_s.segmentation" in metrics
     assert sum(v for k, v in metrics.items() if k.endswith(".customer_share") and k.startswith("cluster_")) == (
         pytest.approx(1.0, abs=1e-3)
