@@ -109,9 +109,10 @@ def size_the_programme(ctx: RunContext, fitted: FittedRun) -> FittedRun:
     most valuable ``segments.programme_share`` of the customers when it is larger; and what the
     bound cost."""
     share = ctx.config.segments.programme_share
-    programme = size_programme(
-        fitted.model, fitted.clustered, insiders_cluster=fitted.profiles[0].kmeans_cluster, share=share
-    )
+    with ctx.timer.stage("programme size"):
+        programme = size_programme(
+            fitted.model, fitted.clustered, insiders_cluster=fitted.profiles[0].kmeans_cluster, share=share
+        )
     if programme.binding:
         log.warning(
             "programme size: cluster 1 (%s customers, %.1f%%) is larger than %.0f%% of the customers: its %s most "
