@@ -17,7 +17,9 @@ SCHEMA = T.StructType(
         T.StructField(
             "top",
             T.ArrayType(
-                T.StructType([T.StructField("feature", T.StringType(), False), T.StructField("value", T.DoubleType(), False)]),
+                T.StructType(
+                    [T.StructField("feature", T.StringType(), False), T.StructField("value", T.DoubleType(), False)]
+                ),
                 False,
             ),
             False,
@@ -28,9 +30,23 @@ SCHEMA = T.StructType(
     ]
 )
 ROWS = [
-    (3, Vectors.sparse(3, [0, 2], [1.0, -1.0]), [("qty_items", 2.5), ("recency_days", -0.25)], dt.date(2011, 9, 9), None, 2**62),
+    (
+        3,
+        Vectors.sparse(3, [0, 2], [1.0, -1.0]),
+        [("qty_items", 2.5), ("recency_days", -0.25)],
+        dt.date(2011, 9, 9),
+        None,
+        2**62,
+    ),
     (7, Vectors.dense([0.0, 1.0, 1.0]), [], None, 0.1 + 0.2, -1),
-    (9, Vectors.dense([0.0, 0.0, 0.0]), [("it's a \"quoted\" \\ path ≤ 5", float("inf"))], dt.date(1, 1, 1), float("nan"), 0),
+    (
+        9,
+        Vectors.dense([0.0, 0.0, 0.0]),
+        [('it\'s a "quoted" \\ path ≤ 5', float("inf"))],
+        dt.date(1, 1, 1),
+        float("nan"),
+        0,
+    ),
 ]
 
 
@@ -59,7 +75,9 @@ def test_values_come_back_exactly(spark):
     assert built[3]["count"] == 2**62 and built[7]["count"] == -1
     assert built[7]["share"] == 0.1 + 0.2 and built[3]["share"] is None
     assert math.isnan(built[9]["share"])
-    assert built[9]["top"][0]["feature"] == "it's a \"quoted\" \\ path ≤ 5" and built[9]["top"][0]["value"] == float("inf")
+    assert built[9]["top"][0]["feature"] == 'it\'s a "quoted" \\ path ≤ 5' and built[9]["top"][0]["value"] == float(
+        "inf"
+    )
     assert built[9]["day"] == dt.date(1, 1, 1)
 
 

@@ -45,10 +45,12 @@ def test_leaving_the_block_waits_for_a_running_stage_even_when_the_caller_failed
         time.sleep(0.3)
         finished.append("slow")
 
-    with pytest.raises(RuntimeError, match="the main line failed"):
-        with BackgroundStages(StageTimer(logging.getLogger("test")), enabled=True) as stages:
-            stages.run("slow", slow)
-            raise RuntimeError("the main line failed")
+    with (
+        pytest.raises(RuntimeError, match="the main line failed"),
+        BackgroundStages(StageTimer(logging.getLogger("test")), enabled=True) as stages,
+    ):
+        stages.run("slow", slow)
+        raise RuntimeError("the main line failed")
     assert finished == ["slow"]
 
 
