@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,22 @@ from insiders_spark.storage.synthetic import (
 
 SMALL = SyntheticLogSpec(lines=120_000, seed=7)
 SMALL_CHUNK = 12_000  # 10 chunks, each about five weeks of trading
-NON_PRODUCT_CODES = {"POST", "D", "DOT", "M", "S", "AMAZONFEE", "m", "DCGSSBOY", "DCGSSGIRL",
-                     "PADS", "B", "CRUK", "C2", "BANK CHARGES"}
+NON_PRODUCT_CODES = {
+    "POST",
+    "D",
+    "DOT",
+    "M",
+    "S",
+    "AMAZONFEE",
+    "m",
+    "DCGSSBOY",
+    "DCGSSGIRL",
+    "PADS",
+    "B",
+    "CRUK",
+    "C2",
+    "BANK CHARGES",
+}
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +116,14 @@ def test_a_chunk_alone_equals_the_same_chunk_in_sequence(chunks: list[pa.Table])
 def test_a_chunk_is_identical_in_another_process(chunks: list[pa.Table]) -> None:
     code = (
         "import sys, pyarrow as pa\n"
-        "from insiders_spark.synthetic import SyntheticLogSpec, generate_chunk\n"
+        "from insiders_spark.storage.synthetic import SyntheticLogSpec, generate_chunk\n"
         f"spec = SyntheticLogSpec(lines={SMALL.lines}, seed={SMALL.seed})\n"
         f"t = generate_chunk(spec, 3, {SMALL_CHUNK})\n"
         "sink = pa.BufferOutputStream()\n"
         "with pa.ipc.new_stream(sink, t.schema) as w: w.write_table(t)\n"
         "sys.stdout.buffer.write(sink.getvalue().to_pybytes())\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, cwd=root)
     assert pa.ipc.open_stream(out.stdout).read_all().equals(chunks[3])
 
@@ -141,7 +156,7 @@ def test_an_invoice_has_one_date_customer_and_country(log: pd.DataFrame) -> None
 
 def test_the_log_is_in_time_order_across_chunks(chunks: list[pa.Table], log: pd.DataFrame) -> None:
     assert log["InvoiceDate"].is_monotonic_increasing
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in itertools.pairwise(chunks):
         assert before["InvoiceDate"][-1].as_py() <= after["InvoiceDate"][0].as_py()
     first, last = log["InvoiceDate"].iloc[[0, -1]]
     assert first < "2011-01-01" and last > "2011-11-30"  # the log spans the year
@@ -164,10 +179,15 @@ def test_guest_and_return_shares(log: pd.DataFrame) -> None:
 
 def test_returns_are_of_products_the_customer_buys(log: pd.DataFrame) -> None:
     registered = log[log["CustomerID"].notna()]
-    bought = set(zip(registered.loc[~registered["is_return"], "CustomerID"],
-                     registered.loc[~registered["is_return"], "StockCode"]))
+    bought = set(
+        zip(
+            registered.loc[~registered["is_return"], "CustomerID"],
+            registered.loc[~registered["is_return"], "StockCode"],
+            strict=True,
+        )
+    )
     returned = registered[registered["is_return"] & registered["StockCode"].str.match(r"\d")]
-    pairs = list(zip(returned["CustomerID"], returned["StockCode"]))
+    pairs = list(zip(returned["CustomerID"], returned["StockCode"], strict=True))
     assert np.mean([p in bought for p in pairs]) > 0.55  # ~0.7 here, 0.92 in the real log
 
 
@@ -238,7 +258,7 @@ def test_write_parquet_reads_back_equal(tmp_path: Path) -> None:
     spec = SyntheticLogSpec(lines=30_000, seed=11)
     paths = write_parquet(spec, tmp_path / "raw", chunk_lines=10_000)
     assert [Path(p).name for p in paths] == [f"part-0000{i}.parquet" for i in range(3)]
-    for path, expected in zip(paths, iter_chunks(spec, 10_000)):
+    for path, expected in zip(paths, iter_chunks(spec, 10_000), strict=True):
         table = pq.read_table(path)
         assert table.schema.equals(RAW_ARROW_SCHEMA)
         assert table.equals(expected)

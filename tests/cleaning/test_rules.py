@@ -1,19 +1,12 @@
-"""Parsing and the study's rules: each Column -> Column rule on tiny data with a null row."""
+"""The study's rules and the order they are applied in: each Column -> Column rule on tiny data
+with a null row, then every reason a line can get, first rule first."""
 
 import datetime as dt
 
-import pytest
 from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark.cleaning.parsing import (
-    ISO_SECONDS,
-    parse_customer_id,
-    parse_number,
-    parse_timestamp,
-    parse_whole_number,
-    to_parsed_lines,
-)
+from insiders_spark.cleaning.parsing import to_parsed_lines
 from insiders_spark.cleaning.rules import (
     is_after,
     is_in,
@@ -52,62 +45,6 @@ RULES = CleaningConfig(
 )
 
 
-def test_parse_whole_number(spark):
-    df = spark.createDataFrame(
-        [("6", 6), (" 12 ", 12), ("6.0", 6), ("-3", -3), ("6.5", None), ("six", None), ("", None), (None, None),
-         ("5.9999999", None), ("6.0000001", None), ("6.000000", 6), ("12345678901234567", 12345678901234567)],
-        "text string, expected long",
-    ).withColumn("parsed", parse_whole_number(F.col("text")))
-    assert_column_equality(df, "parsed", "expected")
-
-
-def test_parse_number_does_not_guess_a_decimal_comma(spark):
-    df = spark.createDataFrame(
-        [("2.55", 2.55), ("-11062.06", -11062.06), ("1,25", None), ("n/a", None), (" ", None), (None, None)],
-        "text string, expected double",
-    ).withColumn("parsed", parse_number(F.col("text")))
-    assert_column_equality(df, "parsed", "expected")
-
-
-@pytest.mark.parametrize(
-    ("pattern", "text"),
-    [
-        ("yyyy-MM-dd HH:mm:ss", "2010-12-01 08:26:00"),
-        ("M/d/yyyy H:mm", "12/1/2010 8:26"),
-        ("d-MMM-yy", "1-Dec-10"),
-    ],
-)
-def test_parse_timestamp_in_each_published_format(spark, pattern, text):
-    expected = dt.datetime(2010, 12, 1, 8, 26) if "H" in pattern else dt.datetime(2010, 12, 1)
-    df = spark.createDataFrame(
-        [(text, expected), ("not a date", None), (None, None)], "text string, expected timestamp"
-    ).withColumn("parsed", parse_timestamp(F.col("text"), pattern))
-    assert_column_equality(df, "parsed", "expected")
-
-
-def test_iso_fast_path_accepts_exactly_what_the_pattern_accepts(spark):
-    """The cast behind ``yyyy-MM-dd HH:mm:ss`` against Spark's pattern parser on near misses."""
-    texts = [
-        "2010-12-01 08:26:00", " 2010-12-01 08:26:00 ", "2010-12-01T08:26:00", "2010-12-1 08:26:00",
-        "2010-12-01 8:26:00", "2010-12-01 08:26", "2010-12-01", "2010-12-01 08:26:00.5", "2010-02-30 08:26:00",
-        "2010-12-01 24:00:00", "2010/12/01 08:26:00", "2010-12-01 08:26:0a", "+010-12-01 08:26:00",
-        "20101-12-01 08:26:00", "2010-12-01 08:26:00Z", "2010-12-01 08:26:00\n", "2010-12-01\t08:26:00", "", None,
-    ]
-    df = spark.createDataFrame([(t,) for t in texts], "text string").select(
-        parse_timestamp(F.col("text"), ISO_SECONDS).alias("fast"),
-        F.try_to_timestamp(F.trim(F.col("text")), F.lit(ISO_SECONDS)).alias("pattern"),
-    )
-    assert_column_equality(df, "fast", "pattern")
-
-
-def test_parse_customer_id(spark):
-    df = spark.createDataFrame(
-        [("17850", 17850), ("17850.0", 17850), ("17850.5", None), ("-4", None), ("0", None), ("abc", None), (None, None)],
-        "text string, expected long",
-    ).withColumn("parsed", parse_customer_id(F.col("text")))
-    assert_column_equality(df, "parsed", "expected")
-
-
 def test_price_rule_keeps_the_minimum_itself(spark):
     df = spark.createDataFrame(
         [(0.04, False), (0.039, True), (0.0, True), (-11062.06, True), (2.55, False), (None, None)],
@@ -142,9 +79,7 @@ def test_a_repeated_header_is_a_line_whose_every_field_is_its_column_name(spark)
         "invoice string, code string, quantity string, expected boolean",
     ).withColumn(
         "header",
-        is_repeated_header(
-            {"InvoiceNo": F.col("invoice"), "StockCode": F.col("code"), "Quantity": F.col("quantity")}
-        ),
+        is_repeated_header({"InvoiceNo": F.col("invoice"), "StockCode": F.col("code"), "Quantity": F.col("quantity")}),
     )
     assert_column_equality(df, "header", "expected")
 
@@ -260,8 +195,10 @@ def test_a_typed_input_has_no_header_lines_and_its_description_is_not_read(spark
     """With a typed column no line can repeat the header, so classifying the lines reads only what
     the other rules need: the description stays on disk. With text fields it is read and checked."""
     headers = list(RAW_TO_COLUMN)  # the header's names, in the columns' order below
-    columns = "invoice_no string, stock_code string, description string, quantity {q}, invoice_date string, " \
-              "unit_price {p}, customer_id {c}, country string, _corrupt_record string, source_file string"
+    columns = (
+        "invoice_no string, stock_code string, description string, quantity {q}, invoice_date string, "
+        "unit_price {p}, customer_id {c}, country string, _corrupt_record string, source_file string"
+    )
     typed = spark.createDataFrame(
         [(*headers[:3], 6, "2010-12-01 08:26:00", 2.55, 17850.0, headers[7], None, "p")],
         columns.format(q="long", p="double", c="double"),
@@ -271,9 +208,12 @@ def test_a_typed_input_has_no_header_lines_and_its_description_is_not_read(spark
         frame.write.parquet(str(tmp_path / folder))
 
     def classified(folder):
-        return spark.read.parquet(str(tmp_path / folder)).transform(
-            to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss"
-        ).transform(with_reason, rules=RULES, as_of=None).select("reason")
+        return (
+            spark.read.parquet(str(tmp_path / folder))
+            .transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
+            .transform(with_reason, rules=RULES, as_of=None)
+            .select("reason")
+        )
 
     assert [r.reason for r in classified("typed").collect()] == [None]
     assert "description" not in _scanned_columns(classified("typed"))
@@ -295,9 +235,7 @@ def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark)
         ("06", "85123A", "d", "6", *ok, "2.55", "1e300", "United Kingdom", None, "f.csv"),
         ("07", "85123A", "d", "6", *ok, "2.55", "9007199254740993", "United Kingdom", None, "f.csv"),
     ]
-    assert _reasons(spark, text_rows, as_of=None) == [NON_NUMERIC_PRICE] * 3 + [
-        INVALID_CUSTOMER_ID
-    ] * 4
+    assert _reasons(spark, text_rows, as_of=None) == [NON_NUMERIC_PRICE] * 3 + [INVALID_CUSTOMER_ID] * 4
     nan, inf = float("nan"), float("inf")
     typed = spark.createDataFrame(
         [
@@ -316,9 +254,7 @@ def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark)
         .orderBy("invoice_no")
         .select("reason")
     )
-    assert [r.reason for r in reasons.collect()] == [NON_NUMERIC_PRICE] * 2 + [
-        INVALID_CUSTOMER_ID
-    ] * 3
+    assert [r.reason for r in reasons.collect()] == [NON_NUMERIC_PRICE] * 2 + [INVALID_CUSTOMER_ID] * 3
 
 
 def test_amounts_past_the_exact_revenue_range_are_quarantined_not_crashing(spark):
@@ -338,8 +274,10 @@ def test_amounts_past_the_exact_revenue_range_are_quarantined_not_crashing(spark
     out = AMOUNT_OUT_OF_RANGE
     assert _reasons(spark, rows, as_of=None) == [None, out, out, out, out, out, out, out]
     typed = spark.createDataFrame(
-        [("1", "85123A", "d", 9_000_000_000_000_000_000, *ok, 2.55, 17850.0, "United Kingdom", None, "p"),
-         ("2", "85123A", "d", 3, *ok, 4e10, 17850.0, "United Kingdom", None, "p")],
+        [
+            ("1", "85123A", "d", 9_000_000_000_000_000_000, *ok, 2.55, 17850.0, "United Kingdom", None, "p"),
+            ("2", "85123A", "d", 3, *ok, 4e10, 17850.0, "United Kingdom", None, "p"),
+        ],
         "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
         "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
     )
