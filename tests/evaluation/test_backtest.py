@@ -1,5 +1,6 @@
-"""Backtest computations on hand-built cases: revenue windows, rankings, the capture curve, the
-window's denominator (new customers included) and the whole backtest on a tiny log."""
+"""Backtest computations on hand-built cases (``evaluation.backtest``): revenue windows and the
+trend features, rankings, the capture curve, the window's denominator (new customers included),
+the whole backtest on a tiny log, and the trend scorer learning what the study's features cannot see."""
 
 import dataclasses
 import datetime as dt
@@ -13,6 +14,7 @@ from insiders_spark.core.names import (
     BASELINE_REGISTERED,
     FORESIGHT,
     FUTURE_REVENUE_TREE,
+    FUTURE_REVENUE_TREE_TREND,
 )
 from insiders_spark.core.names import (
     INSIDERS_POINT as INSIDERS,
@@ -21,22 +23,17 @@ from insiders_spark.core.names import (
     SEGMENTS_SCORER as SEGMENTS,
 )
 from insiders_spark.evaluation.backtest import (
-    CURVE_SCHEMA,
     NEXT_REVENUE,
     RANK_KEY,
-    BacktestResult,
-    CurvePoint,
-    Window,
     capture_curve,
     gap_closed,
     head_counts,
     last_invoice_date,
     run_backtest,
-    to_curve_frame,
     to_ranks,
     to_revenue_windows,
+    with_model_features,
 )
-from insiders_spark.report.backtest import capture_chart_png, curve_markdown, summary_markdown
 
 # --- revenue windows ---------------------------------------------------------------------------
 
@@ -63,12 +60,9 @@ def test_revenue_windows_split_by_age_and_number_guests(spark):
         ],
         LINES_DDL,
     )
-    customers = spark.createDataFrame(
-        [(7, None), (19000, "G1")], "customer_id long, guest_invoice_no string"
-    )
+    customers = spark.createDataFrame([(7, None), (19000, "G1")], "customer_id long, guest_invoice_no string")
     got = {
-        row["customer_id"]: row
-        for row in to_revenue_windows(lines, customers, as_of=as_of, horizon_days=30).collect()
+        row["customer_id"]: row for row in to_revenue_windows(lines, customers, as_of=as_of, horizon_days=30).collect()
     }
     assert set(got) == {7, 19000, None}
     assert got[7]["revenue_recent"] == pytest.approx(25.0)
@@ -76,6 +70,25 @@ def test_revenue_windows_split_by_age_and_number_guests(spark):
     assert got[7]["revenue_decayed"] == pytest.approx(20 + 5 * 0.5 ** (29 / 30) + 8 * 0.5 + 100 * 0.5 ** (61 / 30))
     assert got[19000]["revenue_recent"] == pytest.approx(3.0)
     assert got[None]["revenue_recent"] == pytest.approx(4.0)
+
+
+def test_model_features_add_the_windows_the_returns_rate_and_the_guest_flag(spark):
+    features = spark.createDataFrame(
+        [(7, False, 120.0, 8, 2), (8, False, 40.0, 0, 0), (19000, True, 3.0, 0, 3), (9, False, 0.0, 5, 0)],
+        "customer_id long, is_guest boolean, gross_revenue double, qty_returns long, qty_items long",
+    )
+    windows = spark.createDataFrame(
+        [(7, 25.0, 8.0, 30.5), (19000, 3.0, 0.0, 2.9), (None, 4.0, 0.0, 4.0)],  # a new guest: no customer id
+        "customer_id long, revenue_recent double, revenue_previous double, revenue_decayed double",
+    )
+    got = {r.customer_id: r for r in with_model_features(features, windows).collect()}
+    assert set(got) == {7, 8, 9, 19000}  # every customer once; the window of a new guest joins nobody
+    assert (got[7].revenue_recent, got[7].revenue_previous, got[7].revenue_decayed) == (25.0, 8.0, 30.5)
+    assert (got[8].revenue_recent, got[8].revenue_previous, got[8].revenue_decayed) == (0.0, 0.0, 0.0)  # no window
+    assert got[7].returns_rate == pytest.approx(8 / (8 + 2))  # returned / (bought + returned) items
+    assert got[8].returns_rate == 0.0  # nothing bought or returned: a rate of 0, not a division by zero
+    assert got[9].returns_rate == 1.0 and got[19000].returns_rate == 0.0
+    assert (got[19000].is_guest_value, got[7].is_guest_value) == (1.0, 0.0)
 
 
 # --- rankings and the capture curve ------------------------------------------------------------
@@ -175,7 +188,10 @@ def tiny_config(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_result(spark, tiny_config):
     config = _with_backtest(
-        tiny_config, horizon_days=30, head_count_shares=(0.25, 0.5, 0.75, 1.0), scorers=(SEGMENTS, FUTURE_REVENUE_TREE)
+        tiny_config,
+        horizon_days=30,
+        head_count_shares=(0.25, 0.5, 0.75, 1.0),
+        scorers=(SEGMENTS, FUTURE_REVENUE_TREE, FUTURE_REVENUE_TREE_TREND),
     )
     return run_backtest(spark, config, cutoff=dt.date(2011, 3, 31))
 
@@ -199,7 +215,8 @@ def test_baseline_and_foresight_by_hand(tiny_result):
     assert [share(FORESIGHT, s) for s in (0.25, 0.5, 0.75, 1.0)] == pytest.approx([0.4, 0.56, 0.56, 0.56])
     assert [share(BASELINE_REGISTERED, s) for s in (0.25, 0.5, 0.75, 1.0)] == pytest.approx([0.0, 0.4, 0.56, 0.56])
     # a tree trained on one customer predicts one value: registered first, then past revenue
-    assert [share(FUTURE_REVENUE_TREE, s) for s in (0.25, 0.5)] == pytest.approx([0.0, 0.4])
+    for tree in (FUTURE_REVENUE_TREE, FUTURE_REVENUE_TREE_TREND):
+        assert [share(tree, s) for s in (0.25, 0.5, 0.75, 1.0)] == pytest.approx([0.0, 0.4, 0.56, 0.56]), tree
     assert tiny_result.describe()["window"] == ["2011-04-01", "2011-04-30"]
 
 
@@ -226,40 +243,55 @@ def test_a_backtest_needs_a_horizon(spark, tiny_config):
         run_backtest(spark, _with_backtest(tiny_config, horizon_days=0))
 
 
-# --- renderers ---------------------------------------------------------------------------------
+# --- the trend scorer: what the study's features cannot tell apart -----------------------------
 
 
-def _result():
-    def points(scorer, shares_):
-        return [CurvePoint(scorer, s, round(s * 100), v * 1000, v) for s, v in shares_]
+def _trend_log(folder):
+    """Eight registered customers with the same study features at the training cut-off (two one-item
+    invoices of the same product on the same days, 100 in all), four rising (10, then 90) and four
+    falling (90, then 10): only their revenue windows tell them apart. The rising ones buy again in
+    the label window and in the backtest's window; the falling ones never."""
+    lines = []
 
-    curve = (
-        points(BASELINE, [(0.05, 0.30), (0.10, 0.40), (0.20, 0.50)])
-        + points(FORESIGHT, [(0.05, 0.40), (0.10, 0.50), (0.20, 0.60)])
-        + points(FUTURE_REVENUE_TREE, [(0.05, 0.35), (0.10, 0.425), (0.20, 0.50)])
+    def buy(invoice, customer, day, price):
+        lines.append(f"{invoice},85123A,ITEM,1,{day} 09:00:00,{price},{customer},United Kingdom")
+
+    for i in range(4):
+        rising, falling = 201 + i, 301 + i
+        buy(f"R{i}a", rising, "2011-02-01", 10.0)
+        buy(f"R{i}b", rising, "2011-03-31", 90.0)
+        buy(f"R{i}c", rising, "2011-04-15", 500.0)  # the training label's window: (03-31, 04-30]
+        buy(f"R{i}d", rising, "2011-05-15", 500.0)  # the backtest's window: (04-30, 05-30]
+        buy(f"F{i}a", falling, "2011-02-01", 90.0)
+        buy(f"F{i}b", falling, "2011-03-31", 10.0)
+    buy("Z1", 201, "2011-06-01", 1.0)  # the log goes past the window's end
+    path = folder / "trend.csv"
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    return path
+
+
+def test_the_trend_scorer_learns_from_the_revenue_windows(spark, tmp_path):
+    """Trained as of 2011-03-31 on customers the study's features cannot tell apart, the plain
+    future-revenue tree has nothing to split on; the trend tree splits on the windows. Both rank the
+    rising customers first at the cut-off (they also spent more by then), and neither beats foresight."""
+    config = load_config(
+        env="test",
+        overrides={"input.path": str(_trend_log(tmp_path)), "embedding.min_leaf_share": 0.0},
+        environ={},
     )
-    return BacktestResult(
-        window=Window(dt.date(2011, 9, 9), 90),
-        eligible=100,
-        window_revenue=1000.0,
-        known_revenue=700.0,
-        new_customers=30,
-        insiders=0,
-        curve=tuple(curve),
+    config = _with_backtest(
+        config,
+        horizon_days=30,
+        head_count_shares=(0.25, 0.5, 1.0),
+        scorers=(FUTURE_REVENUE_TREE, FUTURE_REVENUE_TREE_TREND),
     )
-
-
-def test_curve_markdown_shows_shares_and_the_gap_closed():
-    table = curve_markdown(_result())
-    assert "| ranking | top 5% | top 10% | top 20% |" in table
-    assert "| future-revenue tree | 35.0% (+50% of gap) | 42.5% (+25% of gap) | 50.0% (+0% of gap) |" in table
-    assert "| perfect foresight | 40.0% | 50.0% | 60.0% |" in table
-    assert "70.0% of it from the 100 customers" in summary_markdown(_result())
-
-
-def test_curve_frame_and_chart(spark):
-    frame = to_curve_frame(spark, _result())
-    assert frame.schema == CURVE_SCHEMA
-    closed = {(r["scorer"], r["head_count_share"]): r["gap_closed"] for r in frame.collect()}
-    assert closed[(FUTURE_REVENUE_TREE, 0.10)] == pytest.approx(0.25) and closed[(BASELINE, 0.10)] is None
-    assert capture_chart_png(_result()).startswith(b"\x89PNG")
+    result = run_backtest(spark, config, cutoff=dt.date(2011, 4, 30))
+    assert (result.eligible, result.window_revenue, result.new_customers) == (8, 2000.0, 0)
+    plain, trend = result.tree_rules[FUTURE_REVENUE_TREE], result.tree_rules[FUTURE_REVENUE_TREE_TREND]
+    assert "If (" not in plain and "Predict: 250.0" in plain  # one leaf: the mean of 500 and 0
+    assert "If (" in trend and "Predict: 500.0" in trend and "Predict: 0.0" in trend
+    assert result.insiders == 0 and result.k is None  # no segments scorer asked for
+    for scorer in (FUTURE_REVENUE_TREE, FUTURE_REVENUE_TREE_TREND, FORESIGHT):
+        assert [result.share(scorer, s) for s in (0.25, 0.5, 1.0)] == pytest.approx([0.5, 1.0, 1.0]), scorer
+    # the manifest's 5%, 10% and 20% of eight customers: one, one and two of the rising ones
+    assert result.describe()["revenue_share"][FUTURE_REVENUE_TREE_TREND] == {"5%": 0.25, "10%": 0.25, "20%": 0.5}

@@ -64,7 +64,11 @@ def test_the_salt_draws_a_different_group_and_shares_nest(segments):
 # UTF-8 bytes with seed 42 and returns the 64 bits as a signed long.
 _M = (1 << 64) - 1
 _P1, _P2, _P3, _P4, _P5 = (
-    11400714785074694791, 14029467366897019727, 1609587929392839161, 9650029242287828579, 2870177450012600261,
+    11400714785074694791,
+    14029467366897019727,
+    1609587929392839161,
+    9650029242287828579,
+    2870177450012600261,
 )
 
 
@@ -81,7 +85,7 @@ def _xxh64(data: bytes, seed: int = 42) -> int:
     if n >= 32:
         v = [(seed + _P1 + _P2) & _M, (seed + _P2) & _M, seed & _M, (seed - _P1) & _M]
         while i + 32 <= n:
-            v = [_round(v[j], int.from_bytes(data[i + 8 * j:i + 8 * j + 8], "little")) for j in range(4)]
+            v = [_round(v[j], int.from_bytes(data[i + 8 * j : i + 8 * j + 8], "little")) for j in range(4)]
             i += 32
         h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & _M
         for lane in v:
@@ -90,10 +94,10 @@ def _xxh64(data: bytes, seed: int = 42) -> int:
         h = (seed + _P5) & _M
     h = (h + n) & _M
     while i + 8 <= n:
-        h = ((_rotl(h ^ _round(0, int.from_bytes(data[i:i + 8], "little")), 27) * _P1) + _P4) & _M
+        h = ((_rotl(h ^ _round(0, int.from_bytes(data[i : i + 8], "little")), 27) * _P1) + _P4) & _M
         i += 8
     if i + 4 <= n:
-        h = ((_rotl(h ^ (int.from_bytes(data[i:i + 4], "little") * _P1 & _M), 23) * _P2) + _P3) & _M
+        h = ((_rotl(h ^ (int.from_bytes(data[i : i + 4], "little") * _P1 & _M), 23) * _P2) + _P3) & _M
         i += 4
     for byte in data[i:]:
         h = (_rotl(h ^ (byte * _P5 & _M), 11) * _P1) & _M
@@ -107,19 +111,49 @@ def _xxh64(data: bytes, seed: int = 42) -> int:
 
 def test_buckets_are_xxh64_of_salt_and_id_as_published(spark):
     # keys of 9 to 48 bytes: the short-input path and the 32-byte stripes, 8-, 4- and 1-byte tails
-    cases = [("salt", 17850), ("salt", 19000), ("loyalty-2024", 12345), ("ünïcode-salt", 1),
-             ("a-salt-long-enough-for-one-stripe", 18287), ("s" * 40, 2**53 - 1)]
+    cases = [
+        ("salt", 17850),
+        ("salt", 19000),
+        ("loyalty-2024", 12345),
+        ("ünïcode-salt", 1),
+        ("a-salt-long-enough-for-one-stripe", 18287),
+        ("s" * 40, 2**53 - 1),
+    ]
     frame = spark.createDataFrame(cases, "salt string, customer_id long")
     got = [
         frame.where((F.col("salt") == salt) & (F.col("customer_id") == customer))
-        .select(control_bucket(F.col("customer_id"), salt).alias("bucket")).first()["bucket"]
+        .select(control_bucket(F.col("customer_id"), salt).alias("bucket"))
+        .first()["bucket"]
         for salt, customer in cases
     ]
     expected = [_xxh64(f"{salt}:{customer}".encode()) % 10_000 for salt, customer in cases]
     assert got == expected
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"share": 1.5}, "share"), ({"scope": "vip"}, "scope"), ({"salt": ""}, "salt")])
+def test_share_zero_draws_nobody_and_share_one_draws_the_whole_scope(segments):
+    def counts(share, scope):
+        row = (
+            with_control_flag(segments, salt="loyalty-2024", share=share, scope=scope)
+            .agg(
+                F.count_if(F.col(IS_CONTROL)).alias("control"),
+                F.count_if(F.col("is_insider")).alias("insiders"),
+                F.count_if(F.col(IS_CONTROL) & ~F.col("is_insider")).alias("outside_scope"),
+                F.count(F.lit(1)).alias("customers"),
+            )
+            .first()
+        )
+        return row["control"], row["insiders"], row["outside_scope"], row["customers"]
+
+    assert counts(0.0, "insiders")[0] == 0 and counts(0.0, "all")[0] == 0
+    control, insiders, outside, _ = counts(1.0, "insiders")
+    assert control == insiders == 1_001 and outside == 0  # every Insider, the one without an id too
+    control, _, _, customers = counts(1.0, "all")
+    assert control == customers == CUSTOMERS + 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"share": 1.5}, "share"), ({"scope": "vip"}, "scope"), ({"salt": ""}, "salt")]
+)
 def test_bad_arguments_are_refused(segments, kwargs, message):
     arguments = {"salt": "s", "share": 0.1, **kwargs}
     with pytest.raises(ValueError, match=message):

@@ -10,9 +10,25 @@ from insiders_spark.report.quality import render_quality
 
 def _profiles():
     def summary(cluster, customers, revenue):
-        means = {f"{n}_mean": 1.0 for n in ("recency_days", "qty_invoices", "qty_items", "qty_products", "frequency", "qty_returns", "avg_ticket")}
-        return {"kmeans_cluster": cluster, "customers": customers, "revenue_total": revenue,
-                "gross_revenue_mean": revenue / customers, **means}
+        means = {
+            f"{n}_mean": 1.0
+            for n in (
+                "recency_days",
+                "qty_invoices",
+                "qty_items",
+                "qty_products",
+                "frequency",
+                "qty_returns",
+                "avg_ticket",
+            )
+        }
+        return {
+            "kmeans_cluster": cluster,
+            "customers": customers,
+            "revenue_total": revenue,
+            "gross_revenue_mean": revenue / customers,
+            **means,
+        }
 
     return build_profiles([summary(0, 8, 600.0), summary(1, 50, 300.0), summary(2, 42, 100.0)])
 
@@ -28,19 +44,39 @@ def _stability():
 def test_every_section_with_its_numbers():
     check = SilhouetteCheck(mllib=0.8718, customers=100, sample=0.8702, sample_rows=40, sample_seed=42)
     stability = _stability()
-    score = KScore(k=3, silhouette=0.87, smallest_cluster_share=0.08, insiders_share=0.08,
-                   insiders_revenue_share=0.6, stability=stability, failures=tuple(stability.failures()))
-    selection = KSelection(scores=(score, KScore(k=5, error="only 4 distinct points", failures=("cannot fit",))),
-                           chosen=3, fallback=True, reason="no k in 3..5 meets every target; kept the configured k=3",
-                           targets=QualityConfig(), leaves=4, seeds=1, bootstraps=1, seconds=1.0)
-    page = render_quality(profiles=_profiles(), silhouette=check, stability=stability, selection=selection, targets=QualityConfig())
+    score = KScore(
+        k=3,
+        silhouette=0.87,
+        smallest_cluster_share=0.08,
+        insiders_share=0.08,
+        insiders_revenue_share=0.6,
+        stability=stability,
+        failures=tuple(stability.failures()),
+    )
+    selection = KSelection(
+        scores=(score, KScore(k=5, error="only 4 distinct points", failures=("cannot fit",))),
+        chosen=3,
+        fallback=True,
+        reason="no k in 3..5 meets every target; kept the configured k=3",
+        targets=QualityConfig(),
+        leaves=4,
+        seeds=1,
+        bootstraps=1,
+        seconds=1.0,
+    )
+    page = render_quality(
+        profiles=_profiles(), silhouette=check, stability=stability, selection=selection, targets=QualityConfig()
+    )
     for heading in ("## Quality targets", "## Silhouette", "## Stability", "## Choice of k"):
         assert heading in page
     assert "| silhouette (squared Euclidean) | >= 0.75 | 0.872 | yes |" in page
     assert "| Insiders, share of customers | <= 10% | 8.0% | yes |" in page
     assert "| stability: ARI, worst run | >= 0.9 | 0.550 | **no** |" in page
     assert "Not every target is met" in page
-    assert "| every customer, exact from the leaf table (= MLlib `ClusteringEvaluator`) | 0.872 | 100 | squaredEuclidean |" in page
+    assert (
+        "| every customer, exact from the leaf table (= MLlib `ClusteringEvaluator`) | 0.872 | 100 | squaredEuclidean |"
+        in page
+    )
     assert "sqeuclidean (the same)" in page and "-0.002" in page
     assert "| bootstrap resamples of customers | 1 | 0.550 | 0.550 | 0.480 | 0.480 |" in page
     assert "| bootstrap | 42 | 43 | 97 | 0.550 | 0.480 | 12 |" in page

@@ -1,4 +1,5 @@
-"""Ranking clusters by revenue and naming them from what they are."""
+"""Ranking clusters by revenue and naming them from what they are (``model.profiles``); the real
+log's nine names are checked against the same rule in tests/runs/test_real_log.py."""
 
 import pytest
 from chispa import assert_df_equality
@@ -77,8 +78,14 @@ def test_clusters_are_ranked_by_mean_revenue_and_insiders_is_first():
 def test_same_names_are_told_apart_by_the_trait_that_differs_most():
     broad = _summary(1, 10, 600.0, 80.0, qty_products=120.0)
     narrow = _summary(2, 10, 500.0, 85.0, qty_products=12.0)  # products differ 10x, spend 1.2x
-    assert disambiguated_names("Promising", [broad, narrow]) == ["Promising (broad baskets)", "Promising (narrow baskets)"]
-    assert disambiguated_names("Promising", [narrow, broad]) == ["Promising (narrow baskets)", "Promising (broad baskets)"]
+    assert disambiguated_names("Promising", [broad, narrow]) == [
+        "Promising (broad baskets)",
+        "Promising (narrow baskets)",
+    ]
+    assert disambiguated_names("Promising", [narrow, broad]) == [
+        "Promising (narrow baskets)",
+        "Promising (broad baskets)",
+    ]
     three = [_summary(i, 10, 100.0 * (3 - i), 300.0) for i in range(3)]  # only spend differs
     assert disambiguated_names("Lost", three) == ["Lost (higher spend)", "Lost (mid spend)", "Lost (lower spend)"]
     same = [_summary(i, 10, 100.0, 300.0) for i in range(2)]  # no trait differs: numbered
@@ -104,7 +111,12 @@ def test_four_or_more_same_names_are_told_apart_by_tier_then_by_a_second_trait()
     ]
     # only spend differs: the tiers, and a number where nothing else tells two apart
     four = [_summary(i, 10, 100.0 - i, 300.0) for i in range(4)]
-    assert disambiguated_names("Lost", four) == ["Lost (higher spend)", "Lost (higher spend, 2)", "Lost (mid spend)", "Lost (lower spend)"]
+    assert disambiguated_names("Lost", four) == [
+        "Lost (higher spend)",
+        "Lost (higher spend, 2)",
+        "Lost (mid spend)",
+        "Lost (lower spend)",
+    ]
     # ten: a third of four members is numbered within it; every name stays unique
     ten = [_summary(i, 10, 1000.0 / (i + 1), 300.0, qty_products=5.0 + i) for i in range(10)]
     names = disambiguated_names("Lost", ten)
@@ -112,40 +124,16 @@ def test_four_or_more_same_names_are_told_apart_by_tier_then_by_a_second_trait()
 
 
 def test_names_in_a_ranking_are_unique_and_insiders_come_first():
-    summaries = [_summary(i, 10, 100.0 - i, 300.0, qty_products=5.0 + i) for i in range(3)] + [_summary(9, 1, 5000.0, 5.0)]
+    summaries = [_summary(i, 10, 100.0 - i, 300.0, qty_products=5.0 + i) for i in range(3)] + [
+        _summary(9, 1, 5000.0, 5.0)
+    ]
     names = [p.segment for p in build_profiles(summaries)]
     # population recency is ~290 days: 300 is lapsing; low value repeat buyers need attention
     assert names[0] == "Insiders"
-    assert names[1:] == ["Need attention (narrow baskets)", "Need attention (mid baskets)", "Need attention (broad baskets)"]
-
-
-def test_real_log_profile_names_are_distinct():
-    """The nine cluster profiles of the real log (README): one name each, no numbering needed."""
-    rows = [  # customers, revenue, recency, invoices, items, products, returns, ticket
-        (445, 11854.09, 30.77, 15.39, 7053.49, 186.00, 328.37, 260.10),
-        (712, 2674.59, 56.80, 5.69, 1457.67, 144.68, 20.15, 38.71),
-        (856, 1518.58, 93.41, 3.13, 625.52, 129.71, 5.66, 13.06),
-        (659, 963.18, 83.29, 2.85, 569.57, 31.81, 11.48, 39.04),
-        (621, 622.99, 115.56, 1.96, 293.25, 53.43, 3.02, 19.82),
-        (761, 397.30, 154.74, 1.48, 153.17, 39.16, 1.40, 11.56),
-        (569, 344.81, 144.59, 1.43, 135.51, 9.85, 2.46, 61.16),
-        (533, 167.48, 185.78, 1.13, 48.40, 16.03, 1.01, 21.65),
-        (539, 29.60, 196.88, 1.02, 6.27, 3.46, 0.57, 13.32),
-    ]
-    summaries = [
-        _summary(i, n, rev, rec, inv, qty_items=items, qty_products=products, qty_returns=returned, avg_ticket=ticket)
-        for i, (n, rev, rec, inv, items, products, returned, ticket) in enumerate(rows)
-    ]
-    assert [p.segment for p in build_profiles(summaries)] == [
-        "Insiders",
-        "Loyal",
-        "Promising (broad baskets)",
-        "Promising (narrow baskets)",
-        "New",
-        "About to sleep (small tickets)",
-        "About to sleep (large tickets)",
-        "Lost (higher spend)",
-        "Lost (lower spend)",
+    assert names[1:] == [
+        "Need attention (narrow baskets)",
+        "Need attention (mid baskets)",
+        "Need attention (broad baskets)",
     ]
 
 
@@ -164,12 +152,20 @@ def test_a_matched_cluster_keeps_its_number_and_name_when_the_means_shift():
     """Two Promising clusters whose means cross between models (the same customers, Jaccard ~0.99):
     without the carry-over they would swap numbers and names."""
     before = build_profiles(
-        [_summary(0, 50, 5000, 10), _summary(1, 200, 310, 40, qty_items=40.0), _summary(2, 200, 280, 40),
-         _summary(3, 500, 50, 300)]
+        [
+            _summary(0, 50, 5000, 10),
+            _summary(1, 200, 310, 40, qty_items=40.0),
+            _summary(2, 200, 280, 40),
+            _summary(3, 500, 50, 300),
+        ]
     )
     after = build_profiles(
-        [_summary(10, 50, 5000, 10), _summary(11, 200, 280, 40, qty_items=40.0), _summary(12, 200, 310, 40),
-         _summary(13, 500, 50, 300)]
+        [
+            _summary(10, 50, 5000, 10),
+            _summary(11, 200, 280, 40, qty_items=40.0),
+            _summary(12, 200, 310, 40),
+            _summary(13, 500, 50, 300),
+        ]
     )
     by_kmeans = {p.kmeans_cluster: p for p in before}
     assert {p.kmeans_cluster: p.cluster for p in after}[11] != by_kmeans[1].cluster  # the ranks did swap
@@ -200,3 +196,23 @@ def test_the_insiders_stay_first_and_unmatched_clusters_take_the_numbers_left():
     assert carried[3] == (2, names[2])
     assert carried[1] == (3, f"{names[2]} (cluster 3)")  # free number, in revenue order; its name was taken
     assert carried[2] == (4, names[3])
+
+
+def test_a_custom_insiders_name_names_cluster_one_and_nothing_else():
+    summaries = [_summary(0, 50, 100.0, 200.0), _summary(1, 5, 9000.0, 10.0), _summary(2, 45, 400.0, 150.0)]
+    profiles = build_profiles(summaries, insiders_name="VIP")
+    assert (profiles[0].cluster, profiles[0].segment, profiles[0].is_insider) == (1, "VIP", True)
+    assert all(p.segment != "VIP" and not p.is_insider for p in profiles[1:])
+
+
+def test_profiles_become_a_frame_of_their_schema(spark):
+    from insiders_spark.model.profiles import PROFILE_SCHEMA, to_profiles_frame
+
+    profiles = build_profiles([_summary(0, 2, 10.0, 50.0), _summary(1, 1, 99.0, 5.0)])
+    frame = to_profiles_frame(spark, profiles)
+    assert frame.schema == PROFILE_SCHEMA
+    rows = frame.orderBy("cluster").collect()
+    assert [(r.cluster, r.segment, r.customers, r.kmeans_cluster) for r in rows] == [
+        (1, "Insiders", 1, 1), (2, profiles[1].segment, 2, 0),
+    ]  # fmt: skip
+    assert rows[0].revenue_share == pytest.approx(99.0 / 119.0)

@@ -1,4 +1,5 @@
-"""The revenue tree as plain data, and the geometry of its leaf-path embedding."""
+"""The revenue tree as plain data (``model.tree``), and the geometry of its leaf-path embedding
+(``model.embedding``): log1p(revenue) learned, every split counting the same."""
 
 import itertools
 import math
@@ -12,11 +13,12 @@ from insiders_spark.core.names import LEAF, MODEL_INPUT_COLUMNS
 from insiders_spark.model.embedding import (
     EMBEDDING,
     PREDICTED_LABEL,
+    TREE_LABEL,
     fit_embedding,
     leaf_path_vectors,
     min_instances_per_leaf,
-    node_weights,
     sampled_rows_above,
+    tree_label,
 )
 from insiders_spark.model.tree import Tree, TreeNode
 
@@ -28,7 +30,9 @@ def _features(spark, n=400):
         items = 1 + (i * 37) % 997
         invoices = 1 + i % 9
         revenue = 2.0 * items + 15.0 * invoices
-        rows.append((i, revenue, i % 300, invoices, items, 1 + i % 50, 0.1 + (i % 7) / 10, i % 5, revenue / (1 + i % 20)))
+        rows.append(
+            (i, revenue, i % 300, invoices, items, 1 + i % 50, 0.1 + (i % 7) / 10, i % 5, revenue / (1 + i % 20))
+        )
     columns = ["customer_id", "gross_revenue", *MODEL_INPUT_COLUMNS]
     return spark.createDataFrame(rows, columns)
 
@@ -63,7 +67,9 @@ def test_every_leaf_holds_at_least_the_minimum_share(fitted):
 
 def test_same_seed_same_tree(spark, fitted):
     features, embedding = fitted
-    again = fit_embedding(features, config=EmbeddingConfig(max_depth=3, min_leaf_share=0.02, max_bins=32), seed=7, customers=400)
+    again = fit_embedding(
+        features, config=EmbeddingConfig(max_depth=3, min_leaf_share=0.02, max_bins=32), seed=7, customers=400
+    )
     assert again.tree == embedding.tree
 
 
@@ -77,10 +83,14 @@ def test_a_sampled_tree_does_not_depend_on_the_order_of_its_customers(spark):
         items = 1 + (i * 7919) % 20011
         invoices = 1 + (i * 31) % 97
         revenue = 1.7 * items + 23.0 * invoices + (i * 13) % 101
-        rows.append((i, revenue, i % 365, invoices, items, 1 + i % 500, ((i * 17) % 100) / 100, i % 11, revenue / invoices))
-    features = spark.createDataFrame(rows, ["customer_id", "gross_revenue", *MODEL_INPUT_COLUMNS]).repartition(2).cache()
+        rows.append(
+            (i, revenue, i % 365, invoices, items, 1 + i % 500, ((i * 17) % 100) / 100, i % 11, revenue / invoices)
+        )
+    features = (
+        spark.createDataFrame(rows, ["customer_id", "gross_revenue", *MODEL_INPUT_COLUMNS]).repartition(2).cache()
+    )
     shuffled = features.orderBy(F.xxhash64("customer_id", F.lit("another order"))).repartition(3).cache()
-    config = EmbeddingConfig(max_depth=4, min_leaf_share=0.01, max_bins=16, label="log1p")
+    config = EmbeddingConfig(max_depth=4, min_leaf_share=0.01, max_bins=16)
     trees = [fit_embedding(frame, config=config, seed=7, customers=n).tree for frame in (features, shuffled)]
     assert trees[0] == trees[1]
     assert len(trees[0].leaves) > 8  # a real tree, with thresholds for the sample to move
@@ -102,7 +112,7 @@ def _toy_tree():
 
 
 def test_path_vectors_follow_the_tree():
-    vectors = {leaf: v.toArray() for leaf, v in leaf_path_vectors(_toy_tree(), "path").items()}
+    vectors = {leaf: v.toArray() for leaf, v in leaf_path_vectors(_toy_tree()).items()}
     np.testing.assert_array_equal(vectors[0], [-1.0, 0.0])
     np.testing.assert_array_equal(vectors[1], [1.0, -1.0])
     np.testing.assert_array_equal(vectors[2], [1.0, 1.0])
@@ -115,13 +125,30 @@ def test_path_vectors_follow_the_tree():
     assert sq(0, 1) == sq(0, 2) == 5.0
 
 
-def test_node_weights():
-    tree = _toy_tree()
-    assert node_weights(tree, "path") == {0: 1.0, 2: 1.0}
-    assert node_weights(tree, "path_depth") == {0: 1.0, 2: pytest.approx(math.sqrt(0.5))}
-    gain = node_weights(tree, "path_gain")
-    # explained variance: 3.0 * 100 at the root, 0.5 * 40 below; shares 300/320 and 20/320
-    assert gain[0] == pytest.approx(math.sqrt(300 / 320)) and gain[2] == pytest.approx(math.sqrt(20 / 320))
+def test_the_tree_learns_log1p_of_gross_revenue_and_reports_it(spark, fitted):
+    features, embedding = fitted
+    labelled = features.select(tree_label(F.col("gross_revenue")).alias(TREE_LABEL), "gross_revenue").collect()
+    assert all(row[TREE_LABEL] == pytest.approx(math.log1p(row["gross_revenue"])) for row in labelled)
+    # every prediction is a mean of log1p(revenue) over a leaf: within the label's range
+    predictions = [r[PREDICTED_LABEL] for r in embedding.transform(features).select(PREDICTED_LABEL).collect()]
+    low, high = min(r[TREE_LABEL] for r in labelled), max(r[TREE_LABEL] for r in labelled)
+    assert all(low <= p <= high for p in predictions)
+    assert embedding.describe() == {
+        "model": "decision_tree",
+        "label": "log1p",
+        "encoding": "path",
+        "depth": embedding.tree.depth,
+        "nodes": len(embedding.tree.nodes),
+        "leaves": len(embedding.tree.leaves),
+        "dimensions": len(embedding.tree.internal_nodes),
+    }
+    assert embedding.tree.depth <= 3 and len(embedding.tree.nodes) == 2 * len(embedding.tree.leaves) - 1
+
+
+def test_the_smallest_leaf_is_a_share_of_the_customers_rounded_up():
+    assert min_instances_per_leaf(5_695, 0.01) == 57
+    assert min_instances_per_leaf(100, 0.01) == 1 and min_instances_per_leaf(100, 0.0) == 1
+    assert sampled_rows_above(256) == 65_536 and sampled_rows_above(16) == 10_000
 
 
 def test_embedding_is_one_vector_per_leaf(fitted):

@@ -1,22 +1,18 @@
 """Rules per leaf and cluster, checked against the tree's own leaves; per-customer contributions."""
 
 import dataclasses
-import itertools
 
 import pytest
 from pyspark.sql import functions as F
 
-from insiders_spark.core.grids import SplitGrid, grid_values
 from insiders_spark.core.names import CLUSTER, LEAF, MODEL_INPUT_COLUMNS, TOP_FEATURES
 from insiders_spark.model.clustering import KMEANS_CLUSTER
-from insiders_spark.model.embedding import GRID_PREFIX, PREDICTED_LABEL
+from insiders_spark.model.embedding import PREDICTED_LABEL
 from insiders_spark.model.explain import (
+    RULES_SCHEMA,
     Condition,
-    GridCondition,
-    grid_bound,
     leaf_contributions,
     leaf_rules,
-    rules_markdown,
     to_rule_rows,
     to_rules_frame,
     with_top_contributions,
@@ -57,15 +53,6 @@ def test_repeated_bounds_collapse_into_one_interval():
     assert rules[3].predicate == "(`recency_days` > 30.0D AND `recency_days` <= 90.0D) AND (`qty_invoices` > 3.5D)"
 
 
-def test_with_one_input_on_a_grid_only_its_bounds_become_grid_values():
-    # the tree split the snapped qty_invoices (0, 1, 10, ...) at 3.5: snapped <= 3.5 is raw < 10
-    rules = leaf_rules(_toy_tree(), split_grid=SplitGrid.of("none", {"qty_invoices": "decades"}))
-    assert rules[1].text == "11 ≤ recency_days ≤ 30"
-    assert rules[2].text == "recency_days ≥ 31 AND qty_invoices < 10"
-    assert rules[3].text == "31 ≤ recency_days ≤ 90 AND qty_invoices ≥ 10"
-    assert rules[3].predicate == "(`recency_days` > 30.0D AND `recency_days` <= 90.0D) AND (`qty_invoices` >= 10.0D)"
-
-
 def test_continuous_features_keep_their_thresholds():
     assert Condition("frequency", low=0.25, high=None).text == "frequency > 0.25"
     assert Condition("avg_ticket", low=12.5, high=1500.0).text == "12.5 < avg_ticket ≤ 1,500"
@@ -88,7 +75,9 @@ def _features(spark, n=600):
         items = 1 + (i * 37) % 997
         invoices = 1 + i % 9
         revenue = 2.0 * items + 15.0 * invoices
-        rows.append((i, revenue, i % 300, invoices, items, 1 + i % 50, 0.1 + (i % 7) / 10, i % 5, revenue / (1 + i % 20)))
+        rows.append(
+            (i, revenue, i % 300, invoices, items, 1 + i % 50, 0.1 + (i % 7) / 10, i % 5, revenue / (1 + i % 20))
+        )
     return spark.createDataFrame(rows, ["customer_id", "gross_revenue", *MODEL_INPUT_COLUMNS])
 
 
@@ -97,7 +86,6 @@ def fitted(spark, test_config):
     config = dataclasses.replace(
         test_config,
         embedding=dataclasses.replace(test_config.embedding, max_depth=3, min_leaf_share=0.02, max_bins=32),
-        clustering=dataclasses.replace(test_config.clustering, n_init=3),
     )
     features = _features(spark).cache()
     model, clustered = fit_segmentation(features, config=config, customers=600, k=3, seed=7)
@@ -119,82 +107,6 @@ def test_every_customer_matches_exactly_the_rule_of_its_leaf(fitted):
         selected = segmented.where(rule.predicate)
         assert selected.where(F.col(LEAF) != leaf).count() == 0
         assert selected.count() == segmented.where(F.col(LEAF) == leaf).count()
-
-
-def test_grid_bounds_are_the_grid_values_the_splits_stand_for():
-    values = grid_values("1-2-5")
-    assert values[:4] == (0.0, 0.001, 0.002, 0.005) and values[-1] == 5e9
-    assert grid_bound(150.0, values) == 200.0  # a split between the snapped 100 and 200
-    assert grid_bound(0.0015, values) == 0.002
-    assert grid_bound(0.0005, values) == 0.001  # between 0 and the first positive value
-    with pytest.raises(ValueError):
-        grid_bound(6e9, values)
-    decades = grid_values("decades")
-    assert decades[:3] == (0.0, 0.001, 0.01) and decades[-1] == 1e9 and len(decades) == 1 + 13
-    assert grid_bound(150.0, decades) == 1000.0  # a split between the snapped 100 and 1,000
-    assert GridCondition("qty_items", low=200.0, high=500.0).text == "200 ≤ qty_items < 500"
-    assert GridCondition("frequency", high=0.02).predicate == "`frequency` < 0.02D"
-
-
-@pytest.fixture(scope="module")
-def fitted_on_grid(spark, test_config):
-    config = dataclasses.replace(
-        test_config,
-        embedding=dataclasses.replace(
-            test_config.embedding, max_depth=3, min_leaf_share=0.02, max_bins=32, split_grid="1-2-5"
-        ),
-        clustering=dataclasses.replace(test_config.clustering, n_init=3),
-    )
-    features = _features(spark).cache()
-    model, clustered = fit_segmentation(features, config=config, customers=600, k=3, seed=7)
-    return model, features, clustered
-
-
-def test_a_grid_tree_splits_between_grid_values_and_its_rules_select_its_leaves_on_raw_features(fitted_on_grid):
-    model, features, clustered = fitted_on_grid
-    values = grid_values("1-2-5")
-    internal = model.embedding.tree.internal_nodes
-    assert internal and all(
-        any(a < n.threshold < b for a, b in itertools.pairwise(values)) for n in internal
-    ), [n.threshold for n in internal]
-    # the snapped copies stay inside the pipeline: the scored frame has the features as they were
-    assert set(clustered.columns) >= set(features.columns)
-    assert not [c for c in clustered.columns if c.startswith(GRID_PREFIX)]
-    rules = leaf_rules(model.embedding.tree, split_grid=SplitGrid("1-2-5"))
-    bounds = [b for r in rules.values() for c in r.conditions for b in (c.low, c.high) if b is not None]
-    assert bounds and set(bounds) <= set(values)
-    for leaf, rule in rules.items():
-        selected = clustered.where(rule.predicate)  # raw features, no snapping
-        assert selected.where(F.col(LEAF) != leaf).count() == 0
-        assert selected.count() == clustered.where(F.col(LEAF) == leaf).count()
-    assert sum(clustered.where(rule.predicate).count() for rule in rules.values()) == 600
-
-
-def test_a_tree_with_one_input_on_a_grid_splits_it_between_grid_values_and_the_others_freely(spark, test_config):
-    grid = SplitGrid.of("none", {"qty_items": "1-2-5"})
-    config = dataclasses.replace(
-        test_config,
-        embedding=dataclasses.replace(
-            test_config.embedding, max_depth=3, min_leaf_share=0.02, max_bins=32, split_grid_by_feature={"qty_items": "1-2-5"}
-        ),
-        clustering=dataclasses.replace(test_config.clustering, n_init=3),
-    )
-    model, clustered = fit_segmentation(_features(spark), config=config, customers=600, k=3, seed=7)
-    clustered = clustered.cache()
-    assert model.embedding.split_grid == grid
-    internal = model.embedding.tree.internal_nodes
-    items = MODEL_INPUT_COLUMNS.index("qty_items")
-    on_items = [n.threshold for n in internal if n.feature == items]
-    others = [n.threshold for n in internal if n.feature != items]
-    assert on_items and others, [(n.feature, n.threshold) for n in internal]  # both kinds of split to check
-    assert all(any(a < t < b for a, b in itertools.pairwise(grid_values("1-2-5"))) for t in on_items), on_items
-    rules = leaf_rules(model.embedding.tree, split_grid=grid)
-    kinds = {(c.feature, type(c)) for r in rules.values() for c in r.conditions}
-    assert kinds and all((kind is GridCondition) == (feature == "qty_items") for feature, kind in kinds), kinds
-    for leaf, rule in rules.items():
-        selected = clustered.where(rule.predicate)  # raw features, no snapping
-        assert selected.where(F.col(LEAF) != leaf).count() == 0
-        assert selected.count() == clustered.where(F.col(LEAF) == leaf).count()
 
 
 def test_rule_rows_cover_every_customer_and_cluster(spark, fitted):
@@ -221,9 +133,7 @@ def test_rule_rows_cover_every_customer_and_cluster(spark, fitted):
         assert {r.segment for r in mine} == {profile.segment}
     assert sum(r.revenue_share for r in rows) == pytest.approx(1.0)
     frame = to_rules_frame(spark, rows)
-    assert frame.count() == len(rows)
-    markdown = rules_markdown(rows)
-    assert markdown.count("\n") == len(rows) + 1 and "Insiders" in markdown
+    assert frame.count() == len(rows) and frame.schema == RULES_SCHEMA
 
 
 def test_top_features_are_the_leaf_path_contributions(fitted):
@@ -261,15 +171,6 @@ def test_top_features_of_each_leaf_of_a_hand_built_tree(spark):
         assert got == expected[row[LEAF]], row.customer_id
     one = with_top_contributions(customers.where(F.col(LEAF) == 3), _toy_tree(), top=1).first()
     assert [(t["feature"], t["contribution"]) for t in one[TOP_FEATURES]] == [("recency_days", -1.5)]
-
-
-def test_contributions_markdown_names_the_units():
-    from insiders_spark.model.explain import RuleRow, contributions_markdown
-
-    row = RuleRow(1, "Insiders", 4, "r", "TRUE", 2, 10, 0.1, 1.0, 1.0, 100.0, 0.5, 10.0, 3.0)
-    text = contributions_markdown(_toy_tree(), [row], top=1)
-    assert "log(1 + revenue) units" in text and "| 1 | 4 | recency_days -3.00 |" in text
-    assert "revenue units" in contributions_markdown(_toy_tree(), [row], label="gross_revenue")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""KMeans on leaf points: sizes, reproducibility, silhouette against a direct computation."""
+"""KMeans on the leaf points (``model.clustering``) and the silhouette that measures it
+(``model.silhouette``): sizes, cost, reproducibility, the solver against every partition, the
+cap on the top cluster, and the exact silhouette from the leaf table against MLlib and scikit-learn."""
 
 import numpy as np
 import pytest
@@ -6,82 +8,107 @@ from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 from sklearn.metrics import silhouette_score
 
-from insiders_spark.core.config import ClusteringConfig
 from insiders_spark.core.errors import ClusteringError
+from insiders_spark.core.names import CUSTOMER_ID, GROSS_REVENUE, LEAF
 from insiders_spark.model.clustering import (
     KMEANS_CLUSTER,
+    EmbeddingPoints,
     capped_partition,
-    collect_points,
-    fit_kmeans,
+    fit_kmeans_to_points,
     local_optima,
     weighted_kmeans,
     with_kmeans_clusters,
 )
 from insiders_spark.model.embedding import EMBEDDING
-from insiders_spark.model.silhouette import silhouette
+from insiders_spark.model.leaves import leaf_points, summarise_leaves
+from insiders_spark.model.profiles import PROFILED_FEATURES
+from insiders_spark.model.silhouette import leaf_silhouette, silhouette
+
+# Six leaf points: three tight pairs far apart, with uneven head-counts; each customer spends the
+# amount of its leaf.
+POINTS = {
+    0: ([0.0, 0.0], 30, 10.0), 1: ([0.0, 1.0], 10, 20.0),
+    2: ([10.0, 0.0], 25, 5.0), 3: ([10.0, 1.0], 5, 100.0),
+    4: ([0.0, 20.0], 12, 1.0), 5: ([1.0, 20.0], 18, 2.0),
+}  # fmt: skip
+VECTORS = {leaf: Vectors.dense(vector) for leaf, (vector, _, _) in POINTS.items()}
 
 
-def _embedded(spark):
-    """Customers on six leaf points: three tight pairs far apart, with uneven head-counts."""
-    points = {
-        0: ([0.0, 0.0], 30), 1: ([0.0, 1.0], 10),
-        2: ([10.0, 0.0], 25), 3: ([10.0, 1.0], 5),
-        4: ([0.0, 20.0], 12), 5: ([1.0, 20.0], 18),
-    }
-    rows = []
-    customer = 0
-    for leaf, (vector, count) in points.items():
+def _table(points=POINTS) -> EmbeddingPoints:
+    return EmbeddingPoints(
+        leaves=tuple(points),
+        vectors=np.array([vector for vector, _, _ in points.values()]),
+        customers=np.array([float(count) for _, count, _ in points.values()]),
+        revenue=np.array([count * spend for _, count, spend in points.values()]),
+    )
+
+
+@pytest.fixture(scope="module")
+def embedded(spark):
+    """One row per customer: its leaf, the leaf's point, and the profiled features (revenue set,
+    the others 1.0), as ``LeafEmbedding.transform`` gives them."""
+    others = [name for name in PROFILED_FEATURES if name != GROSS_REVENUE]
+    rows, customer = [], 0
+    for leaf, (vector, count, spend) in POINTS.items():
         for _ in range(count):
-            rows.append((customer, leaf, Vectors.dense(vector)))
+            rows.append((customer, leaf, Vectors.dense(vector), spend, *[1.0] * len(others)))
             customer += 1
-    return spark.createDataFrame(rows, ["customer_id", "leaf", EMBEDDING])
+    return spark.createDataFrame(rows, [CUSTOMER_ID, LEAF, EMBEDDING, GROSS_REVENUE, *others]).cache()
 
 
-@pytest.mark.parametrize("solver", ["local", "mllib"])
-def test_three_obvious_groups(spark, solver):
-    embedded = _embedded(spark)
-    fitted = fit_kmeans(embedded, config=ClusteringConfig(solver=solver, n_init=3), k=3, seed=1)
+def test_the_leaf_table_weights_each_point_by_its_customers(embedded):
+    points = leaf_points(summarise_leaves(embedded), VECTORS)
+    assert points.leaves == (0, 1, 2, 3, 4, 5)
+    assert points.customers.tolist() == [30, 10, 25, 5, 12, 18]
+    assert points.revenue.tolist() == pytest.approx([300.0, 200.0, 125.0, 500.0, 12.0, 36.0])
+    np.testing.assert_array_equal(points.vectors, _table().vectors)
+
+
+def test_three_obvious_groups(embedded):
+    fitted = fit_kmeans_to_points(_table(), k=3, seed=1, starts=3)
     clusters = fitted.leaf_clusters
     assert clusters[0] == clusters[1] and clusters[2] == clusters[3] and clusters[4] == clusters[5]
     assert len(set(clusters.values())) == 3
     clustered = with_kmeans_clusters(embedded, fitted)
     sizes = sorted(r["count"] for r in clustered.groupBy(KMEANS_CLUSTER).count().collect())
     assert sizes == [30, 30, 40] and sum(sizes) == embedded.count()
-    # the cost is over customers: 10 and 30 customers half a unit off... computed directly
-    assert fitted.cost == pytest.approx(30 * 0.25**2 + 10 * 0.75**2 + 25 * (1 / 6) ** 2 + 5 * (5 / 6) ** 2 + 12 * 0.6**2 + 18 * 0.4**2)
+    # the cost is over customers: each pair's customers around their weighted centre
+    assert fitted.cost == pytest.approx(
+        30 * 0.25**2 + 10 * 0.75**2 + 25 * (1 / 6) ** 2 + 5 * (5 / 6) ** 2 + 12 * 0.6**2 + 18 * 0.4**2
+    )
+    assert fitted.describe() == {"solver": "local", "runs": 3, "points": 6, "cost": round(fitted.cost, 6)}
 
 
-def test_same_seed_same_clusters(spark):
-    embedded = _embedded(spark)
-    config = ClusteringConfig(n_init=2)
-    first = fit_kmeans(embedded, config=config, k=4, seed=5)
-    second = fit_kmeans(embedded, config=config, k=4, seed=5)
+def test_same_seed_same_clusters():
+    first = fit_kmeans_to_points(_table(), k=4, seed=5, starts=2)
+    second = fit_kmeans_to_points(_table(), k=4, seed=5, starts=2)
     assert first.leaf_clusters == second.leaf_clusters
     np.testing.assert_array_equal(first.centers, second.centers)
 
 
-def test_too_few_points_for_k(spark):
-    with pytest.raises(ClusteringError, match="only 6 distinct points"):
-        fit_kmeans(_embedded(spark), config=ClusteringConfig(), k=7, seed=1)
+def test_too_few_points_for_k():
+    with pytest.raises(ClusteringError, match=r"only 6 distinct points \(occupied tree leaves\) for k=7"):
+        fit_kmeans_to_points(_table(), k=7, seed=1)
 
 
-def test_silhouette_equals_a_direct_computation(spark):
-    embedded = _embedded(spark)
-    fitted = fit_kmeans(embedded, config=ClusteringConfig(), k=3, seed=1)
+def test_silhouette_from_the_leaf_table_equals_mllib_and_sklearn_over_every_customer(embedded):
+    fitted = fit_kmeans_to_points(_table(), k=3, seed=1, starts=2)
     clustered = with_kmeans_clusters(embedded, fitted)
+    exact = leaf_silhouette(_table(), fitted.leaf_clusters)
+    assert exact == pytest.approx(silhouette(clustered), abs=1e-9)
     rows = clustered.select(EMBEDDING, KMEANS_CLUSTER).collect()
     vectors = np.array([r[EMBEDDING].toArray() for r in rows])
     labels = np.array([r[KMEANS_CLUSTER] for r in rows])
-    direct = silhouette_score(vectors, labels, metric="sqeuclidean")
-    measured = silhouette(clustered)
-    assert -1.0 <= measured <= 1.0
-    assert measured == pytest.approx(direct, abs=1e-9)
+    assert exact == pytest.approx(silhouette_score(vectors, labels, metric="sqeuclidean"), abs=1e-9)
+    assert 0.0 < exact <= 1.0
 
 
-def test_points_are_weighted_by_customers(spark):
-    points = collect_points(_embedded(spark))
-    assert points.leaves == (0, 1, 2, 3, 4, 5)
-    assert points.customers.tolist() == [30, 10, 25, 5, 12, 18]
+def test_leaf_silhouette_scores_a_lone_customer_zero_and_needs_two_clusters():
+    # one customer alone in its cluster scores 0; the two at the other point score 1
+    table = EmbeddingPoints(leaves=(0, 1), vectors=np.array([[0.0], [1.0]]), customers=np.array([1.0, 2.0]))
+    assert leaf_silhouette(table, {0: 0, 1: 1}) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="at least two clusters"):
+        leaf_silhouette(table, {0: 0, 1: 0})
 
 
 # --- the local solver against every partition ------------------------------------------------
@@ -115,10 +142,8 @@ def _cost(vectors: np.ndarray, weights: np.ndarray, labels: np.ndarray) -> float
 
 
 def _random_points(rng: np.random.Generator, n: int, leaf_like: bool) -> tuple[np.ndarray, np.ndarray]:
-    if leaf_like:  # root-to-leaf codes: -1 / 0 / +1, some leaves far more crowded than others
-        vectors = np.unique(rng.choice([-1.0, 0.0, 1.0], size=(n, 5)), axis=0)
-    else:
-        vectors = rng.normal(size=(n, 3))
+    # leaf-like: root-to-leaf codes -1 / 0 / +1; either way some points far more crowded than others
+    vectors = np.unique(rng.choice([-1.0, 0.0, 1.0], size=(n, 5)), axis=0) if leaf_like else rng.normal(size=(n, 3))
     return vectors, rng.integers(1, 2_000, size=len(vectors)).astype(float)
 
 
@@ -235,31 +260,53 @@ def _revenue_points(spark):
     vectors = rng.normal(size=(7, 2))
     customers = rng.integers(5, 40, size=7)
     spend = rng.choice([1.0, 5.0, 20.0, 100.0], size=7)
+    others = [name for name in PROFILED_FEATURES if name != GROSS_REVENUE]
     rows, customer = [], 0
     for leaf in range(7):
         for _ in range(int(customers[leaf])):
-            rows.append((customer, leaf, Vectors.dense(vectors[leaf].tolist()), float(spend[leaf])))
+            rows.append(
+                (customer, leaf, Vectors.dense(vectors[leaf].tolist()), float(spend[leaf]), *[1.0] * len(others))
+            )
             customer += 1
-    return spark.createDataFrame(rows, ["customer_id", "leaf", EMBEDDING, "gross_revenue"]), customers * spend
+    frame = spark.createDataFrame(rows, [CUSTOMER_ID, LEAF, EMBEDDING, GROSS_REVENUE, *others])
+    return frame, {leaf: Vectors.dense(vectors[leaf].tolist()) for leaf in range(7)}, customers * spend
 
 
-def _top_cluster_share_of(clustered) -> float:
-    sizes = clustered.groupBy(KMEANS_CLUSTER).agg(F.count("*").alias("n"), F.avg("gross_revenue").alias("mean")).collect()
+def _top_cluster_share(clustered) -> float:
+    sizes = (
+        clustered.groupBy(KMEANS_CLUSTER)
+        .agg(F.count(F.lit(1)).alias("n"), F.avg(GROSS_REVENUE).alias("mean"))
+        .collect()
+    )
     top = max(sizes, key=lambda r: r["mean"])
     return top["n"] / sum(r["n"] for r in sizes)
 
 
 def test_cap_through_spark_keeps_the_top_cluster_within_the_share(spark):
-    embedded, revenue = _revenue_points(spark)
-    points = collect_points(embedded)
+    embedded, vectors, revenue = _revenue_points(spark)
+    points = leaf_points(summarise_leaves(embedded), vectors)
     assert points.revenue.tolist() == pytest.approx(revenue.tolist())
-    free = fit_kmeans(embedded, config=ClusteringConfig(), k=3, seed=1)
-    capped = fit_kmeans(embedded, config=ClusteringConfig(insiders_cap=0.3), k=3, seed=1)
-    assert _top_cluster_share_of(with_kmeans_clusters(embedded, free)) > 0.5
-    assert _top_cluster_share_of(with_kmeans_clusters(embedded, capped)) <= 0.3
+    free = fit_kmeans_to_points(points, k=3, seed=1)
+    capped = fit_kmeans_to_points(points, k=3, seed=1, insiders_cap=0.3)
+    assert _top_cluster_share(with_kmeans_clusters(embedded, free)) > 0.5
+    assert _top_cluster_share(with_kmeans_clusters(embedded, capped)) <= 0.3
     assert capped.cost > free.cost and free.cap is None
     described = capped.describe()["insiders_cap"]
     assert described["binding"] and described["fits"] and described["optimum_top_share"] > 0.5
     assert described["cost_over_optimum"] == pytest.approx(capped.cost / free.cost - 1, abs=1e-6)
+
+
+def test_a_cap_no_partition_meets_keeps_the_optimum_and_says_so():
+    """The six points have one local optimum at k = 3; its top cluster by mean revenue (leaves 2
+    and 3: 625 over 30 customers) holds 30% of the customers."""
+    capped = fit_kmeans_to_points(_table(), k=3, seed=1, insiders_cap=0.2)
+    assert capped.leaf_clusters == fit_kmeans_to_points(_table(), k=3, seed=1).leaf_clusters
+    assert capped.describe()["insiders_cap"] == {
+        "cap": 0.2, "optimum_top_share": 0.3, "binding": False, "fits": False, "cost_over_optimum": 0.0,
+    }  # fmt: skip
+    within = fit_kmeans_to_points(_table(), k=3, seed=1, insiders_cap=0.3).describe()["insiders_cap"]
+    assert within["fits"] and not within["binding"]
+    table = _table()
+    without_revenue = EmbeddingPoints(leaves=table.leaves, vectors=table.vectors, customers=table.customers)
     with pytest.raises(ValueError, match="revenue"):
-        fit_kmeans(embedded.drop("gross_revenue"), config=ClusteringConfig(insiders_cap=0.3), k=3, seed=1)
+        fit_kmeans_to_points(without_revenue, k=3, seed=1, insiders_cap=0.3)
