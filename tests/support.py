@@ -222,6 +222,12 @@ def partition(output: Path, table: str, run_date: str | dt.date) -> Path:
     return Path(output) / table / f"run_date={run_date}"
 
 
+def read_json(path: Path) -> Any:
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
 def tree_digest(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` (relative path -> sha256): a byte-for-byte snapshot."""
     folder = Path(folder)
@@ -269,7 +275,10 @@ def run_cli(args: Sequence[str], *, environ: Mapping[str, str] | None = None) ->
     os.environ.update(environ or {})
     try:
         with _kept_logging(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main(list(args))
+            try:
+                status = main(list(args))
+            except SystemExit as exit_:  # argparse refuses the command line: usage error
+                status = exit_.code
     finally:
         for name, value in saved.items():
             if value is None:
