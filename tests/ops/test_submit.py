@@ -2,7 +2,7 @@
 
 ``SPARK_HOME`` points at a stand-in ``bin/spark-submit`` that records the arguments and environment
 it was started with, so these tests check what submit.sh would hand a real cluster's spark-submit,
-without one. The real submissions (local mode and a standalone cluster) are in test_cluster.py.
+without one (no JVM starts here). The real submission to a standalone cluster is in test_cluster.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUBMIT = ROOT / "scripts" / "submit.sh"
+LOCAL_CLUSTER = ROOT / "scripts" / "local_cluster.sh"
 RECORDER = """#!/usr/bin/env bash
 { echo "SPARK_LOCAL_IP=${SPARK_LOCAL_IP-<unset>}"; printf '%s\\n' "$@"; } > "$SUBMIT_RECORD"
 """
@@ -49,8 +50,12 @@ def _confs(args: list[str]) -> list[str]:
 
 def test_a_yarn_cluster_driver_gets_the_job_overrides_and_no_loopback_address(recorded):
     status, err, local_ip, args = recorded(
-        "--output", "hdfs:///insiders", SPARK_MASTER="yarn", SPARK_DEPLOY_MODE="cluster",
-        INSIDERS_SPARK__CLUSTERING__K="12", INSIDERS_SPARK__CONTROL__SALT="a salt with spaces",
+        "--output",
+        "hdfs:///insiders",
+        SPARK_MASTER="yarn",
+        SPARK_DEPLOY_MODE="cluster",
+        INSIDERS_SPARK__CLUSTERING__K="12",
+        INSIDERS_SPARK__CONTROL__SALT="a salt with spaces",
     )
     assert status == 0, err
     assert args[args.index("--master") + 1] == "yarn" and args[args.index("--deploy-mode") + 1] == "cluster"
@@ -64,7 +69,10 @@ def test_a_yarn_cluster_driver_gets_the_job_overrides_and_no_loopback_address(re
 
 def test_kubernetes_cluster_mode_forwards_the_overrides_as_driver_environment(recorded):
     status, err, _, args = recorded(
-        "--output", "s3a://bucket/out", SPARK_MASTER="k8s://https://api:6443", SPARK_DEPLOY_MODE="cluster",
+        "--output",
+        "s3a://bucket/out",
+        SPARK_MASTER="k8s://https://api:6443",
+        SPARK_DEPLOY_MODE="cluster",
         INSIDERS_SPARK__CLUSTERING__K="12",
     )
     assert status == 0, err
@@ -73,7 +81,10 @@ def test_kubernetes_cluster_mode_forwards_the_overrides_as_driver_environment(re
 
 def test_overrides_a_cluster_driver_could_not_see_are_refused(recorded):
     status, err, _, args = recorded(
-        "--output", "out", SPARK_MASTER="spark://10.0.0.5:7077", SPARK_DEPLOY_MODE="cluster",
+        "--output",
+        "out",
+        SPARK_MASTER="spark://10.0.0.5:7077",
+        SPARK_DEPLOY_MODE="cluster",
         INSIDERS_SPARK__CLUSTERING__K="12",
     )
     assert status == 2 and args == []
@@ -106,11 +117,28 @@ def test_the_shipped_zip_records_the_commit_the_manifest_reports(recorded, tmp_p
     assert build["git_commit"] == head.stdout.strip()
     # imported from the zip alone (as the executors and a cluster driver do), the package reports it
     code = (
-        "import json, insiders_spark; from insiders_spark.pipeline import code_version; "
+        "import json, insiders_spark; from insiders_spark.runs.manifest import code_version; "
         "print(json.dumps({**code_version(), 'file': insiders_spark.__file__}))"
     )
     env = {**os.environ, "PYTHONPATH": str(package)}
-    shown = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    shown = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert shown.returncode == 0, shown.stderr
     reported = json.loads(shown.stdout.strip().splitlines()[-1])
     assert reported["file"].startswith(str(package)) and reported["git_commit"] == head.stdout.strip()
+
+
+def test_the_scripts_help_names_the_environment_they_read():
+    result = subprocess.run([str(SUBMIT), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for variable in ("SPARK_HOME", "SPARK_MASTER", "INSIDERS_ENV", "PYSPARK_PYTHON", "SPARK_AUTH_SECRET"):
+        assert variable in result.stdout
+    result = subprocess.run([str(LOCAL_CLUSTER), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "start|stop|status" in result.stdout
+
+
+def test_a_profile_that_overrides_the_master_is_refused(recorded):
+    status, err, _, args = recorded("--output", "out", SPARK_MASTER="spark://127.0.0.1:7077", INSIDERS_ENV="local")
+    assert status == 2 and args == []
+    assert "sets spark.master" in err and "override" in err

@@ -4,7 +4,8 @@
 secret in the environment) and every job goes through ``scripts/submit.sh``, as a user submits it:
 packaged as a zip for ``--py-files``, run by executor JVMs that the workers launch. The metrics
 record which executors ran the tasks (the driver excluded), so these tests cannot pass in local
-mode by accident. Needs Java 17+ and the real log (../shared/data; skips with the reason without).
+mode by accident. One submission of the real log does the heavy lifting: one worker's JVM is killed
+while it runs, and its segments must still be those of the suite's own (local) run of the real log.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytestmark = [pytest.mark.cluster, pytest.mark.real_data]
+from tests import support
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.cluster, pytest.mark.spark]
+
+ROOT = Path(__file__).resolve().parents[2]
 SUBMIT = ROOT / "scripts" / "submit.sh"
 LOCAL_CLUSTER = ROOT / "scripts" / "local_cluster.sh"
 WORKERS = 2
@@ -39,6 +42,7 @@ JOB_TIMEOUT_S = 900  # a generous ceiling for a shared, busy CI machine; a run t
 AGGREGATION_STARTED = "stage read and aggregate: started"
 TASK_ASSIGNED = "Got assigned task"  # the executor backend's INFO line, in the executor's stderr file
 TASKS_BEFORE_KILL = 2  # the victim has finished work (its shuffle output and cache are lost with it)
+VICTIM = 1  # the worker killed during the real log's run
 
 
 def _free_port() -> int:
@@ -60,9 +64,7 @@ class Cluster:
     worker_ui_ports: list[int]
 
     def script(self, command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(LOCAL_CLUSTER), command], env=self.env, capture_output=True, text=True, timeout=300
-        )
+        return subprocess.run([str(LOCAL_CLUSTER), command], env=self.env, capture_output=True, text=True, timeout=300)
 
     def worker_pid(self, worker: int) -> int:
         return int((self.directory / "pids" / f"worker-{worker}.pid").read_text())
@@ -89,7 +91,15 @@ def _java_available() -> bool:
 def submit_env() -> dict[str, str]:
     """The environment a user's shell gives the scripts: the test's Python, loopback, no overrides."""
     env = {**os.environ, "PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
-    for name in ("SPARK_HOME", "SPARK_MASTER", "INSIDERS_ENV", "SPARK_SUBMIT_ARGS", "PYSPARK_DRIVER_PYTHON"):
+    # PYTHONPATH too: the suite puts this checkout on it, and executors must import the shipped zip
+    for name in (
+        "SPARK_HOME",
+        "SPARK_MASTER",
+        "INSIDERS_ENV",
+        "SPARK_SUBMIT_ARGS",
+        "PYSPARK_DRIVER_PYTHON",
+        "PYTHONPATH",
+    ):
         env.pop(name, None)
     env["PYSPARK_PYTHON"] = sys.executable
     return env
@@ -133,8 +143,12 @@ class Run:
         return json.loads((self.output / "runs" / f"run_date={RUN_DATE}" / "metrics.json").read_text())
 
     def segments(self) -> pd.DataFrame:
-        frame = pd.read_parquet(self.output / "segments" / f"run_date={RUN_DATE}", columns=SEGMENT_COLUMNS)
-        return frame.sort_values("customer_id").reset_index(drop=True)
+        return _segments(self.output)
+
+
+def _segments(output: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(support.partition(output, "segments", RUN_DATE), columns=SEGMENT_COLUMNS)
+    return frame.sort_values("customer_id").reset_index(drop=True)
 
 
 def _submit(env: dict[str, str], output: Path, *job_args: str, master: str, profile: str = "standalone"):
@@ -163,45 +177,6 @@ def _finish(process: subprocess.Popen, log: Path, output: Path) -> Run:
     return Run(returncode, log.read_text(), output)
 
 
-@pytest.fixture(scope="module")
-def local_run(submit_env, real_log_parquet, tmp_path_factory) -> Run:
-    """The reference: the same submission and profile, in local mode (local[2])."""
-    output = tmp_path_factory.mktemp("local") / "out"
-    process, log = _submit(submit_env, output, "--input", str(real_log_parquet), master="local[2]")
-    run = _finish(process, log, output)
-    assert run.returncode == 0, run.log[-4000:]
-    return run
-
-
-@pytest.fixture(scope="module")
-def cluster_run(cluster, real_log_parquet, tmp_path_factory) -> Run:
-    output = tmp_path_factory.mktemp("standalone") / "out"
-    process, log = _submit(cluster.env, output, "--input", str(real_log_parquet), master=cluster.master_url)
-    run = _finish(process, log, output)
-    assert run.returncode == 0, run.log[-4000:]
-    return run
-
-
-def test_the_cluster_run_gives_the_local_segments(local_run, cluster_run):
-    pd.testing.assert_frame_equal(cluster_run.segments(), local_run.segments())
-    assert len(cluster_run.segments()) == cluster_run.metrics["customers"]["segmented"] == 5_695
-    assert cluster_run.metrics["clusters"] == local_run.metrics["clusters"]
-    assert cluster_run.metrics["clustering"]["silhouette"] == local_run.metrics["clustering"]["silhouette"]
-
-
-def test_executors_on_both_workers_ran_the_tasks(cluster, local_run, cluster_run):
-    spark = cluster_run.metrics["spark"]
-    assert spark["master"] == cluster.master_url
-    assert spark["executor_ids"] == ["0", "1"], spark  # one executor per worker, none replaced
-    assert all(spark["tasks_by_executor"][executor] > 0 for executor in spark["executor_ids"]), spark
-    assert spark["lost_executors"] == []
-    for worker in range(1, WORKERS + 1):  # each worker launched one of them for this application
-        assert list((cluster.directory / "work" / f"worker-{worker}" / spark["app_id"]).iterdir())
-    # the reference really ran in local mode: the driver did every task, no executor joined
-    assert local_run.metrics["spark"]["master"] == "local[2]" and local_run.metrics["spark"]["executor_ids"] == []
-    assert "Traceback" not in cluster_run.log
-
-
 def _wait_for(condition, what: str, process: subprocess.Popen, log: Path, timeout: float = JOB_TIMEOUT_S):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -214,73 +189,134 @@ def _wait_for(condition, what: str, process: subprocess.Popen, log: Path, timeou
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_the_job_survives_the_loss_of_a_worker(cluster, real_log_parquet, local_run, tmp_path):
-    """SIGKILL one worker's JVM mid-job: Spark loses its executor, reruns its tasks on the other."""
-    output = tmp_path / "out"
+@dataclass(frozen=True)
+class Loss:
+    run: Run
+    app_id: str
+    lost_executor: str
+
+
+@pytest.fixture(scope="module")
+def real_log_on_the_cluster(cluster, real_log_parquet, tmp_path_factory) -> Loss:
+    """The real log on the cluster; once the aggregation has started and one worker's executor
+    has finished tasks, that worker's JVM is killed (SIGKILL): Spark loses its executor and reruns
+    its tasks on the other."""
+    output = tmp_path_factory.mktemp("standalone") / "out"
     process, log = _submit(cluster.env, output, "--input", str(real_log_parquet), master=cluster.master_url)
-    victim = 1
     try:
         app_id = _wait_for(cluster.running_app, "the application registered with the master", process, log)
         executor_id = _wait_for(
-            lambda: cluster.executor_on(victim, app_id), f"an executor on worker-{victim}", process, log
+            lambda: cluster.executor_on(VICTIM, app_id), f"an executor on worker-{VICTIM}", process, log
         )
-        executor_log = cluster.executor_log(victim, app_id, executor_id)
+        executor_log = cluster.executor_log(VICTIM, app_id, executor_id)
         _wait_for(lambda: AGGREGATION_STARTED in log.read_text(), "the aggregation stage", process, log)
         _wait_for(
             lambda: executor_log.exists() and executor_log.read_text().count(TASK_ASSIGNED) >= TASKS_BEFORE_KILL,
-            f"executor {executor_id} on worker-{victim} to run {TASKS_BEFORE_KILL} tasks",
+            f"executor {executor_id} on worker-{VICTIM} to run {TASKS_BEFORE_KILL} tasks",
             process,
             log,
         )
         assert process.poll() is None, "the job finished before the worker could be killed"
-        os.kill(cluster.worker_pid(victim), signal.SIGKILL)
+        os.kill(cluster.worker_pid(VICTIM), signal.SIGKILL)
         run = _finish(process, log, output)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         restarted = cluster.script("start")  # the following tests find two workers again
         assert restarted.returncode == 0, restarted.stderr
-
     assert run.returncode == 0, run.log[-4000:]
+    return Loss(run, app_id, executor_id)
+
+
+def test_the_cluster_run_gives_the_local_segments(real_log_on_the_cluster, real_log_run):
+    """The same customers, clusters and names as the suite's local run of the real log (another
+    profile: two executors, four shuffle partitions, a lost worker), and the same profiles."""
+    run = real_log_on_the_cluster.run
+    local = real_log_run.manifest()
+    pd.testing.assert_frame_equal(run.segments(), _segments(real_log_run.output))
+    assert len(run.segments()) == run.metrics["customers"]["segmented"] == 5_695
+    assert run.metrics["clusters"] == local["clusters"]
+    assert run.metrics["clustering"]["silhouette"] == local["clustering"]["silhouette"]
+
+
+def test_executors_on_both_workers_ran_the_tasks(cluster, real_log_on_the_cluster, real_log_run):
+    spark = real_log_on_the_cluster.run.metrics["spark"]
+    assert spark["master"] == cluster.master_url and spark["app_id"] == real_log_on_the_cluster.app_id
+    assert spark["executor_ids"] == ["0", "1"], spark  # one executor per worker, none replaced
+    assert all(spark["tasks_by_executor"][executor] > 0 for executor in spark["executor_ids"]), spark
+    for worker in range(1, WORKERS + 1):  # each worker launched one of them for this application
+        assert list((cluster.directory / "work" / f"worker-{worker}" / spark["app_id"]).iterdir())
+    # the local run really ran in local mode: the driver did every task, no executor joined
+    local = real_log_run.manifest()["spark"]
+    assert local["master"] == "local[2]" and local["executor_ids"] == []
+
+
+def test_the_job_survives_the_loss_of_a_worker(real_log_on_the_cluster):
+    run, lost = real_log_on_the_cluster.run, real_log_on_the_cluster.lost_executor
     spark = run.metrics["spark"]
-    assert spark["app_id"] == app_id and spark["master"] == cluster.master_url
-    assert [lost["id"] for lost in spark["lost_executors"]] == [executor_id], spark
+    assert [executor["id"] for executor in spark["lost_executors"]] == [lost], spark
     assert "worker lost" in spark["lost_executors"][0]["reason"]
-    assert spark["tasks_by_executor"][executor_id] >= 1, spark  # it had finished work, which was lost
-    survivors = [e for e in spark["executor_ids"] if e != executor_id]
+    assert spark["tasks_by_executor"][lost] >= 1, spark  # it had finished work, which was lost
+    survivors = [e for e in spark["executor_ids"] if e != lost]
     assert survivors and all(spark["tasks_by_executor"][e] > 0 for e in survivors), spark
-    assert re.search(rf"Lost executor {executor_id} on 127\.0\.0\.1", run.log), run.log[-4000:]
-    pd.testing.assert_frame_equal(run.segments(), local_run.segments())
+    assert re.search(rf"Lost executor {lost} on 127\.0\.0\.1", run.log), run.log[-4000:]
+    assert "Traceback" not in run.log
+
+
+def _library_folders() -> list[str]:
+    """The folders that hold the job's libraries (pyspark, pandas, ...), not the package itself."""
+    import numpy
+    import pyarrow
+    import pyspark
+
+    folders = {str(Path(module.__file__).resolve().parents[1]) for module in (pyspark, pyarrow, numpy)}
+    return sorted(folders | {sysconfig.get_paths()["purelib"]})
 
 
 def test_executors_import_the_shipped_package_from_a_path_with_spaces(cluster, tmp_path):
     """The synthetic log is generated in the executors (mapInArrow), by code from --py-files only.
 
-    The executors' Python is the test's, started with -S: its libraries are on the path but not the
-    editable install of insiders_spark, so the executors can import the package only from the zip
-    that submit.sh built. The project is copied under a folder with spaces first.
+    The executors' Python is the test's, started with -S and its libraries added to the path Spark
+    gives it (pyspark's and the --py-files zip), so
+    the executors can import the package only from the zip that submit.sh built. The project is
+    copied under a folder with spaces first.
     """
     project = tmp_path / "a project with spaces"
     for part in ("insiders_spark", "conf", "jobs", "scripts"):
         shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
-    site_packages = sysconfig.get_paths()["purelib"]
     bare_python = tmp_path / "python without site"
     bare_python.write_text(
         "#!/bin/sh\n"
-        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{site_packages}"\n'
+        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{os.pathsep.join(_library_folders())}"\n'
         "export PYTHONPATH\n"
         f'exec "{sys.executable}" -S "$@"\n'
     )
     bare_python.chmod(0o755)
     check = subprocess.run(  # from a folder without the package, as an executor's working folder
-        [str(bare_python), "-c", "import insiders_spark"], cwd=tmp_path, capture_output=True, text=True
+        [str(bare_python), "-c", "import pyspark, pandas; import insiders_spark"],
+        cwd=tmp_path,
+        env={name: value for name, value in os.environ.items() if name != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
     )
-    assert check.returncode != 0 and "No module named 'insiders_spark'" in check.stderr
+    assert check.returncode != 0 and "No module named 'insiders_spark'" in check.stderr, check.stderr
 
     output = tmp_path / "synthetic output"
-    env = {**cluster.env, "PYSPARK_PYTHON": str(bare_python), "SPARK_MASTER": cluster.master_url, "INSIDERS_ENV": "standalone"}
+    env = {
+        **cluster.env,
+        "PYSPARK_PYTHON": str(bare_python),
+        "SPARK_MASTER": cluster.master_url,
+        "INSIDERS_ENV": "standalone",
+    }
     result = subprocess.run(
-        [str(project / "scripts" / "submit.sh"), "--output", str(output), "--no-stability", "--synthetic-lines", "40000"],
+        [
+            str(project / "scripts" / "submit.sh"),
+            "--output",
+            str(output),
+            "--no-stability",
+            "--synthetic-lines",
+            "10000",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -290,21 +326,6 @@ def test_executors_import_the_shipped_package_from_a_path_with_spaces(cluster, t
     assert (project / "dist" / "insiders_spark.zip").is_file()
     metrics = json.loads(next(output.glob("runs/run_date=*/metrics.json")).read_text())
     assert metrics["spark"]["master"] == cluster.master_url
-    assert metrics["input"]["format"] == "synthetic"
+    assert metrics["input"] == {**metrics["input"], "format": "synthetic", "files": 0}
+    assert metrics["rows"]["input"] == 10_000
     assert sum(metrics["spark"]["tasks_by_executor"].values()) > 0
-
-
-def test_submit_help_names_the_environment_it_reads():
-    result = subprocess.run([str(SUBMIT), "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0
-    for variable in ("SPARK_HOME", "SPARK_MASTER", "INSIDERS_ENV", "PYSPARK_PYTHON", "SPARK_AUTH_SECRET"):
-        assert variable in result.stdout
-    result = subprocess.run([str(LOCAL_CLUSTER), "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "start|stop|status" in result.stdout
-
-
-def test_submit_refuses_a_profile_that_overrides_the_master(submit_env, tmp_path):
-    env = {**submit_env, "SPARK_MASTER": "spark://127.0.0.1:7077", "INSIDERS_ENV": "local"}
-    result = subprocess.run([str(SUBMIT), "--output", str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert "sets spark.master" in result.stderr and "override" in result.stderr
