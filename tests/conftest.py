@@ -5,7 +5,9 @@
   marked ``spark`` here; tests that start a JVM in a subprocess carry the mark themselves.
 * ``make test-fast`` (``-m "not spark"``) must not start a JVM: under that selection SPARK_HOME
   points at a folder that does not exist, so a test that starts one anyway fails loudly.
-* The whole-job runs many tests share are in ``tests/jobs.py``; small helpers in ``tests/support.py``.
+* The whole-job runs many tests share are in ``tests/jobs.py``; small helpers in ``tests/support.py``;
+  work in processes of their own (a local cluster, a class archive), started when the session
+  starts and run beside the other tests, in ``tests/background.py``.
 """
 
 from __future__ import annotations
@@ -66,12 +68,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: the marks added here count
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from tests import background
+
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "spark" in fixtures:
             item.add_marker(pytest.mark.spark)
         if fixtures & REAL_DATA_FIXTURES:
             item.add_marker(pytest.mark.real_data)
+    # the tests that take a background job's result last, in their order: the jobs run meanwhile
+    items.sort(key=background.wanted)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_jobs(request, tmp_path_factory):
+    """Start the background jobs the selected tests want (tests/background.py), at the first test."""
+    from tests import background
+
+    background.start_wanted(request.session.items, tmp_path_factory)
+    yield
+    for job in background.running():  # nothing may outlive the session: each job ends its own processes
+        job.thread.join(background.TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")

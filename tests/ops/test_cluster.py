@@ -6,6 +6,9 @@ packaged as a zip for ``--py-files``, run by executor JVMs that the workers laun
 record which executors ran the tasks (the driver excluded), so these tests cannot pass in local
 mode by accident. One submission of the real log does the heavy lifting: one worker's JVM is killed
 while it runs, and its segments must still be those of the suite's own (local) run of the real log.
+
+The cluster and its submissions are a background job (tests/background.py): they run in processes
+of their own from the session's start, beside the other tests; these tests assert on what they left.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests import support
+from tests import background, support
+from tests.conftest import REAL_LOG_PARQUET, require_shared
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark]
 
@@ -43,6 +47,7 @@ AGGREGATION_STARTED = "stage read and aggregate: started"
 TASK_ASSIGNED = "Got assigned task"  # the executor backend's INFO line, in the executor's stderr file
 TASKS_BEFORE_KILL = 2  # the victim has finished work (its shuffle output and cache are lost with it)
 VICTIM = 1  # the worker killed during the real log's run
+SYNTHETIC_LINES = 10_000  # the log the executors generate from the shipped zip
 
 
 def _free_port() -> int:
@@ -77,6 +82,11 @@ class Cluster:
     def executor_log(self, worker: int, app_id: str, executor_id: str) -> Path:
         return self.directory / "work" / f"worker-{worker}" / app_id / executor_id / "stderr"
 
+    def latest_app(self) -> str:
+        """The application the master started last, finished or not."""
+        state = _json(f"http://127.0.0.1:{self.env['SPARK_MASTER_WEBUI_PORT']}/json/")
+        return max(state["activeapps"] + state["completedapps"], key=lambda app: app["starttime"])["id"]
+
     def running_app(self) -> str | None:
         apps = _json(f"http://127.0.0.1:{self.env['SPARK_MASTER_WEBUI_PORT']}/json/")["activeapps"]
         return apps[0]["id"] if apps else None
@@ -87,8 +97,7 @@ def _java_available() -> bool:
     return bool((java_home and Path(java_home, "bin", "java").exists()) or shutil.which("java"))
 
 
-@pytest.fixture(scope="module")
-def submit_env() -> dict[str, str]:
+def _submit_env() -> dict[str, str]:
     """The environment a user's shell gives the scripts: the test's Python, loopback, no overrides."""
     env = {**os.environ, "PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
     # PYTHONPATH too: the suite puts this checkout on it, and executors must import the shipped zip
@@ -105,15 +114,11 @@ def submit_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def cluster(submit_env, tmp_path_factory):
-    if not _java_available():
-        pytest.skip("no Java runtime: the standalone cluster needs Java 17+ (JAVA_HOME or java on PATH)")
-    directory = tmp_path_factory.mktemp("cluster")
+def _start_cluster(directory: Path) -> Cluster:
     ui_ports = [_free_port() for _ in range(WORKERS + 1)]
     master_port = _free_port()
     env = {
-        **submit_env,
+        **_submit_env(),
         "CLUSTER_DIR": str(directory),
         "SPARK_MASTER_PORT": str(master_port),
         "SPARK_MASTER_WEBUI_PORT": str(ui_ports[0]),
@@ -123,13 +128,38 @@ def cluster(submit_env, tmp_path_factory):
     }
     handle = Cluster(directory, env, f"spark://127.0.0.1:{master_port}", ui_ports[1:])
     started = handle.script("start")
+    assert started.returncode == 0, f"local_cluster.sh start failed:\n{started.stdout}\n{started.stderr}"
+    assert handle.script("url").stdout.strip() == handle.master_url
+    return handle
+
+
+@dataclass(frozen=True)
+class OnTheCluster:
+    cluster: Cluster
+    loss: Loss | None  # None: no real log here
+    zip_run: subprocess.CompletedProcess
+    zip_output: Path
+    zip_app: str
+
+
+@background.job("cluster", wanted=background.in_module(__name__))
+def _on_the_cluster(folder: Path) -> OnTheCluster:
+    if not _java_available():
+        pytest.skip("no Java runtime: the standalone cluster needs Java 17+ (JAVA_HOME or java on PATH)")
+    cluster = _start_cluster(folder / "cluster")
     try:
-        assert started.returncode == 0, f"local_cluster.sh start failed:\n{started.stdout}\n{started.stderr}"
-        assert handle.script("url").stdout.strip() == handle.master_url
-        yield handle
+        loss = _real_log_with_a_lost_worker(cluster, folder) if REAL_LOG_PARQUET.exists() else None
+        zip_output = folder / "synthetic output"
+        zip_run = _synthetic_log_from_the_zip(cluster, folder, zip_output)
+        return OnTheCluster(cluster, loss, zip_run, zip_output, cluster.latest_app())
     finally:
-        stopped = handle.script("stop")
+        stopped = cluster.script("stop")
         assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="module")
+def on_the_cluster() -> OnTheCluster:
+    return background.result("cluster")
 
 
 @dataclass(frozen=True)
@@ -196,13 +226,13 @@ class Loss:
     lost_executor: str
 
 
-@pytest.fixture(scope="module")
-def real_log_on_the_cluster(cluster, real_log_parquet, tmp_path_factory) -> Loss:
+def _real_log_with_a_lost_worker(cluster: Cluster, folder: Path) -> Loss:
     """The real log on the cluster; once the aggregation has started and one worker's executor
     has finished tasks, that worker's JVM is killed (SIGKILL): Spark loses its executor and reruns
     its tasks on the other."""
-    output = tmp_path_factory.mktemp("standalone") / "out"
-    process, log = _submit(cluster.env, output, "--input", str(real_log_parquet), master=cluster.master_url)
+    output = folder / "standalone" / "out"
+    output.parent.mkdir()
+    process, log = _submit(cluster.env, output, "--input", str(REAL_LOG_PARQUET), master=cluster.master_url)
     try:
         app_id = _wait_for(cluster.running_app, "the application registered with the master", process, log)
         executor_id = _wait_for(
@@ -222,16 +252,22 @@ def real_log_on_the_cluster(cluster, real_log_parquet, tmp_path_factory) -> Loss
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-        restarted = cluster.script("start")  # the following tests find two workers again
+        restarted = cluster.script("start")  # the next submission finds two workers again
         assert restarted.returncode == 0, restarted.stderr
     assert run.returncode == 0, run.log[-4000:]
     return Loss(run, app_id, executor_id)
 
 
-def test_the_cluster_run_gives_the_local_segments(real_log_on_the_cluster, real_log_run):
+def _loss(on_the_cluster: OnTheCluster) -> Loss:
+    if on_the_cluster.loss is None:
+        require_shared(REAL_LOG_PARQUET)  # skips, with the reason
+    return on_the_cluster.loss
+
+
+def test_the_cluster_run_gives_the_local_segments(on_the_cluster, real_log_run):
     """The same customers, clusters and names as the suite's local run of the real log (another
     profile: two executors, four shuffle partitions, a lost worker), and the same profiles."""
-    run = real_log_on_the_cluster.run
+    run = _loss(on_the_cluster).run
     local = real_log_run.manifest()
     pd.testing.assert_frame_equal(run.segments(), _segments(real_log_run.output))
     assert len(run.segments()) == run.metrics["customers"]["segmented"] == 5_695
@@ -239,9 +275,10 @@ def test_the_cluster_run_gives_the_local_segments(real_log_on_the_cluster, real_
     assert run.metrics["clustering"]["silhouette"] == local["clustering"]["silhouette"]
 
 
-def test_executors_on_both_workers_ran_the_tasks(cluster, real_log_on_the_cluster, real_log_run):
-    spark = real_log_on_the_cluster.run.metrics["spark"]
-    assert spark["master"] == cluster.master_url and spark["app_id"] == real_log_on_the_cluster.app_id
+def test_executors_on_both_workers_ran_the_tasks(on_the_cluster, real_log_run):
+    loss, cluster = _loss(on_the_cluster), on_the_cluster.cluster
+    spark = loss.run.metrics["spark"]
+    assert spark["master"] == cluster.master_url and spark["app_id"] == loss.app_id
     assert spark["executor_ids"] == ["0", "1"], spark  # one executor per worker, none replaced
     assert all(spark["tasks_by_executor"][executor] > 0 for executor in spark["executor_ids"]), spark
     for worker in range(1, WORKERS + 1):  # each worker launched one of them for this application
@@ -251,8 +288,9 @@ def test_executors_on_both_workers_ran_the_tasks(cluster, real_log_on_the_cluste
     assert local["master"] == "local[2]" and local["executor_ids"] == []
 
 
-def test_the_job_survives_the_loss_of_a_worker(real_log_on_the_cluster):
-    run, lost = real_log_on_the_cluster.run, real_log_on_the_cluster.lost_executor
+def test_the_job_survives_the_loss_of_a_worker(on_the_cluster):
+    loss = _loss(on_the_cluster)
+    run, lost = loss.run, loss.lost_executor
     spark = run.metrics["spark"]
     assert [executor["id"] for executor in spark["lost_executors"]] == [lost], spark
     assert "worker lost" in spark["lost_executors"][0]["reason"]
@@ -273,18 +311,14 @@ def _library_folders() -> list[str]:
     return sorted(folders | {sysconfig.get_paths()["purelib"]})
 
 
-def test_executors_import_the_shipped_package_from_a_path_with_spaces(cluster, tmp_path):
-    """The synthetic log is generated in the executors (mapInArrow), by code from --py-files only.
-
-    The executors' Python is the test's, started with -S and its libraries added to the path Spark
-    gives it (pyspark's and the --py-files zip), so
-    the executors can import the package only from the zip that submit.sh built. The project is
-    copied under a folder with spaces first.
-    """
-    project = tmp_path / "a project with spaces"
+def _synthetic_log_from_the_zip(cluster: Cluster, folder: Path, output: Path) -> subprocess.CompletedProcess:
+    """The project copied under a folder with spaces, submitted with executors whose Python is the
+    test's started with -S and its libraries added to the path Spark gives it (pyspark's and the
+    --py-files zip): they can import the package only from the zip that submit.sh built."""
+    project = folder / "a project with spaces"
     for part in ("insiders_spark", "conf", "jobs", "scripts"):
         shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
-    bare_python = tmp_path / "python without site"
+    bare_python = folder / "python without site"
     bare_python.write_text(
         "#!/bin/sh\n"
         f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{os.pathsep.join(_library_folders())}"\n'
@@ -294,38 +328,43 @@ def test_executors_import_the_shipped_package_from_a_path_with_spaces(cluster, t
     bare_python.chmod(0o755)
     check = subprocess.run(  # from a folder without the package, as an executor's working folder
         [str(bare_python), "-c", "import pyspark, pandas; import insiders_spark"],
-        cwd=tmp_path,
+        cwd=folder,
         env={name: value for name, value in os.environ.items() if name != "PYTHONPATH"},
         capture_output=True,
         text=True,
     )
     assert check.returncode != 0 and "No module named 'insiders_spark'" in check.stderr, check.stderr
-
-    output = tmp_path / "synthetic output"
     env = {
         **cluster.env,
         "PYSPARK_PYTHON": str(bare_python),
         "SPARK_MASTER": cluster.master_url,
         "INSIDERS_ENV": "standalone",
     }
-    result = subprocess.run(
-        [
-            str(project / "scripts" / "submit.sh"),
-            "--output",
-            str(output),
-            "--no-stability",
-            "--synthetic-lines",
-            "10000",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=JOB_TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    done = subprocess.run(
+        [str(project / "scripts" / "submit.sh"), "--output", str(output), "--synthetic-lines", str(SYNTHETIC_LINES),
+         "--mode", "score", "--run-date", RUN_DATE],
+        env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S,
+    )  # fmt: skip
     assert (project / "dist" / "insiders_spark.zip").is_file()
-    metrics = json.loads(next(output.glob("runs/run_date=*/metrics.json")).read_text())
-    assert metrics["spark"]["master"] == cluster.master_url
-    assert metrics["input"] == {**metrics["input"], "format": "synthetic", "files": 0}
-    assert metrics["rows"]["input"] == 10_000
-    assert sum(metrics["spark"]["tasks_by_executor"].values()) > 0
+    return done
+
+
+def test_executors_import_the_shipped_package_from_a_path_with_spaces(on_the_cluster):
+    """The synthetic log is generated in the executors (mapInArrow), by code from --py-files only.
+
+    The run scores without a model, so it stops once the executors have generated, classified and
+    counted the log, and written its quarantine: those lines must be the generator's.
+    """
+    done, output = on_the_cluster.zip_run, on_the_cluster.zip_output
+    console = done.stdout + done.stderr  # spark-submit passes the driver's stderr on as its stdout
+    assert done.returncode == 1, console[-4000:]
+    assert f"insiders-spark: error: no trained model under {output}/models" in console, console[-4000:]
+    assert "ModuleNotFoundError" not in console
+    (failed,) = (output / "failed_runs" / f"run_date={RUN_DATE}").iterdir()
+    quarantine = pd.read_parquet(failed / "quarantine")
+    expected = support.expected_outcomes(support.synthetic_frame(SYNTHETIC_LINES, 42), support.config().cleaning)
+    assert quarantine["reason"].value_counts().to_dict() == expected.quarantined
+    assert set(quarantine["source_file"]) == {f"synthetic(lines={SYNTHETIC_LINES},seed=42)"}
+    work = on_the_cluster.cluster.directory / "work"
+    ran = [p for p in work.glob(f"worker-*/{on_the_cluster.zip_app}/*/stderr") if TASK_ASSIGNED in p.read_text()]
+    assert ran, f"no executor of {on_the_cluster.zip_app} ran a task"

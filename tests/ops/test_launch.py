@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +23,7 @@ from insiders_spark.spark.launch import (
     import_in_background,
     plan_launch,
 )
-from tests import support
+from tests import background, support
 
 
 def _write(path, size):
@@ -151,9 +153,21 @@ print(json.dumps(seen))
 """
 
 
-@pytest.fixture(scope="module")
-def archives(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("archives")
+@dataclass(frozen=True)
+class Archives:
+    folder: Path
+    seen: dict  # what the script's JVMs reported
+    bench: str  # conf/bench.toml's spark.driver.extraJavaOptions
+    used: subprocess.CompletedProcess  # a CLI run started from the archive
+    refused: subprocess.CompletedProcess  # a CLI run given a file that is no archive
+    out: Path
+
+
+@background.job("class archive", wanted=lambda item: "archives" in getattr(item, "fixturenames", ()))
+def _make_and_use_archives(folder: Path) -> Archives:
+    """The archive script in a fresh process, then two runs through the CLI with -Xshare:on (a JVM
+    that cannot map the archive fails to start instead of ignoring it); their input is a user's bad
+    night: a later file's header does not match the first one's, which Spark finds while it reads."""
     bench = tomllib.loads((default_conf_dir() / "bench.toml").read_text())["spark"]["spark.driver.extraJavaOptions"]
     made = subprocess.run(
         [sys.executable, "-c", ARCHIVE_SCRIPT,
@@ -161,24 +175,50 @@ def archives(tmp_path_factory):
         capture_output=True, text=True, cwd=folder, timeout=600,  # a JVM that fails to start writes hs_err there
     )  # fmt: skip
     assert made.returncode == 0, made.stderr[-4000:]
-    return folder, json.loads(made.stdout.strip().splitlines()[-1]), bench
+    conf = folder / "conf"
+    shutil.copytree(str(default_conf_dir()), conf)
+    with open(conf / "test.toml", "a", encoding="utf-8") as profile:  # [spark] is its last table
+        profile.write('\n"spark.driver.extraJavaOptions" = "-Xshare:on"\n')
+    drops = folder / "drops"
+    support.write_csv(drops / "2011-01-01.csv", [support.csv_line("536365")])
+    support.write_csv(
+        drops / "2011-01-02.csv", [support.csv_line("X1")], header=support.HEADER.replace("Country", "Land")
+    )
+    not_an_archive = folder / "other.jsa"
+    not_an_archive.write_bytes(b"not a class archive\n" * 1000)
+
+    def run_with(candidate):
+        return subprocess.run(
+            [sys.executable, "-m", "insiders_spark.cli", "run", "--env", "test", "--conf-dir", str(conf),
+             "--input", str(drops), "--log-level", "INFO", "--output", str(folder / "out")],
+            capture_output=True, text=True, cwd=folder, timeout=600,
+            env={**os.environ, "INSIDERS_SPARK__LAUNCH__CLASS_ARCHIVE": str(candidate)},
+        )  # fmt: skip
+
+    used = run_with(folder / "ok" / "classes.jsa")
+    refused = run_with(not_an_archive)
+    return Archives(folder, json.loads(made.stdout.strip().splitlines()[-1]), bench, used, refused, folder / "out")
+
+
+@pytest.fixture(scope="module")
+def archives() -> Archives:
+    return background.result("class archive")
 
 
 @pytest.mark.spark
 def test_a_class_archive_is_written_whole_and_a_failed_run_leaves_none(archives):
-    folder, seen, _ = archives
-    archive = folder / "ok" / "classes.jsa"
-    assert seen["bytes"] == archive.stat().st_size > 10 * 2**20  # thousands of classes
+    archive = archives.folder / "ok" / "classes.jsa"
+    assert archives.seen["bytes"] == archive.stat().st_size > 10 * 2**20  # thousands of classes
     assert sorted(p.name for p in archive.parent.iterdir()) == ["classes.jsa"]  # no partial file left
-    assert seen["failure"] == "the workload failed"
-    assert list((folder / "failed").iterdir()) == []  # a failed run leaves no archive, whole or partial
+    assert archives.seen["failure"] == "the workload failed"
+    assert list((archives.folder / "failed").iterdir()) == []  # a failed run leaves no archive, whole or partial
 
 
 @pytest.mark.spark
 def test_the_profiles_jvm_options_are_the_driver_jvms(archives):
     """conf/bench.toml's collector and JIT settings, as the JVM itself reports them."""
-    _, seen, bench = archives
-    assert bench.split() == [
+    seen = archives.seen
+    assert archives.bench.split() == [
         "-XX:+UseParallelGC", "-XX:CompileThresholdScaling=3", "-XX:FreqInlineSize=150", "-XX:InlineSmallCode=1000",
     ]  # fmt: skip
     assert seen["collectors"] == ["PS MarkSweep", "PS Scavenge"]  # the parallel collector's
@@ -187,42 +227,16 @@ def test_the_profiles_jvm_options_are_the_driver_jvms(archives):
 
 
 @pytest.mark.spark
-def test_a_run_starts_its_jvm_from_the_archive_and_a_bad_archive_is_refused(archives, tmp_path):
-    """-Xshare:on makes a JVM that cannot map the archive fail to start instead of ignoring it.
-
-    The run that starts is a user's bad night, seen as the user sees it, the JVM's own output
-    included: a later file's header does not match the first one's, which Spark finds while it
-    reads; the run ends with one paragraph naming the file, no Java stack trace, no output."""
-    folder, _, _ = archives
-    archive = folder / "ok" / "classes.jsa"
-    conf = tmp_path / "conf"
-    shutil.copytree(str(default_conf_dir()), conf)
-    with open(conf / "test.toml", "a", encoding="utf-8") as profile:  # [spark] is its last table
-        profile.write('\n"spark.driver.extraJavaOptions" = "-Xshare:on"\n')
-    drops = tmp_path / "drops"
-    support.write_csv(drops / "2011-01-01.csv", [support.csv_line("536365")])
-    support.write_csv(
-        drops / "2011-01-02.csv", [support.csv_line("X1")], header=support.HEADER.replace("Country", "Land")
-    )
-
-    def run_with(candidate):
-        return subprocess.run(
-            [sys.executable, "-m", "insiders_spark.cli", "run", "--env", "test", "--conf-dir", str(conf),
-             "--input", str(drops), "--log-level", "INFO", "--output", str(tmp_path / "out")],
-            capture_output=True, text=True, cwd=tmp_path, timeout=600,
-            env={**os.environ, "INSIDERS_SPARK__LAUNCH__CLASS_ARCHIVE": str(candidate)},
-        )  # fmt: skip
-
-    used = run_with(archive)
-    assert f"class archive {archive}" in used.stderr
+def test_a_run_starts_its_jvm_from_the_archive_and_a_bad_archive_is_refused(archives):
+    """The run from the archive ends, as a user sees it (the JVM's own output included), with one
+    paragraph naming the file, no Java stack trace and no output; the JVM given a file that is no
+    archive does not start at all."""
+    used, refused = archives.used, archives.refused
+    assert f"class archive {archives.folder / 'ok' / 'classes.jsa'}" in used.stderr
     assert used.returncode == 1, used.stderr[-4000:]
     (error,) = [line for line in used.stderr.splitlines() if line.startswith("insiders-spark: error: ")]
     assert "2011-01-02.csv" in error and "expected column 'Country' but found 'Land'" in error
     assert "Traceback" not in used.stderr and "at org.apache" not in used.stderr
-    assert not (tmp_path / "out").exists()
-
-    not_an_archive = tmp_path / "other.jsa"
-    not_an_archive.write_bytes(b"not a class archive\n" * 1000)
-    refused = run_with(not_an_archive)
+    assert not archives.out.exists()
     assert refused.returncode == 1 and "2011-01-02.csv" not in refused.stderr  # it never read the input
     assert "shared archive" in refused.stdout + refused.stderr
