@@ -1,6 +1,7 @@
 """``insiders-spark models list|use``: the persisted models of an output as an operator sees them,
 and a rollback. The commands run in one fresh process (each one starts and stops its own
-session), on a copy of the nightly runs' output, which holds two model versions."""
+session), on a copy of the nightly runs' output, which holds two model versions: a background job
+started as soon as the nightly runs are done (tests/background.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from tests import background
 
 pytestmark = pytest.mark.spark
 
@@ -47,9 +51,9 @@ print(json.dumps(results))
 """
 
 
-@pytest.fixture(scope="module")
-def commands(nightly, tmp_path_factory):
-    output = tmp_path_factory.mktemp("models") / "out"
+@background.job("models command", wanted=background.in_module(__name__), after="nightly")
+def _run_the_commands(folder: Path, nightly):
+    output = folder / "out"
     shutil.copytree(nightly.output, output)
     first = nightly.manifests["train"]["model_version"]
     second = nightly.manifests["retrain"]["model_version"]
@@ -61,6 +65,12 @@ def commands(nightly, tmp_path_factory):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), first, second
+
+
+@pytest.fixture(scope="module")
+def commands(nightly):
+    """Started in the background when the nightly runs were done (tests/background.py)."""
+    return background.result("models command")
 
 
 def test_models_are_listed_the_current_one_marked(commands):

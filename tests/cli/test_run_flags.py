@@ -16,7 +16,7 @@ from tests.jobs import LINES, STEPS, TRUST_HORIZON
 
 
 def test_format_reads_a_file_whose_name_does_not_say_csv(spark, nightly):
-    for step in ("train", "score", "retrain", "score_older"):
+    for step in ("train", "retrain", "score"):
         assert nightly.manifests[step]["input"]["format"] == "csv", step
     assert nightly.manifests["train"]["input_files"] == [f"file:{nightly.source}"]
     without = [a for a in nightly.args("score") if a not in ("--format", "csv")]
@@ -27,7 +27,7 @@ def test_format_reads_a_file_whose_name_does_not_say_csv(spark, nightly):
 def test_timestamp_format_parses_every_good_line(nightly):
     """Under the default pattern every one of the 40,000 lines would be unparsable; with
     ``M/d/yyyy H:mm`` only the two lines written broken are."""
-    for step in ("train", "score", "retrain", "score_older"):
+    for step in ("train", "retrain", "score"):
         quarantined = nightly.manifests[step]["rows"]["quarantined"]
         assert quarantined["unparsable_timestamp"] == 2, step
     assert nightly.manifests["train"]["config"]["input"]["timestamp_format"] == "M/d/yyyy H:mm"
@@ -38,8 +38,8 @@ def test_encoding_decodes_the_text_as_written(spark, nightly):
     counted undecodable and stored as U+FFFD."""
     assert nightly.source.read_bytes().count("É".encode("iso-8859-1")) > 1
     assert b"\xc3\x89" not in nightly.source.read_bytes()  # no UTF-8 É anywhere
-    assert nightly.manifests["score"]["rows"]["undecodable_text_lines"] == 0
-    quarantine = spark.read.parquet(str(support.partition(nightly.output, "quarantine", "2011-10-09")))
+    assert nightly.manifests["retrain"]["rows"]["undecodable_text_lines"] == 0
+    quarantine = spark.read.parquet(str(support.partition(nightly.output, "quarantine", "2011-11-09")))
     assert quarantine.where("invoice_no = 'ACC01'").first().description == "THÉ POSTAGE"
 
 
@@ -60,20 +60,20 @@ def test_seed_is_the_trees_and_kmeans_seed(nightly):
 
 
 def test_mode_decides_what_is_fitted_and_what_is_published(nightly):
-    modes = {step: nightly.manifests[step]["mode"] for step in ("train", "score", "retrain", "score_older")}
-    assert modes == {"train": "train", "score": "score", "retrain": "train-and-score", "score_older": "score"}
+    modes = {step: nightly.manifests[step]["mode"] for step in ("train", "retrain", "score")}
+    assert modes == {"train": "train", "retrain": "train-and-score", "score": "score"}
     versions = {step: nightly.manifests[step]["model_version"] for step in modes}
     assert versions["score"] == versions["train"] != versions["retrain"]  # a score run fits nothing
-    assert not [path for path in nightly.digests["score_older"] if path.startswith("segments/run_date=2011-09-09/")]
-    assert "churn" not in nightly.manifests["train"] and "churn" in nightly.manifests["score"]
+    assert not [path for path in nightly.digests["score"] if path.startswith("segments/run_date=2011-09-09/")]
+    assert "churn" not in nightly.manifests["train"] and "churn" in nightly.manifests["retrain"]
 
 
 def test_model_version_scores_with_that_model_not_the_current_one(nightly):
     first, current = nightly.manifests["train"]["model_version"], nightly.manifests["retrain"]["model_version"]
-    assert "--model-version" in nightly.args("score_older") and first in nightly.args("score_older")
-    assert nightly.manifests["score_older"]["model_version"] == first != current
+    assert "--model-version" in nightly.args("score") and first in nightly.args("score")
+    assert nightly.manifests["score"]["model_version"] == first != current
     trained_names = {(c["cluster"], c["segment"]) for c in nightly.manifests["train"]["clusters"]}
-    assert {(c["cluster"], c["segment"]) for c in nightly.manifests["score_older"]["clusters"]} == trained_names
+    assert {(c["cluster"], c["segment"]) for c in nightly.manifests["score"]["clusters"]} == trained_names
 
 
 def test_an_unknown_model_version_is_a_clear_error(spark, nightly, tmp_path):

@@ -1,6 +1,7 @@
-"""Runs that must not publish, and runs that must not collide: a second process on an output in
-use, a run killed while it writes, an input changed under a run, too much of the input set aside,
-a score run without a model. Published outputs stay exactly as they were in every case."""
+"""Runs that must not publish, and runs that must not collide: a run killed while it writes (and a
+run refused while it holds the output), an input changed under a run, too much of the input set
+aside, a score run without a model. Published outputs stay exactly as they were in every case.
+And the base run again in another process: the same outputs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -21,7 +24,7 @@ from insiders_spark.core.errors import AccountingError, OutputInUseError, RunFai
 from insiders_spark.runs import run
 from insiders_spark.storage.lock import LOCK, output_lock
 from insiders_spark.storage.outputs import recover_interrupted_commits
-from tests import support
+from tests import background, support
 from tests.jobs import LINES
 
 PUBLISHED = ("segments", "profiles", "rules", "quarantine", "runs", "report", "models")
@@ -46,34 +49,44 @@ def _written_json(path):
         return None
 
 
-@pytest.mark.spark
-def test_another_process_gives_the_same_outputs_and_a_run_meanwhile_is_refused(spark, base_run, tmp_path):
-    """The base run's configuration in a fresh process, every stage one after another
-    (``output.overlap_writes`` off): the same segments, profiles, rules and quarantine. While it
-    holds its output, a run on that output stops before touching it, naming the holder."""
-    output = tmp_path / "out"
-    with (tmp_path / "console.log").open("w") as log:
+@dataclass(frozen=True)
+class OtherProcess:
+    returncode: int
+    console: str
+    output: Path
+
+
+@background.job("another process", wanted=lambda item: "another_process" in getattr(item, "fixturenames", ()))
+def _the_base_run_in_another_process(folder: Path) -> OtherProcess:
+    """The base run's configuration (tests/jobs.py) through the command line in a fresh process,
+    every stage one after another (``output.overlap_writes`` off)."""
+    output = folder / "out"
+    with (folder / "console.log").open("w") as log:
         process = _cli_process(
             "--output", str(output), "--synthetic-lines", str(LINES),
             log=log, env={"INSIDERS_SPARK__OUTPUT__OVERLAP_WRITES": "false"},
         )  # fmt: skip
-    lock = output / LOCK
     try:
-        deadline = time.monotonic() + 300
-        # the lock exists before its holder has written it (create, then write): wait for the whole of it
-        while (holder := _written_json(lock)) is None:
-            assert process.poll() is None and time.monotonic() < deadline, "the other run never took the output"
-            time.sleep(0.1)
-        assert holder["pid"] == process.pid and holder["purpose"] == "insiders-spark run (train-and-score)"
-        refused = support.config({"output.path": str(output), "synthetic.lines": LINES})
-        with pytest.raises(OutputInUseError, match=rf"pid {process.pid}\).*delete {re.escape(str(lock))}"):
-            run(spark, refused, run_date=base_run.result.run_date.replace(day=10))
-        assert process.wait(timeout=900) == 0, (tmp_path / "console.log").read_text()[-4000:]
+        returncode = process.wait(timeout=900)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert not lock.exists()  # released at the end
+    return OtherProcess(returncode, (folder / "console.log").read_text(), output)
+
+
+@pytest.fixture(scope="module")
+def another_process() -> OtherProcess:
+    return background.result("another process")
+
+
+@pytest.mark.spark
+def test_another_process_gives_the_same_outputs(spark, base_run, another_process):
+    """The same seed, the same customers, every stage one after another in another JVM: the same
+    segments, profiles, rules and quarantine, row for row."""
+    assert another_process.returncode == 0, another_process.console[-4000:]
+    output = another_process.output
     assert sorted(p.name for p in (output / "runs").iterdir()) == [f"run_date={base_run.run_date}"]
+    assert not (output / LOCK).exists()  # released at the end
     for table in ("segments", "profiles", "rules", "quarantine"):
         again = spark.read.parquet(str(support.partition(output, table, base_run.run_date)))
         assert_df_equality(again, base_run.table(spark, table), ignore_row_order=True, ignore_nullable=True)
@@ -81,6 +94,9 @@ def test_another_process_gives_the_same_outputs_and_a_run_meanwhile_is_refused(s
 
 @pytest.mark.spark
 def test_a_run_killed_while_it_writes_leaves_the_published_outputs(spark, base_run, tmp_path):
+    """A run on a copy of the base run's output, same run date, killed (SIGKILL) once it has staged
+    its quarantine. While it holds the output, a run on it stops before touching it, naming the
+    holder; once it is dead, the next run takes its lock over and clears its debris."""
     output = tmp_path / "out"
     shutil.copytree(base_run.output, output)
     published = {t: support.tree_digest(output / t) for t in PUBLISHED}
@@ -88,11 +104,18 @@ def test_a_run_killed_while_it_writes_leaves_the_published_outputs(spark, base_r
         process = _cli_process(
             "--output", str(output), "--synthetic-lines", "150000", "--run-date", base_run.run_date, log=log
         )
-    staging = output / "_staging"
+    lock, staging = output / LOCK, output / "_staging"
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # wait until the new run has staged some output
-            if staging.exists() and any(p.name == "quarantine" for run in staging.iterdir() for p in run.iterdir()):
+        # the lock exists before its holder has written it (create, then write): wait for the whole of it
+        while (holder := _written_json(lock)) is None:
+            assert process.poll() is None and time.monotonic() < deadline, "the run never took the output"
+            time.sleep(0.1)
+        assert holder["pid"] == process.pid and holder["purpose"] == "insiders-spark run (train-and-score)"
+        with pytest.raises(OutputInUseError, match=rf"pid {process.pid}\).*delete {re.escape(str(lock))}"):
+            run(spark, support.config({"output.path": str(output), "synthetic.lines": LINES}))
+        while time.monotonic() < deadline:  # wait until the run has staged some output
+            if staging.exists() and any(p.name == "quarantine" for run_ in staging.iterdir() for p in run_.iterdir()):
                 break
             assert process.poll() is None, "the run finished before it could be killed"
             time.sleep(0.2)
@@ -105,10 +128,10 @@ def test_a_run_killed_while_it_writes_leaves_the_published_outputs(spark, base_r
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL
     assert {t: support.tree_digest(output / t) for t in PUBLISHED} == published
-    assert json.loads((output / LOCK).read_text())["pid"] == process.pid  # the killed run's lock is left
+    assert json.loads(lock.read_text())["pid"] == process.pid  # the killed run's lock is left
     with output_lock(spark, str(output), "the next run"):  # and taken over: its holder is gone
         assert recover_interrupted_commits(spark, str(output))  # the next run clears the debris
-    assert not any(staging.iterdir()) and not (output / LOCK).exists()
+    assert not any(staging.iterdir()) and not lock.exists()
 
 
 def test_an_input_changed_during_the_run_fails_it_late_and_it_releases_what_it_cached(spark, tmp_path, monkeypatch):

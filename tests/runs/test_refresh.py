@@ -1,12 +1,13 @@
 """The nightly refresh, on one output (``nightly``, tests/jobs.py): a model trained as of
-2011-09-09, score runs that reuse it, a retrain with another seed on more data, a score with the
-older model, and a train run refused on a date with published segments. Each step's outputs are
-checked against the ones before it and against the partitions themselves."""
+2011-09-09, a retrain with another seed on more data (2011-11-09), a score run with the older,
+persisted model (2011-12-09), and a train run refused on a date with published segments. Each
+step's outputs are checked against the ones before it and against the partitions themselves."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 
 import pytest
 from pyspark.sql import functions as F
@@ -48,7 +49,7 @@ def test_a_train_run_persists_a_model_and_publishes_no_segments(nightly):
 
 def test_a_score_run_uses_the_persisted_model_without_refitting(spark, nightly):
     trained, scored = nightly.manifests["train"], nightly.manifests["score"]
-    assert _files(nightly.digests["score"], "models/") == _files(nightly.digests["train"], "models/")
+    assert _files(nightly.digests["score"], "models/") == _files(nightly.digests["retrain"], "models/")
     assert scored["mode"] == "score" and scored["model_version"] == trained["model_version"]
     segments = _segments(spark, nightly, "score")
     trained_names = {c["cluster"]: c["segment"] for c in trained["clusters"]}
@@ -72,7 +73,7 @@ def test_a_score_runs_profiles_are_todays_customers_in_the_models_clusters(spark
     }
     profiles = {
         r.cluster: r
-        for r in spark.read.parquet(str(support.partition(nightly.output, "profiles", "2011-10-09"))).collect()
+        for r in spark.read.parquet(str(support.partition(nightly.output, "profiles", "2011-12-09"))).collect()
     }
     trained = {c["cluster"]: c for c in nightly.manifests["train"]["clusters"]}
     assert set(profiles) == set(trained)  # every trained cluster has a profile, even one nobody is in today
@@ -120,39 +121,47 @@ def test_a_retrained_model_keeps_the_numbers_and_names_of_its_matched_clusters(s
 
 
 def test_a_score_with_another_model_than_the_previous_segments_says_so(nightly):
-    retrained, scored = nightly.manifests["retrain"], nightly.manifests["score_older"]
+    retrained, scored = nightly.manifests["retrain"], nightly.manifests["score"]
     first, second = nightly.manifests["train"]["model_version"], retrained["model_version"]
     assert (nightly.output / "models" / "CURRENT").read_text().strip() == second
     assert scored["model_version"] == first  # --model-version, not CURRENT
     assert scored["previous_segments"] == {"run_date": "2011-11-09", "model_version": second}
-    assert f"were assigned by model {second}, today's by model {first}" in nightly.runs["score_older"].stderr
+    assert f"were assigned by model {second}, today's by model {first}" in nightly.runs["score"].stderr
 
 
 # --- as-of runs: each date its own partition, churn between them -------------------------------
 
 
 def test_later_runs_leave_earlier_partitions_byte_for_byte(nightly):
-    october = _files(nightly.digests["score"], "segments/run_date=2011-10-09/")
-    assert october and _files(nightly.digests["score_older"], "segments/run_date=2011-10-09/") == october
-    november = _files(nightly.digests["retrain"], "segments/run_date=2011-11-09/")
-    assert november and _files(nightly.digests["score_older"], "segments/run_date=2011-11-09/") == november
-    dates = {path.split("/")[1] for path in _files(nightly.digests["score_older"], "segments/")}
-    assert dates == {"run_date=2011-10-09", "run_date=2011-11-09", "run_date=2011-12-09"}
+    for table in ("segments", "profiles", "rules", "report", "runs"):
+        november = _files(nightly.digests["retrain"], f"{table}/run_date=2011-11-09/")
+        assert november and _files(nightly.digests["score"], f"{table}/run_date=2011-11-09/") == november, table
+    september = _files(nightly.digests["train"], "profiles/run_date=2011-09-09/")
+    assert september and _files(nightly.digests["score"], "profiles/run_date=2011-09-09/") == september
+    dates = {path.split("/")[1] for path in _files(nightly.digests["score"], "segments/")}
+    assert dates == {"run_date=2011-11-09", "run_date=2011-12-09"}
 
 
 def test_each_runs_lines_are_those_up_to_its_as_of_date(spark, nightly):
-    for step in ("train", "score", "retrain", "score_older"):
+    for step in ("train", "retrain", "score"):
         expected, rows = nightly.outcomes(nightly.date(step)), nightly.manifests[step]["rows"]
         assert rows["input"] == len(nightly.raw) + len(nightly.bad), step
         assert (rows["kept"], rows["after_as_of"], rows["quarantined"]) == (
             expected.kept, expected.after_as_of, expected.quarantined,
         ), step  # fmt: skip
         assert nightly.manifests[step]["customers"]["segmented"] == expected.segmented, step
-    last = _segments(spark, nightly, "score").agg(F.max("last_purchase_date")).first()[0]
-    assert last.isoformat() <= "2011-10-09"
+    last = _segments(spark, nightly, "retrain").agg(F.max("last_purchase_date")).first()[0]
+    assert last.isoformat() <= "2011-11-09"
 
 
-@pytest.mark.parametrize(("step", "before"), [("retrain", "score"), ("score_older", "retrain")])
+def test_a_first_run_with_segments_counts_every_insider_as_entered(spark, nightly):
+    churn = nightly.manifests["retrain"]["churn"]  # the train run before it published no segments
+    insiders = _insiders(spark, nightly, "retrain")
+    assert churn == {"previous_run_date": None, "insiders": len(insiders), "entered": len(insiders), "left": 0,
+                     "stayed": 0, "in_grace": 0}  # fmt: skip
+
+
+@pytest.mark.parametrize(("step", "before"), [("score", "retrain")])
 def test_churn_is_what_the_two_partitions_say(spark, nightly, step, before):
     now, then = _insiders(spark, nightly, step), _insiders(spark, nightly, before)
     churn = nightly.manifests[step]["churn"]
@@ -167,9 +176,8 @@ def test_churn_is_what_the_two_partitions_say(spark, nightly, step, before):
 def test_an_insider_leaves_after_the_hysteresis_runs_outside_cluster_one(spark, nightly):
     """Recomputed from the partitions: with two runs of hysteresis an Insider who drops out of
     cluster 1 stays an Insider for one run (counted), and leaves on the second."""
-    dropped = {step: _check_hysteresis(spark, nightly, step, before) for step, before in
-               (("retrain", "score"), ("score_older", "retrain"))}  # fmt: skip
-    assert sum(dropped.values()) > 0, dropped  # the retrain and the older model moved some out of cluster 1
+    dropped = _check_hysteresis(spark, nightly, "score", "retrain")
+    assert dropped > 0  # the older model puts some of the retrained model's Insiders outside cluster 1
 
 
 def _check_hysteresis(spark, nightly, step: str, before: str) -> int:
@@ -205,7 +213,7 @@ def test_a_train_run_refuses_a_run_date_with_published_segments(nightly):
     def published(digest):
         return {path: sha for path, sha in digest.items() if not path.startswith("failed_runs/")}
 
-    assert published(nightly.digests["refused"]) == published(nightly.digests["score_older"])
+    assert published(nightly.digests["refused"]) == published(nightly.digests["score"])
     assert "_RUNNING.json" not in nightly.digests["refused"]
 
 
@@ -213,7 +221,7 @@ def test_a_train_run_refuses_a_run_date_with_published_segments(nightly):
 
 
 def test_every_bad_line_is_quarantined_with_its_text_file_and_reason(spark, nightly):
-    quarantine = spark.read.parquet(str(support.partition(nightly.output, "quarantine", "2011-10-09")))
+    quarantine = spark.read.parquet(str(support.partition(nightly.output, "quarantine", "2011-11-09")))
     rows = quarantine.where(
         F.col("invoice_no").rlike("^(BAD|ACC)") | F.col("raw_line").isNotNull() | F.col("invoice_no").isNull()
         | (F.col("invoice_no") == "InvoiceNo")
@@ -227,4 +235,46 @@ def test_every_bad_line_is_quarantined_with_its_text_file_and_reason(spark, nigh
     by_invoice = {r.invoice_no: r for r in rows if r.invoice_no}
     assert by_invoice["BAD04"].unit_price == "1,25"  # the raw text, not a parsed number
     assert by_invoice["ACC01"].description == "THÉ POSTAGE"  # decoded as ISO-8859-1
-    assert quarantine.count() == nightly.manifests["score"]["rows"]["quarantined_total"]
+    assert quarantine.count() == nightly.manifests["retrain"]["rows"]["quarantined_total"]
+
+
+# --- a date run again ----------------------------------------------------------------------------
+
+
+def test_a_date_run_again_replaces_only_its_own_partitions(spark, nightly, tmp_path):
+    """Two score runs of one small drop on the same date, beside the nightly runs' dates: the first
+    sets a line aside and has one customer (a silhouette over one cluster is undefined: recorded as
+    0, a miss, not a crash); the second, clean, drops that date's quarantine. The other dates'
+    partitions do not move a byte."""
+    output = tmp_path / "out"
+    shutil.copytree(nightly.output, output)
+    before = {p: sha for p, sha in support.tree_digest(output).items() if "run_date=2011-03-01" not in p}
+    good = [
+        support.csv_line("536365", when="2011-03-01 10:00:00"),
+        support.csv_line("536366", code="71053", quantity="2", when="2011-02-01 11:00:00", price="3.39"),
+    ]
+    dirty = support.write_csv(tmp_path / "dirty.csv", [*good, support.csv_line("536367", code="POST", price="18.0")])
+    clean = support.write_csv(tmp_path / "clean.csv", good[:1])
+    tolerant = {"INSIDERS_SPARK__QUARANTINE__MAX_SHARE": "1.0",
+                "INSIDERS_SPARK__QUARANTINE__MAX_SHARE_BY_REASON": "{ non_product_code = 1.0 }"}  # fmt: skip
+
+    def score(source):
+        done = support.run_cli(
+            ["run", "--env", "test", "--input", str(source), "--output", str(output), "--mode", "score"],
+            environ=tolerant,
+        )
+        assert done.status == 0, done.stderr
+        return support.read_json(support.partition(output, "runs", "2011-03-01") / "manifest.json")
+
+    first = score(dirty)
+    assert first["run_date"] == "2011-03-01" and first["rows"]["quarantined"] == {"non_product_code": 1}
+    assert support.partition(output, "quarantine", "2011-03-01").is_dir()
+    assert first["clustering"]["silhouette"] == 0.0 and first["quality"]["failures"][0].startswith("silhouette")
+    assert first["model_version"] == nightly.manifests["retrain"]["model_version"]  # CURRENT
+    again = score(clean)
+    assert again["rows"]["quarantined_total"] == 0
+    assert not support.partition(output, "quarantine", "2011-03-01").exists()  # not left beside a clean run
+    segments = spark.read.parquet(str(support.partition(output, "segments", "2011-03-01"))).collect()
+    assert [(r.customer_id, r.qty_invoices, r.gross_revenue) for r in segments] == [(17850, 1, 15.3)]
+    after = {p: sha for p, sha in support.tree_digest(output).items() if "run_date=2011-03-01" not in p}
+    assert after == before
