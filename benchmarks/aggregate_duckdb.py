@@ -1,7 +1,7 @@
 """The job's read + aggregation step alone, in DuckDB: the single-machine yardstick for that step.
 
 The same parsing and rules as ``insiders_spark.cleaning`` (the rule values come from the package's
-``conf/base.toml``), the same per-customer aggregates as ``features.py`` (conditional aggregates
+``conf/base.toml``), the same per-customer aggregates as ``insiders_spark.features`` (conditional aggregates
 over valid lines; guest invoices numbered from 19000 in order of first timestamp, then invoice
 number; customers with returns only left out), written to ``<output>/features.parquet``. DuckDB is
 a benchmark dependency only (the ``bench`` extra).
@@ -30,8 +30,10 @@ FEATURES_FILE = "features.parquet"
 
 def _sql_list(values) -> str:
     """A SQL list literal: strings quoted (quotes doubled), numbers as they are."""
+
     def literal(value) -> str:
         return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else repr(value)
+
     return "(" + ", ".join(literal(v) for v in values) + ")" if values else "(NULL)"
 
 
@@ -136,7 +138,8 @@ def input_files(path: str) -> list[str]:
     if root.is_file():
         return [str(root)]
     files = sorted(
-        str(p) for p in root.rglob("*.parquet")
+        str(p)
+        for p in root.rglob("*.parquet")
         if not any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
     )
     if not files:
@@ -144,8 +147,15 @@ def input_files(path: str) -> list[str]:
     return files
 
 
-def aggregate(input_path: str, output: str, *, threads: int = 2, memory_limit: str | None = None,
-              as_of: dt.date | None = None, timestamp_format: str = DEFAULT_TIMESTAMP_FORMAT) -> dict:
+def aggregate(
+    input_path: str,
+    output: str,
+    *,
+    threads: int = 2,
+    memory_limit: str | None = None,
+    as_of: dt.date | None = None,
+    timestamp_format: str = DEFAULT_TIMESTAMP_FORMAT,
+) -> dict:
     """Write ``<output>/features.parquet``; return stage durations and counts."""
     config = load_config(env="base")
     out = Path(output)
@@ -197,8 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", type=dt.date.fromisoformat, help="default: the last kept invoice date")
     parser.add_argument("--timestamp-format", default=DEFAULT_TIMESTAMP_FORMAT, help="strptime pattern")
     args = parser.parse_args(argv)
-    metrics = aggregate(args.input, args.output, threads=args.threads, memory_limit=args.memory_limit,
-                        as_of=args.as_of, timestamp_format=args.timestamp_format)
+    metrics = aggregate(
+        args.input,
+        args.output,
+        threads=args.threads,
+        memory_limit=args.memory_limit,
+        as_of=args.as_of,
+        timestamp_format=args.timestamp_format,
+    )
     print(json.dumps(metrics))
     return 0
 

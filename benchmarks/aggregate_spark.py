@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from insiders_spark.core.config import load_config
-from insiders_spark.features.table import prepare_customers
 from insiders_spark.core.progress import configure_logging
+from insiders_spark.features.table import prepare_customers
 from insiders_spark.spark.launch import plan_launch
 from insiders_spark.spark.session import build_spark_session
 

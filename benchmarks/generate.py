@@ -1,7 +1,7 @@
 """Generate the benchmark logs: ``python benchmarks/generate.py --sizes 1M,50M,100M,200M``.
 
 Each size goes to ``benchmarks/data/<lines>/`` (git-ignored) as ``part-NNNNN.parquet`` files of
-``CHUNK_LINES`` lines, written by ``insiders_spark.synthetic.write_parquet``. The generator's
+``CHUNK_LINES`` lines, written by ``insiders_spark.storage.synthetic.write_parquet``. The generator's
 invoice numbers depend on the chunk size, so the benchmarks fix it. A folder is complete when its
 ``manifest.json`` names the same spec (by hash) and the part files it lists are all there; a
 complete folder is left alone, anything else is regenerated.
@@ -81,8 +81,15 @@ def is_complete(folder: Path, expected: dict) -> bool:
     return len(parts) == expected["files"] and all((folder / name).is_file() for name in parts)
 
 
-def ensure_log(lines: int, root: Path = DEFAULT_DATA_DIR, *, seed: int = SEED, chunk_lines: int = CHUNK_LINES,
-               force: bool = False, quiet: bool = False) -> Path:
+def ensure_log(
+    lines: int,
+    root: Path = DEFAULT_DATA_DIR,
+    *,
+    seed: int = SEED,
+    chunk_lines: int = CHUNK_LINES,
+    force: bool = False,
+    quiet: bool = False,
+) -> Path:
     """The folder of the ``lines``-line benchmark log, generated unless already complete."""
     spec = spec_for(lines, seed)
     expected = spec_manifest(spec, chunk_lines)
@@ -104,8 +111,10 @@ def ensure_log(lines: int, root: Path = DEFAULT_DATA_DIR, *, seed: int = SEED, c
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if not quiet:
-        print(f"{size_label(lines)}: generated {len(paths)} files, {manifest['bytes'] / 2**20:,.0f} MiB "
-              f"in {elapsed:.1f} s ({folder})")
+        print(
+            f"{size_label(lines)}: generated {len(paths)} files, {manifest['bytes'] / 2**20:,.0f} MiB "
+            f"in {elapsed:.1f} s ({folder})"
+        )
     return folder
 
 

@@ -26,19 +26,41 @@ import sys
 # category's own work, never a frame that pulls rows from below (a shuffle writer's ``write``).
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "timestamp text -> timestamp (shape check, cast)": (
-        "java.util.regex", "parseTimestamp", "stringToTimestamp", "substringSQL", "UTF8String.translate"),
+        "java.util.regex",
+        "parseTimestamp",
+        "stringToTimestamp",
+        "substringSQL",
+        "UTF8String.translate",
+    ),
     "timestamp -> date (to_date, time zone)": ("ZonedDateTime", "LocalDate.ofEpochDay", "microsToDays"),
     "double rounded through BigDecimal": ("BigDecimal.valueOf", "FloatingDecimal"),
     "row accounting (observe)": ("AggregatingAccumulator",),
-    "per-customer aggregation (ObjectHashAggregate: the two sets and every other aggregate, interpreted; sort fallback)": (
-        "CollectSet", "TypedImperativeAggregate", "SortBasedAggregator", "UnsafeKVExternalSorter",
-        "ObjectAggregationMap", "AggregationIterator.$anonfun$generateProcessRow", "scala.collection.mutable.HashSet"),
+    "per-customer aggregation (ObjectHashAggregate: the two sets and every other aggregate, interpreted; "
+    "sort fallback)": (
+        "CollectSet",
+        "TypedImperativeAggregate",
+        "SortBasedAggregator",
+        "UnsafeKVExternalSorter",
+        "ObjectAggregationMap",
+        "AggregationIterator.$anonfun$generateProcessRow",
+        "scala.collection.mutable.HashSet",
+    ),
     "strings read from parquet column vectors": ("WritableColumnVector.getUTF8String", "UTF8String.fromBytes"),
-    "parquet decoding": ("VectorizedParquetRecordReader", "VectorizedColumnReader", "VectorizedRleValuesReader",
-                         "org.apache.parquet"),
+    "parquet decoding": (
+        "VectorizedParquetRecordReader",
+        "VectorizedColumnReader",
+        "VectorizedRleValuesReader",
+        "org.apache.parquet",
+    ),
     "shuffle write (partitioning, sorting, compressing, spilling)": (
-        "ShuffleExternalSorter", "ShuffleInMemorySorter", "insertRecordIntoSorter", "DiskBlockObjectWriter",
-        "UnsafeRowSerializer", "lz4", "Lz4"),
+        "ShuffleExternalSorter",
+        "ShuffleInMemorySorter",
+        "insertRecordIntoSorter",
+        "DiskBlockObjectWriter",
+        "UnsafeRowSerializer",
+        "lz4",
+        "Lz4",
+    ),
     "shuffle read": ("ShuffleBlockFetcherIterator", "BlockStoreShuffleReader"),
     "code generation and class loading": ("org.codehaus.janino", "CodeGenerator", "ClassLoader", "ZipFile"),
 }
@@ -52,8 +74,9 @@ def jfr_print(recording: str, event: str) -> str:
     if tool is None:
         raise SystemExit("the JDK's `jfr` tool is not on PATH (it ships with the JDK, next to `java`)")
     # jfr prints 5 frames per stack unless told otherwise: too few to find the operator
-    return subprocess.run([tool, "print", "--stack-depth", "64", "--events", event, recording], check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        [tool, "print", "--stack-depth", "64", "--events", event, recording], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def stacks(recording: str) -> list[list[str]]:
@@ -85,8 +108,12 @@ def summarise(recording: str, top: int = 15) -> str:
     samples = stacks(recording)
     n = len(samples) or 1
     by_category = collections.Counter(category(frames) for frames in samples)
-    lines = [f"{len(samples)} CPU samples", "", "| share of samples | category (innermost matching frame) |",
-             "|---:|---|"]
+    lines = [
+        f"{len(samples)} CPU samples",
+        "",
+        "| share of samples | category (innermost matching frame) |",
+        "|---:|---|",
+    ]
     for name in (*CATEGORIES, OTHER):
         lines.append(f"| {by_category[name] / n:.1%} | {name} |")
     lines += ["", "| share | method (its own CPU) |", "|---:|---|"]
@@ -94,8 +121,11 @@ def summarise(recording: str, top: int = 15) -> str:
         lines.append(f"| {count / n:.1%} | `{method}` |")
     compiled = compilations(recording)
     total_s = sum(ms for ms, _ in compiled) / 1000
-    lines += ["", f"JIT compilations recorded (each over JFR's threshold): {len(compiled)}, {total_s:.1f} s of "
-              "compiler-thread time; the longest:"]
+    lines += [
+        "",
+        f"JIT compilations recorded (each over JFR's threshold): {len(compiled)}, {total_s:.1f} s of "
+        "compiler-thread time; the longest:",
+    ]
     lines += [f"- {ms:.0f} ms `{method}`" for ms, method in compiled[:5]]
     return "\n".join(lines)
 

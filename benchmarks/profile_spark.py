@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import psutil
 from pyspark.sql import DataFrame, SparkSession
@@ -31,7 +32,8 @@ from insiders_spark.cleaning.parsing import RAW_PREFIX, blank_to_null, parse_tim
 from insiders_spark.cleaning.rules import with_reason
 from insiders_spark.core.config import load_config
 from insiders_spark.core.names import INVOICE_TS, QTY_INVOICES, QTY_PRODUCTS, REASON, RULE_ORDER
-from insiders_spark.features.customers import distinct_count, to_customer_activity, with_guest_customer_ids
+from insiders_spark.features import customers
+from insiders_spark.features.customers import to_customer_activity, with_guest_customer_ids
 from insiders_spark.features.table import prepare_customers
 from insiders_spark.spark.session import build_spark_session
 from insiders_spark.storage.inputs import read_transactions
@@ -85,13 +87,13 @@ def parse_fast_timestamps(raw: DataFrame, *, timestamp_format: str) -> DataFrame
 
 def activity_with_expand(lines: DataFrame) -> DataFrame:
     """``to_customer_activity`` with ``count_distinct`` in place of its set sizes: Spark
-    then ``Expand``s every line into three rows (one per distinct column, one for the rest)."""
-    sets = distinct_count
-    distinct_count = F.count_distinct  # only while the plan is built
-    try:
+    then ``Expand``s every line into three rows (one per distinct column, one for the rest).
+
+    The package has no parameter for it, so ``customers.distinct_count`` is swapped while the plan
+    is built (the plan keeps the expressions; nothing runs in the meantime), and put back after.
+    """
+    with mock.patch.object(customers, "distinct_count", F.count_distinct):
         return to_customer_activity(lines)
-    finally:
-        distinct_count = sets
 
 
 def activity_without_distinct_counts(lines: DataFrame) -> DataFrame:
@@ -108,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--output", type=Path, help="write the results and plans here (JSON)")
     parser.add_argument("--only", help="comma-separated words: run the variants whose names hold one")
-    parser.add_argument("--jfr", type=Path, help="record the JVM with Java Flight Recorder into this .jfr file "
-                        "(summarise it with benchmarks/jfr_summary.py)")
+    parser.add_argument(
+        "--jfr",
+        type=Path,
+        help="record the JVM with Java Flight Recorder into this .jfr file "
+        "(summarise it with benchmarks/jfr_summary.py)",
+    )
     args = parser.parse_args(argv)
 
     config = load_config(args.conf_dir, args.env, overrides={"input.path": args.input})
@@ -117,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     spark_conf = dict(config.spark)
     if args.jfr:
         recording = f"-XX:StartFlightRecording=filename={args.jfr.resolve()},settings=profile"
-        spark_conf["spark.driver.extraJavaOptions"] = f"{spark_conf.get('spark.driver.extraJavaOptions', '')} {recording}".strip()
+        spark_conf["spark.driver.extraJavaOptions"] = (
+            f"{spark_conf.get('spark.driver.extraJavaOptions', '')} {recording}".strip()
+        )
     spark = build_spark_session("insiders-profile", spark_conf)
     results = [{"variant": "session start (JVM)", "wall_s": round(time.perf_counter() - started, 2)}]
     rules = config.cleaning
@@ -125,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = read_transactions(spark, config.input, config.synthetic)
         raw = source.lines
-        lines = raw.transform(to_parsed_lines, timestamp_format=fmt).transform(
-            with_reason, rules=rules, as_of=None
-        )
+        lines = raw.transform(to_parsed_lines, timestamp_format=fmt).transform(with_reason, rules=rules, as_of=None)
         observed, _ = observe_outcomes(lines, decoded_text=False)
         activity = observed.transform(to_customer_activity)
         plans = {"activity": activity._jdf.queryExecution().executedPlan().toString()}
@@ -142,14 +148,27 @@ def main(argv: list[str] | None = None) -> int:
         run("scan: the 8 raw columns", noop(raw.drop("source_file", "_corrupt_record")))
         run("scan + _metadata.file_path", noop(raw.drop("_corrupt_record")))
         used = raw.select("invoice_date")
-        run("timestamp: try_to_timestamp(pattern)",
-            noop(used.select(parse_timestamp(F.col("invoice_date"), fmt).alias("ts"))))
-        run("timestamp: CAST(trimmed text AS TIMESTAMP) where 19 characters",
-            noop(used.select(F.when(F.length(F.col("invoice_date")) == 19,
-                                    blank_to_null(F.col("invoice_date")).cast(T.TimestampType())))))
+        run(
+            "timestamp: try_to_timestamp(pattern)",
+            noop(used.select(parse_timestamp(F.col("invoice_date"), fmt).alias("ts"))),
+        )
+        run(
+            "timestamp: CAST(trimmed text AS TIMESTAMP) where 19 characters",
+            noop(
+                used.select(
+                    F.when(
+                        F.length(F.col("invoice_date")) == 19,
+                        blank_to_null(F.col("invoice_date")).cast(T.TimestampType()),
+                    )
+                )
+            ),
+        )
         run("scan + parse + rules (reason only)", noop(lines.select(REASON)))
         run("scan + parse + rules + observe as written (reason only)", noop(observed.select(REASON)))
-        run("scan + parse + rules + observe without the U+FFFD scan", noop(lines.transform(observe_counts_only).select(REASON)))
+        run(
+            "scan + parse + rules + observe without the U+FFFD scan",
+            noop(lines.transform(observe_counts_only).select(REASON)),
+        )
         for partitions in ("200", "8", "2"):
             spark.conf.set("spark.sql.shuffle.partitions", partitions)
             run(f"activity as written (set sizes), {partitions} shuffle partitions", noop(activity))
@@ -157,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         expand = observed.transform(activity_with_expand)
         plans["activity_with_expand"] = expand._jdf.queryExecution().executedPlan().toString()
         run("activity with count_distinct (Expand)", noop(expand))
-        run("activity without the two distinct counts (floor)", noop(observed.transform(activity_without_distinct_counts)))
+        run(
+            "activity without the two distinct counts (floor)",
+            noop(observed.transform(activity_without_distinct_counts)),
+        )
         spark.conf.set("spark.sql.objectHashAggregate.sortBased.fallbackThreshold", "100000000")
         run("activity as written (set sizes), no sort fallback", noop(activity))
         spark.conf.unset("spark.sql.objectHashAggregate.sortBased.fallbackThreshold")

@@ -9,12 +9,13 @@ needed columns read at once with pyarrow, everything vectorised, nothing chunked
   per distinct value and the lines become pandas categoricals.
 * Features: one row per registered customer or guest invoice; guest invoices numbered from 19000
   in order of (first timestamp among valid lines, invoice number), where a valid line parsed and
-  may still fail the study's rules, exactly as ``features.py``. Customers with returns only are
+  may still fail the study's rules, exactly as ``insiders_spark.features``. Customers with returns only are
   left out.
 * Segmentation: scikit-learn's ``DecisionTreeRegressor`` on ``log1p(gross_revenue)`` (depth 4,
   every leaf at least ``ceil(0.01 * customers)``), the same root-to-leaf path encoding, KMeans
-  (scikit-learn's, k = 9, ``clustering.n_init`` starts) on the distinct leaf points weighted by their customers, the silhouette with
-  squared Euclidean distance on a bounded sample of customers, profiles ranked by mean revenue.
+  (scikit-learn's, k = 9, as many starts as the job's solver) on the distinct leaf points weighted
+  by their customers, the silhouette with squared Euclidean distance on a bounded sample of
+  customers, profiles ranked by mean revenue.
 
 MLlib's tree bins every feature into at most ``maxBins = 64`` candidate thresholds (approximate
 quantiles); scikit-learn tries every midpoint. The features are identical, but the tree, and so the
@@ -43,13 +44,20 @@ import pyarrow.parquet as pq
 
 from insiders_spark.core.config import Config, load_config
 
-# reasons, in the order the job checks them (insiders_spark.cleaning.RULE_ORDER; the tests compare)
+# reasons, in the order the job checks them (insiders_spark.core.names.RULE_ORDER; the tests compare)
 PARSE_REASONS = (
-    "malformed_line", "repeated_header", "missing_invoice", "missing_stock_code", "unparsable_timestamp",
-    "non_numeric_quantity", "non_numeric_price", "invalid_customer_id", "amount_out_of_range",
+    "malformed_line",
+    "repeated_header",
+    "missing_invoice",
+    "missing_stock_code",
+    "unparsable_timestamp",
+    "non_numeric_quantity",
+    "non_numeric_price",
+    "invalid_customer_id",
+    "amount_out_of_range",
 )
-MAX_LINE_QUANTITY, MAX_LINE_AMOUNT = 1e9, 1e10  # insiders_spark.cleaning's (the tests compare)
-MAX_CUSTOMER_ID = 2.0**53  # ids are whole numbers below it (insiders_spark.cleaning's)
+MAX_LINE_QUANTITY, MAX_LINE_AMOUNT = 1e9, 1e10  # insiders_spark.cleaning.rules' (the tests compare)
+MAX_CUSTOMER_ID = 2.0**53  # ids are whole numbers below it (insiders_spark.cleaning.parsing's)
 AFTER_AS_OF = "after_as_of"
 STUDY_RULE_REASONS = ("price_below_minimum", "non_product_code", "excluded_country", "excluded_customer")
 RULE_ORDER = PARSE_REASONS + (AFTER_AS_OF,) + STUDY_RULE_REASONS
@@ -60,10 +68,21 @@ QUARANTINE_CODES = np.array([i + 1 for i, r in enumerate(RULE_ORDER) if r != AFT
 RAW_USED = ("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
 STRING_COLUMNS = ("InvoiceNo", "StockCode", "InvoiceDate", "Country")
 DEFAULT_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # the job's "yyyy-MM-dd HH:mm:ss"
+# KMeans: the job's starts (insiders_spark.model.clustering.N_INIT, not imported: it would load pyspark
+# into this engine); iterations and tolerance as the job's MLlib solver had them
+KMEANS_STARTS, KMEANS_MAX_ITER, KMEANS_TOL = 200, 100, 1e-6
 SILHOUETTE_SAMPLE = 5_000  # customers in the silhouette's sample (time and memory are quadratic in it)
 
-FEATURE_COLUMNS = ("gross_revenue", "recency_days", "qty_invoices", "qty_items", "qty_products",
-                   "frequency", "qty_returns", "avg_ticket")
+FEATURE_COLUMNS = (
+    "gross_revenue",
+    "recency_days",
+    "qty_invoices",
+    "qty_items",
+    "qty_products",
+    "frequency",
+    "qty_returns",
+    "avg_ticket",
+)
 MODEL_INPUT_COLUMNS = tuple(c for c in FEATURE_COLUMNS if c != "gross_revenue")
 FEATURES_OUTPUT = ("customer_id", "is_guest", *FEATURE_COLUMNS, "first_purchase_date", "last_purchase_date")
 
@@ -91,7 +110,8 @@ def input_files(path: str | os.PathLike[str]) -> list[str]:
     if root.is_file():
         return [str(root)]
     files = sorted(
-        str(p) for p in root.rglob("*.parquet")
+        str(p)
+        for p in root.rglob("*.parquet")
         if not any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
     )
     if not files:
@@ -142,8 +162,9 @@ def to_lines(raw: pa.Table, *, timestamp_format: str) -> pd.DataFrame:
     stock_codes, stock_values = _codes(raw.column("StockCode"))
     date_codes, date_values = _codes(raw.column("InvoiceDate"))
     country_codes, country_values = _codes(raw.column("Country"))
-    parsed = pc.strptime(_trimmed(date_values, blank_is_null=True), format=timestamp_format, unit="s",
-                         error_is_null=True)
+    parsed = pc.strptime(
+        _trimmed(date_values, blank_is_null=True), format=timestamp_format, unit="s", error_is_null=True
+    )
     per_value = np.append(parsed.to_numpy(zero_copy_only=False).astype("datetime64[s]"), np.datetime64("NaT"))
     quantity, quantity_missing = _numbers(raw.column("Quantity"), pa.int64())
     price = raw.column("UnitPrice").cast(pa.float64()).to_numpy()
@@ -173,14 +194,15 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
     """Add ``customer_id`` (Int64) and ``reason`` (0 kept, else 1 + its index in RULE_ORDER)."""
     rules = config.cleaning
     raw_customer = lines["customer_raw"]
-    # NaN, the infinities and numbers from 2^53 on are not ids (insiders_spark.cleaning.to_customer_id)
+    # NaN, the infinities and numbers from 2^53 on are not ids (insiders_spark.cleaning.parsing.to_customer_id)
     is_id = (raw_customer > 0) & (raw_customer < MAX_CUSTOMER_ID) & (raw_customer == np.floor(raw_customer))
     customer_id = pd.arrays.IntegerArray(np.where(is_id, raw_customer, 0).astype(np.int64), ~is_id.to_numpy())
     quantity_size = np.abs(lines["quantity"].to_numpy(dtype=np.float64))
     price_size = np.abs(lines["unit_price"].to_numpy(dtype=np.float64))
     after = (
         lines["invoice_ts"] >= pd.Timestamp(as_of + dt.timedelta(days=1))
-        if as_of else pd.Series(False, index=lines.index)
+        if as_of
+        else pd.Series(False, index=lines.index)
     )
     checks = {
         "malformed_line": pd.Series(False, index=lines.index),  # parquet has no broken CSV lines
@@ -192,7 +214,8 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
         "non_numeric_price": lines["price_missing"] | ~np.isfinite(lines["unit_price"]),  # null, NaN, ±inf
         "invalid_customer_id": ~lines["customer_missing"] & ~is_id,  # a stored NaN is not a guest
         "amount_out_of_range": pd.Series(
-            (quantity_size > MAX_LINE_QUANTITY) | (price_size > MAX_LINE_AMOUNT)
+            (quantity_size > MAX_LINE_QUANTITY)
+            | (price_size > MAX_LINE_AMOUNT)
             | (quantity_size * price_size > MAX_LINE_AMOUNT),
             index=lines.index,
         ),
@@ -211,7 +234,10 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:
     counts = np.bincount(reason, minlength=len(RULE_ORDER) + 1)
-    return {"kept": int(counts[KEPT]), **{name: int(counts[i + 1]) for i, name in enumerate(RULE_ORDER) if counts[i + 1]}}
+    return {
+        "kept": int(counts[KEPT]),
+        **{name: int(counts[i + 1]) for i, name in enumerate(RULE_ORDER) if counts[i + 1]},
+    }
 
 
 # --- aggregate -------------------------------------------------------------------------------
@@ -250,9 +276,9 @@ def to_activity(valid: pd.DataFrame, by: str) -> pd.DataFrame:
         qty_returns=("returned", "sum"),
         avg_ticket=("revenue", "mean"),
     )
-    bought = pd.DataFrame(
-        {"key": valid[by], "invoice_no": valid["invoice_no"], "stock_code": valid["stock_code"]}
-    )[purchase]
+    bought = pd.DataFrame({"key": valid[by], "invoice_no": valid["invoice_no"], "stock_code": valid["stock_code"]})[
+        purchase
+    ]
     distinct = bought.groupby("key", observed=True, sort=False).agg(
         qty_invoices=("invoice_no", "nunique"), qty_products=("stock_code", "nunique")
     )
@@ -301,8 +327,12 @@ def to_features(customers: pd.DataFrame, *, as_of: dt.date) -> pd.DataFrame:
 
 
 def compute_features(
-    path: str | os.PathLike[str], config: Config, *, as_of: dt.date | None = None,
-    timestamp_format: str = DEFAULT_TIMESTAMP_FORMAT, stages: Stages | None = None,
+    path: str | os.PathLike[str],
+    config: Config,
+    *,
+    as_of: dt.date | None = None,
+    timestamp_format: str = DEFAULT_TIMESTAMP_FORMAT,
+    stages: Stages | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Read, clean and aggregate: the features table and a summary (counts, as-of date)."""
     stages = stages or Stages()
@@ -338,7 +368,7 @@ def compute_features(
 def leaf_paths(tree) -> tuple[dict[int, int], np.ndarray]:
     """sklearn node id -> leaf index (preorder), and each leaf's root-to-leaf path vector.
 
-    As ``insiders_spark.embedding``: one dimension per internal node in preorder, +1 where the path
+    As ``insiders_spark.model.embedding``: one dimension per internal node in preorder, +1 where the path
     goes right (feature above the threshold), -1 where it goes left, 0 off the path.
     """
     left, right = tree.tree_.children_left, tree.tree_.children_right
@@ -362,7 +392,9 @@ def leaf_paths(tree) -> tuple[dict[int, int], np.ndarray]:
     return {node: i for i, (node, _) in enumerate(leaves)}, vectors
 
 
-def segment(features: pd.DataFrame, config: Config, *, seed: int, stages: Stages) -> tuple[pd.DataFrame, list[dict], dict]:
+def segment(
+    features: pd.DataFrame, config: Config, *, seed: int, stages: Stages
+) -> tuple[pd.DataFrame, list[dict], dict]:
     """Tree, leaf-path embedding, KMeans on the weighted leaf points, profiles; and the silhouette."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
@@ -381,8 +413,7 @@ def segment(features: pd.DataFrame, config: Config, *, seed: int, stages: Stages
 
     occupied = leaf.value_counts().sort_index()
     k = config.clustering.k
-    kmeans = KMeans(n_clusters=k, n_init=config.clustering.n_init, max_iter=config.clustering.max_iter,
-                    tol=config.clustering.tol, random_state=seed)
+    kmeans = KMeans(n_clusters=k, n_init=KMEANS_STARTS, max_iter=KMEANS_MAX_ITER, tol=KMEANS_TOL, random_state=seed)
     kmeans.fit(vectors[occupied.index.to_numpy()], sample_weight=occupied.to_numpy(dtype=np.float64))
     distances = ((vectors[:, None, :] - kmeans.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
     leaf_cluster = distances.argmin(axis=1)
@@ -396,13 +427,22 @@ def segment(features: pd.DataFrame, config: Config, *, seed: int, stages: Stages
     stages.done("kmeans")
 
     sample = min(n, SILHOUETTE_SAMPLE)
-    score = silhouette_score(vectors[leaf.to_numpy()], kmeans_cluster, metric="sqeuclidean",
-                             sample_size=sample, random_state=seed) if len(set(kmeans_cluster)) > 1 else 0.0
+    score = (
+        silhouette_score(
+            vectors[leaf.to_numpy()], kmeans_cluster, metric="sqeuclidean", sample_size=sample, random_state=seed
+        )
+        if len(set(kmeans_cluster)) > 1
+        else 0.0
+    )
     stages.done("silhouette")
     described = {
-        "tree": {"depth": int(tree.get_depth()), "leaves": int(tree.get_n_leaves()), "dimensions": vectors.shape[1],
-                 "min_samples_leaf": tree.min_samples_leaf},
-        "kmeans": {"k": k, "cost": float(kmeans.inertia_), "points": int(len(occupied))},
+        "tree": {
+            "depth": int(tree.get_depth()),
+            "leaves": int(tree.get_n_leaves()),
+            "dimensions": vectors.shape[1],
+            "min_samples_leaf": tree.min_samples_leaf,
+        },
+        "kmeans": {"k": k, "cost": float(kmeans.inertia_), "points": len(occupied)},
         "silhouette": round(float(score), 4),
         "silhouette_sample": sample,
     }
@@ -410,7 +450,7 @@ def segment(features: pd.DataFrame, config: Config, *, seed: int, stages: Stages
 
 
 def segment_name(profile: dict, population: dict) -> str:
-    """The naming rule of ``insiders_spark.profiles`` (value and recency against the population)."""
+    """The naming rule of ``insiders_spark.model.profiles`` (value and recency against the population)."""
     valuable = profile["gross_revenue_mean"] >= population["gross_revenue_mean"]
     recency, typical = profile["recency_days_mean"], population["recency_days_mean"]
     if valuable:
@@ -436,17 +476,19 @@ def build_profiles(segmented: pd.DataFrame, *, insiders_name: str) -> list[dict]
     for rank, row in enumerate(table.to_dict("records"), start=1):
         base = insiders_name if rank == 1 else segment_name(row, population)
         seen[base] += 1
-        profiles.append({
-            "cluster": rank,
-            "segment": base if seen[base] == 1 else f"{base} ({seen[base]})",
-            "is_insider": rank == 1,
-            "customers": int(row["customers"]),
-            "customer_share": row["customers"] / customers,
-            "revenue_total": float(row["revenue_total"]),
-            "revenue_share": float(row["revenue_total"]) / revenue if revenue else 0.0,
-            **{f"{name}_mean": float(row[f"{name}_mean"]) for name in FEATURE_COLUMNS},
-            "kmeans_cluster": int(row["kmeans_cluster"]),
-        })
+        profiles.append(
+            {
+                "cluster": rank,
+                "segment": base if seen[base] == 1 else f"{base} ({seen[base]})",
+                "is_insider": rank == 1,
+                "customers": int(row["customers"]),
+                "customer_share": row["customers"] / customers,
+                "revenue_total": float(row["revenue_total"]),
+                "revenue_share": float(row["revenue_total"]) / revenue if revenue else 0.0,
+                **{f"{name}_mean": float(row[f"{name}_mean"]) for name in FEATURE_COLUMNS},
+                "kmeans_cluster": int(row["kmeans_cluster"]),
+            }
+        )
     return profiles
 
 
@@ -461,15 +503,17 @@ def write_quarantine(files: list[str], reasons: np.ndarray, target: Path) -> int
     try:
         for file in files:
             table = pq.read_table(file)
-            mask = quarantined[offset:offset + table.num_rows]
+            mask = quarantined[offset : offset + table.num_rows]
             rows = table.filter(pa.array(mask))
-            codes = reasons[offset:offset + table.num_rows][mask]
+            codes = reasons[offset : offset + table.num_rows][mask]
             offset += table.num_rows
             if rows.num_rows == 0:
                 continue
-            out = pa.table({name: rows.column(name).cast(pa.string()) for name in rows.column_names}).append_column(
-                "source_file", pa.array([file] * rows.num_rows, pa.string())
-            ).append_column("reason", pa.array(names[codes], pa.string()))
+            out = (
+                pa.table({name: rows.column(name).cast(pa.string()) for name in rows.column_names})
+                .append_column("source_file", pa.array([file] * rows.num_rows, pa.string()))
+                .append_column("reason", pa.array(names[codes], pa.string()))
+            )
             writer = writer or pq.ParquetWriter(target, out.schema)
             writer.write_table(out)
             written += rows.num_rows
@@ -479,15 +523,22 @@ def write_quarantine(files: list[str], reasons: np.ndarray, target: Path) -> int
     return written
 
 
-def run(input_path: str, output: str, config: Config, *, as_of: dt.date | None = None,
-        timestamp_format: str = DEFAULT_TIMESTAMP_FORMAT) -> dict:
+def run(
+    input_path: str,
+    output: str,
+    config: Config,
+    *,
+    as_of: dt.date | None = None,
+    timestamp_format: str = DEFAULT_TIMESTAMP_FORMAT,
+) -> dict:
     started = time.perf_counter()
     stages = Stages()
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     files = input_files(input_path)
-    features, summary = compute_features(input_path, config, as_of=as_of, timestamp_format=timestamp_format,
-                                         stages=stages)
+    features, summary = compute_features(
+        input_path, config, as_of=as_of, timestamp_format=timestamp_format, stages=stages
+    )
     reasons = summary.pop("reasons")
     segmented, profiles, described = segment(features, config, seed=config.job.seed, stages=stages)
     segmented.to_parquet(out / "segments.parquet", index=False)
@@ -517,8 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", type=dt.date.fromisoformat, help="default: the last kept invoice date")
     parser.add_argument("--timestamp-format", default=DEFAULT_TIMESTAMP_FORMAT, help="strptime pattern")
     args = parser.parse_args(argv)
-    metrics = run(args.input, args.output, load_config(env="base"), as_of=args.as_of,
-                  timestamp_format=args.timestamp_format)
+    metrics = run(
+        args.input, args.output, load_config(env="base"), as_of=args.as_of, timestamp_format=args.timestamp_format
+    )
     print(json.dumps({k: metrics[k] for k in ("durations_s", "total_s", "customers", "silhouette")}))
     return 0
 

@@ -18,6 +18,7 @@ targets P1-P4); logs and outputs of every run under ``benchmarks/results/raw/<ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -52,8 +53,16 @@ P2_LINES, P2_MAX_RATIO = 100_000_000, 1.0  # spark whole job / pandas + scikit-l
 P3_LINES, P3_MAX_GIB = 200_000_000, 6.0  # spark's peak memory, all processes
 P4_MAX_S = 15.0  # the real log, end to end, JVM start included
 
-FEATURE_COLUMNS = ("gross_revenue", "recency_days", "qty_invoices", "qty_items", "qty_products",
-                   "frequency", "qty_returns", "avg_ticket")
+FEATURE_COLUMNS = (
+    "gross_revenue",
+    "recency_days",
+    "qty_invoices",
+    "qty_items",
+    "qty_products",
+    "frequency",
+    "qty_returns",
+    "avg_ticket",
+)
 INTEGER_FEATURES = ("recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns")
 
 
@@ -130,20 +139,25 @@ def kill_tree(process: subprocess.Popen) -> None:
         descendants = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         descendants = []
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     for child in descendants:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
-        except psutil.NoSuchProcess:
-            pass
     process.wait()
 
 
-def measure(command: list[str], *, log_path: Path, env: dict[str, str], timeout_s: float, cap_bytes: int,
-            min_available_bytes: int = GIB // 2, interval_s: float = 0.1, pss_interval_s: float = 1.0) -> Measurement:
+def measure(
+    command: list[str],
+    *,
+    log_path: Path,
+    env: dict[str, str],
+    timeout_s: float,
+    cap_bytes: int,
+    min_available_bytes: int = GIB // 2,
+    interval_s: float = 0.1,
+    pss_interval_s: float = 1.0,
+) -> Measurement:
     """Run ``command`` in a new session; sample its tree's memory; enforce the cap and the timeout.
 
     Every ``interval_s``: the tree's RSS and CPU (cheap) and the machine's available memory; the
@@ -154,8 +168,15 @@ def measure(command: list[str], *, log_path: Path, env: dict[str, str], timeout_
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=env, cwd=PROJECT_ROOT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
         root = psutil.Process(process.pid)
         peak, peak_rss, peak_by, cpu = 0, 0, {}, {}
         status, detail = None, ""
@@ -182,9 +203,12 @@ def measure(command: list[str], *, log_path: Path, env: dict[str, str], timeout_
             elif memory > cap_bytes:
                 status, detail = "out_of_memory", f"killed at {memory / GIB:.1f} GiB (cap {cap_bytes / GIB:.1f} GiB)"
             elif psutil.virtual_memory().available < min_available_bytes:
-                status, detail = "out_of_memory", (
-                    f"killed at {max(memory, peak) / GIB:.1f} GiB: the machine had less than "
-                    f"{min_available_bytes / GIB:.1f} GiB available"
+                status, detail = (
+                    "out_of_memory",
+                    (
+                        f"killed at {max(memory, peak) / GIB:.1f} GiB: the machine had less than "
+                        f"{min_available_bytes / GIB:.1f} GiB available"
+                    ),
                 )
             if status:
                 kill_tree(process)
@@ -194,9 +218,16 @@ def measure(command: list[str], *, log_path: Path, env: dict[str, str], timeout_
     returncode = process.returncode
     if status is None:
         status, detail = _exit_status(returncode, log_path)
-    return Measurement(status=status, wall_s=round(wall, 3), peak_bytes=peak, peak_rss_bytes=peak_rss,
-                       peak_by_process=peak_by, cpu_s=round(sum(cpu.values()), 2), returncode=returncode,
-                       detail=detail)
+    return Measurement(
+        status=status,
+        wall_s=round(wall, 3),
+        peak_bytes=peak,
+        peak_rss_bytes=peak_rss,
+        peak_by_process=peak_by,
+        cpu_s=round(sum(cpu.values()), 2),
+        returncode=returncode,
+        detail=detail,
+    )
 
 
 def _exit_status(returncode: int, log_path: Path) -> tuple[str, str]:
@@ -243,7 +274,7 @@ def ensure_class_archive(spark_args: list[str], env: dict[str, str], log_path: P
     """
     from insiders_spark.core.config import load_config
 
-    options = dict(zip(spark_args[::2], spark_args[1::2]))
+    options = dict(zip(spark_args[::2], spark_args[1::2], strict=True))
     config = load_config(options.get("--conf-dir"), options["--env"])
     if not config.launch.class_archive:
         return {"class_archive": None}
@@ -265,12 +296,28 @@ def engine_command(engine: str, data: Path, output: Path, *, spark_args: list[st
     if engine == "spark":
         return [python, "-m", "insiders_spark.cli", "run", *spark_args, "--input", str(data), "--output", str(output)]
     if engine in SPARK_STEPS:
-        return [python, str(BENCHMARKS / SPARK_STEPS[engine]), *spark_args, "--input", str(data), "--output", str(output)]
+        return [
+            python,
+            str(BENCHMARKS / SPARK_STEPS[engine]),
+            *spark_args,
+            "--input",
+            str(data),
+            "--output",
+            str(output),
+        ]
     if engine == "pandas":
         return [python, str(BENCHMARKS / "reference_pandas.py"), "--input", str(data), "--output", str(output)]
     if engine == "duckdb":
-        return [python, str(BENCHMARKS / "aggregate_duckdb.py"), "--input", str(data), "--output", str(output),
-                "--threads", str(threads)]
+        return [
+            python,
+            str(BENCHMARKS / "aggregate_duckdb.py"),
+            "--input",
+            str(data),
+            "--output",
+            str(output),
+            "--threads",
+            str(threads),
+        ]
     raise ValueError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
 
 
@@ -282,9 +329,13 @@ def engine_metrics(engine: str, output: Path) -> dict:
             return {}
         metrics = json.loads(found[-1].read_text())
         stages = metrics.get("durations_s", {})
-        return {"durations_s": stages, "total_s": metrics.get("total_s"),
-                "read_aggregate_s": stages.get("read and aggregate"),
-                "customers": metrics.get("customers", {}), "silhouette": metrics.get("clustering", {}).get("silhouette")}
+        return {
+            "durations_s": stages,
+            "total_s": metrics.get("total_s"),
+            "read_aggregate_s": stages.get("read and aggregate"),
+            "customers": metrics.get("customers", {}),
+            "silhouette": metrics.get("clustering", {}).get("silhouette"),
+        }
     path = output / "metrics.json"
     if not path.is_file():
         return {}
@@ -312,7 +363,9 @@ def load_features(path: Path):
     import pyarrow.parquet as pq
 
     columns = ["customer_id", *FEATURE_COLUMNS]
-    frame = pq.read_table(path, columns=columns).to_pandas() if path.is_file() else pd.read_parquet(path, columns=columns)
+    frame = (
+        pq.read_table(path, columns=columns).to_pandas() if path.is_file() else pd.read_parquet(path, columns=columns)
+    )
     return frame.sort_values("customer_id").reset_index(drop=True)
 
 
@@ -388,8 +441,13 @@ def evaluate_targets(runs: list[dict]) -> dict:
         targets["P1"] = _failed(what, spark)
     elif spark and duck and duck["status"] == "ok":
         value = ratio(spark.get("read_aggregate_s"), duck.get("read_aggregate_s"))
-        targets["P1"] = {"what": what, "ratio": value, "wall_ratio": ratio(spark["wall_s"], duck["wall_s"]),
-                         "spark_engine": spark["engine"], "met": value is not None and value <= P1_MAX_RATIO}
+        targets["P1"] = {
+            "what": what,
+            "ratio": value,
+            "wall_ratio": ratio(spark["wall_s"], duck["wall_s"]),
+            "spark_engine": spark["engine"],
+            "met": value is not None and value <= P1_MAX_RATIO,
+        }
     else:
         targets["P1"] = _not_measured(what, f"needs spark_aggregate (or spark) and duckdb at {p1}", spark, duck)
 
@@ -403,8 +461,12 @@ def evaluate_targets(runs: list[dict]) -> dict:
     elif spark and pandas:
         # killed at the runner's memory cap (below the machine's memory) or its timeout: no ratio to
         # judge by, so neither met nor missed
-        targets["P2"] = {"what": what, "ratio": None, "met": None,
-                         "note": f"no ratio: pandas did not complete ({pandas['status']}: {pandas['detail']})"}
+        targets["P2"] = {
+            "what": what,
+            "ratio": None,
+            "met": None,
+            "note": f"no ratio: pandas did not complete ({pandas['status']}: {pandas['detail']})",
+        }
     else:
         targets["P2"] = _not_measured(what, f"needs spark and pandas at {p2}", spark, pandas)
 
@@ -413,10 +475,21 @@ def evaluate_targets(runs: list[dict]) -> dict:
     if spark:
         peak = spark["peak_bytes"] / GIB
         targets["P3"] = {
-            "what": what, "status": spark["status"], "peak_gib": round(peak, 2), "wall_s": spark["wall_s"],
+            "what": what,
+            "status": spark["status"],
+            "peak_gib": round(peak, 2),
+            "wall_s": spark["wall_s"],
             "met": spark["status"] == "ok" and peak <= P3_MAX_GIB,
-            "pandas": ({"status": pandas["status"], "peak_gib": round(pandas["peak_bytes"] / GIB, 2),
-                        "wall_s": pandas["wall_s"], "detail": pandas["detail"]} if pandas else "not run"),
+            "pandas": (
+                {
+                    "status": pandas["status"],
+                    "peak_gib": round(pandas["peak_bytes"] / GIB, 2),
+                    "wall_s": pandas["wall_s"],
+                    "detail": pandas["detail"],
+                }
+                if pandas
+                else "not run"
+            ),
         }
     else:
         targets["P3"] = _not_measured(what, f"needs spark at {p3}")
@@ -424,8 +497,12 @@ def evaluate_targets(runs: list[dict]) -> dict:
     what = f"the real log end to end <= {P4_MAX_S:g} s wall, JVM start included"
     spark, floor = pick(runs, REAL, "spark"), pick(runs, REAL, "spark_floor")
     if spark:
-        targets["P4"] = {"what": what, "wall_s": spark["wall_s"], "status": spark["status"],
-                         "met": spark["status"] == "ok" and spark["wall_s"] <= P4_MAX_S}
+        targets["P4"] = {
+            "what": what,
+            "wall_s": spark["wall_s"],
+            "status": spark["status"],
+            "met": spark["status"] == "ok" and spark["wall_s"] <= P4_MAX_S,
+        }
         if floor and floor["status"] == "ok":
             # a session, one scan and one groupBy: what no Spark job can go below on this machine
             targets["P4"]["floor_wall_s"] = floor["wall_s"]
@@ -435,7 +512,12 @@ def evaluate_targets(runs: list[dict]) -> dict:
 
 
 def _failed(what: str, run: dict) -> dict:
-    return {"what": what, "met": False, "status": run["status"], "note": f"{run['engine']} did not complete: {run['detail']}"}
+    return {
+        "what": what,
+        "met": False,
+        "status": run["status"],
+        "note": f"{run['engine']} did not complete: {run['detail']}",
+    }
 
 
 def _not_measured(what: str, why: str, *runs: dict | None) -> dict:
@@ -467,7 +549,8 @@ def render_markdown(results: dict) -> str:
         f"Run `{results['run_id']}` on {results['machine']['cpus']} CPUs, "
         f"{results['machine']['memory_gib']:.0f} GiB; command: `{results['command']}`.",
         f"Memory: the peak of each run's whole process tree (the JVM and Python workers included), as the sum "
-        f"of the processes' proportional set sizes (PSS), read every second and at each new RSS high (RSS every 100 ms); cap {results['settings']['memory_cap_gib']} GiB, timeout "
+        f"of the processes' proportional set sizes (PSS), read every second and at each new RSS high "
+        f"(RSS every 100 ms); cap {results['settings']['memory_cap_gib']} GiB, timeout "
         f"{results['settings']['timeout_s']:.0f} s.",
         *archive_note(results["settings"]),
         "",
@@ -482,14 +565,19 @@ def render_markdown(results: dict) -> str:
             if not run:
                 continue
             both_ok = run["status"] == "ok"
-            vs_pandas = ratio(run["wall_s"], pandas["wall_s"]) if both_ok and pandas and pandas["status"] == "ok" else None
-            vs_duck = (ratio(run.get("read_aggregate_s"), duck.get("read_aggregate_s"))
-                       if both_ok and duck and duck["status"] == "ok" else None)
+            vs_pandas = (
+                ratio(run["wall_s"], pandas["wall_s"]) if both_ok and pandas and pandas["status"] == "ok" else None
+            )
+            vs_duck = (
+                ratio(run.get("read_aggregate_s"), duck.get("read_aggregate_s"))
+                if both_ok and duck and duck["status"] == "ok"
+                else None
+            )
             status = run["status"] if run["status"] == "ok" else f"**{run['status']}**"
             lines.append(
                 f"| {dataset} | {engine} | {status} | {_fmt(run['wall_s'])} | {_fmt(run.get('read_aggregate_s'))} | "
-                f"{_fmt(run['peak_bytes'] / GIB, 2)} | {_fmt(vs_pandas, 2)} | {_fmt(vs_duck, 2)} | {_fmt(run.get('cpu_s'))} | "
-                f"{_fmt(run.get('load_before'), 1)} |"
+                f"{_fmt(run['peak_bytes'] / GIB, 2)} | {_fmt(vs_pandas, 2)} | {_fmt(vs_duck, 2)} | "
+                f"{_fmt(run.get('cpu_s'))} | {_fmt(run.get('load_before'), 1)} |"
             )
     lines += ["", "## Targets", "", "| target | what | measured | met |", "|---|---|---|---|"]
     for name, target in results["targets"].items():
@@ -560,16 +648,34 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_one(engine: str, dataset: str, lines: int, data: Path, out: Path, *, args, spark_args: list[str],
-            env: dict[str, str], repetition: int) -> dict:
+def run_one(
+    engine: str,
+    dataset: str,
+    lines: int,
+    data: Path,
+    out: Path,
+    *,
+    args,
+    spark_args: list[str],
+    env: dict[str, str],
+    repetition: int,
+) -> dict:
     load_before = os.getloadavg()[0]
     if out.exists():
         shutil.rmtree(out)
     command = engine_command(engine, data, out, spark_args=spark_args, threads=args.threads)
-    print(f"[{dt.datetime.now():%H:%M:%S}] {dataset} {engine} (run {repetition + 1}/{args.repeat}, "
-          f"load {load_before:.1f}) ...", flush=True)
-    measured = measure(command, log_path=out.with_suffix(".log"), env=env, timeout_s=args.timeout,
-                       cap_bytes=int(args.memory_cap_gib * GIB))
+    print(
+        f"[{dt.datetime.now():%H:%M:%S}] {dataset} {engine} (run {repetition + 1}/{args.repeat}, "
+        f"load {load_before:.1f}) ...",
+        flush=True,
+    )
+    measured = measure(
+        command,
+        log_path=out.with_suffix(".log"),
+        env=env,
+        timeout_s=args.timeout,
+        cap_bytes=int(args.memory_cap_gib * GIB),
+    )
     ok = measured.status == "ok"
     found = features_path(engine, out) if ok else None
     record = {
@@ -585,8 +691,11 @@ def run_one(engine: str, dataset: str, lines: int, data: Path, out: Path, *, arg
         "command": command,
         "output": str(out),
     }
-    print(f"    {measured.status}: {measured.wall_s:.1f} s, peak {measured.peak_bytes / GIB:.2f} GiB"
-          f"{' — ' + measured.detail if measured.detail else ''}", flush=True)
+    print(
+        f"    {measured.status}: {measured.wall_s:.1f} s, peak {measured.peak_bytes / GIB:.2f} GiB"
+        f"{' — ' + measured.detail if measured.detail else ''}",
+        flush=True,
+    )
     return record
 
 
@@ -632,17 +741,37 @@ def main(argv: list[str] | None = None) -> int:
             for engine in engines:
                 folder = "real_log" if lines is None else dataset
                 out = raw_dir / folder / (engine if args.repeat == 1 else f"{engine}-{repetition}")
-                runs.append(run_one(engine, dataset, lines or 0, data, out, args=args, spark_args=spark_args,
-                                    env=env, repetition=repetition))
+                runs.append(
+                    run_one(
+                        engine,
+                        dataset,
+                        lines or 0,
+                        data,
+                        out,
+                        args=args,
+                        spark_args=spark_args,
+                        env=env,
+                        repetition=repetition,
+                    )
+                )
     results = {
         "run_id": run_id,
         "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+            "platform": platform.platform(),
+        },
         "versions": versions(),
-        "settings": {"spark_env": args.spark_env, "spark_args": spark_args, "timeout_s": args.timeout,
-                     "memory_cap_gib": args.memory_cap_gib, "repeat": args.repeat, "duckdb_threads": args.threads,
-                     **archive},
+        "settings": {
+            "spark_env": args.spark_env,
+            "spark_args": spark_args,
+            "timeout_s": args.timeout,
+            "memory_cap_gib": args.memory_cap_gib,
+            "repeat": args.repeat,
+            "duckdb_threads": args.threads,
+            **archive,
+        },
         "page_cache_warm_s": warm,
         "runs": runs,
         "consistency": consistency(runs),

@@ -13,9 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from insiders_spark.core.config import load_config
+from insiders_spark.core.checks import CUSTOMER_ID_KINDS, INPUT_FORMATS
+from insiders_spark.core.config import default_conf_dir, load_config
 from insiders_spark.core.errors import ConfigError, ModelNotFoundError, OutputInUseError
-from insiders_spark.core.progress import configure_logging
+from insiders_spark.core.progress import DRIVER_TASK_LOG, JSON_LOGS, JVM_LOGGING, LOG_FORMATS, configure_logging
 from insiders_spark.spark.launch import ARCHIVE_SYNTHETIC_LINES, import_in_background, plan_launch, write_class_archive
 
 log = logging.getLogger("insiders_spark")
@@ -41,15 +42,64 @@ def _k(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number of clusters or 'auto', got {text!r}") from None
 
 
+def _columns(text: str) -> dict[str, str]:
+    """``canonical=source,canonical=source,...`` as a mapping (its names are checked with the configuration)."""
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        name, equals, source = pair.partition("=")
+        if not equals or not name.strip() or not source.strip():
+            raise argparse.ArgumentTypeError(
+                f"expected canonical=source pairs separated by commas (e.g. customer_id=cust,invoice_date=ts), "
+                f"got {pair!r}"
+            )
+        if name.strip() in mapping:
+            raise argparse.ArgumentTypeError(f"{name.strip()} is mapped twice in {text!r}")
+        mapping[name.strip()] = source.strip()
+    return mapping
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("input and output")
-    source.add_argument("--input", help="CSV or parquet file, folder or glob (default: the embedded synthetic log)")
-    source.add_argument("--format", choices=("auto", "csv", "parquet"), help="input format (default: from file names)")
-    source.add_argument(
-        "--timestamp-format", help="Spark datetime pattern of InvoiceDate (default: yyyy-MM-dd HH:mm:ss)"
+    where = source.add_mutually_exclusive_group()
+    where.add_argument(
+        "--input",
+        help="a file, folder or glob of CSV, parquet, JSON lines or ORC (default: the embedded synthetic log)",
     )
-    source.add_argument("--encoding", help="CSV text encoding (default: UTF-8)")
+    where.add_argument("--table", help="a catalog table, db.name, read through the session's catalog")
+    source.add_argument("--format", choices=INPUT_FORMATS, help="input format (default: from the file names)")
+    source.add_argument(
+        "--columns",
+        type=_columns,
+        metavar="CANONICAL=SOURCE,...",
+        help="the input's column for each of the job's: invoice_id, product_id, description, quantity, "
+        "invoice_date, unit_price, line_amount, customer_id, country (unmapped ones are taken by their own "
+        "name; customer_id, invoice_date and unit_price or line_amount are required)",
+    )
+    source.add_argument(
+        "--dataset",
+        help="a dataset profile (conf/datasets/NAME.toml: column names, timestamp pattern, cleaning rules), "
+        "e.g. online_retail; default: the profile whose columns the input has; 'none' for none",
+    )
+    source.add_argument(
+        "--timestamp-format",
+        help="Spark datetime pattern of invoice_date text, e.g. 'yyyy-MM-dd HH:mm:ss', 'M/d/yyyy H:mm', "
+        "yyyyMMdd, dd/MM/yyyy (default: auto, ISO 8601; a timestamp or date column needs none)",
+    )
+    source.add_argument(
+        "--customer-ids",
+        choices=CUSTOMER_ID_KINDS,
+        help="number: positive whole numbers (anything else is an invalid id); text: any text; "
+        "auto (default): from the column's type or a sample of its values",
+    )
+    source.add_argument("--encoding", help="CSV and JSON text encoding (default: UTF-8)")
     source.add_argument("--output", help="output folder or URI (default: ./output)")
+    source.add_argument(
+        "--catalog-database",
+        metavar="NAME",
+        help="after publishing, register every output as a table of this catalog database, partitioned by "
+        "run_date (default: off; the catalog is an embedded Hive metastore in output.metastore_dir unless "
+        "the profile's [spark] names one)",
+    )
     dates = parser.add_argument_group("dates")
     dates.add_argument(
         "--as-of", type=_date, help="compute features from lines up to this date (default: the last invoice date)"
@@ -87,10 +137,21 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--backtest-cutoff", type=_date, help="the backtest's cut-off (default: as-of minus the horizon)"
     )
     model.add_argument("--synthetic-lines", type=int, help="size of the generated log when no --input is given")
+    model.add_argument(
+        "--mlflow-uri",
+        help="log each training run (configuration, metrics, manifest, report, model) to this MLflow tracking "
+        "URI and move the registered model's alias 'current' (default: tracking.mlflow_uri; off when empty)",
+    )
     settings = parser.add_argument_group("configuration")
     settings.add_argument("--env", default="local", help="configuration profile in conf/ (default: local)")
     settings.add_argument("--conf-dir", help="folder of configuration profiles (default: the packaged conf/)")
     settings.add_argument("--log-level", help="driver log level (default: INFO)")
+    settings.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text, or json: one JSON object a line from the driver's Python log and from Spark's "
+        "(structured logging), in the same shape (default: text)",
+    )
     settings.add_argument("--verbose", action="store_true", help="print full tracebacks on failure")
     settings.add_argument("--launched-by-spark-submit", action="store_true", help=argparse.SUPPRESS)
 
@@ -115,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument("action", choices=("list", "use"), help="list versions, or use VERSION for scoring")
     registry.add_argument("version", nargs="?", help="with 'use': the version to make current (a rollback)")
     registry.add_argument("--output", help="output folder or URI (default: ./output)")
+    registry.add_argument("--mlflow-uri", help="with 'use': also move the MLflow alias 'current' (tracking.mlflow_uri)")
     registry.add_argument("--env", default="local")
     registry.add_argument("--conf-dir")
     archive = commands.add_parser(
@@ -139,10 +201,15 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
     """The command-line flags as dotted configuration keys (unset flags are None and ignored)."""
     return {
         "input.path": args.input,
+        "input.table": args.table,
         "input.format": args.format,
+        "input.columns": args.columns,
+        "input.dataset": args.dataset,
+        "input.customer_ids": args.customer_ids,
         "input.timestamp_format": args.timestamp_format,
         "input.encoding": args.encoding,
         "output.path": args.output,
+        "output.catalog_database": args.catalog_database,
         "clustering.k": args.k if args.k != "auto" else None,
         "clustering.select_k": True if args.k == "auto" else (False if args.k is not None else None),
         "quality.stability": args.stability,
@@ -150,7 +217,9 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
         "backtest.cutoff": args.backtest_cutoff.isoformat() if args.backtest_cutoff else None,
         "job.seed": args.seed,
         "job.log_level": args.log_level,
+        "job.log_format": args.log_format,
         "synthetic.lines": args.synthetic_lines,
+        "tracking.mlflow_uri": args.mlflow_uri,
     }
 
 
@@ -165,7 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.action == "use" and not args.version:
                 print("insiders-spark: 'models use' needs a VERSION (see 'models list')", file=sys.stderr)
                 return EXIT_USAGE
-            config = load_config(args.conf_dir, args.env, overrides={"output.path": args.output})
+            config = load_config(
+                args.conf_dir, args.env, overrides={"output.path": args.output, "tracking.mlflow_uri": args.mlflow_uri}
+            )
             return manage_models(config, args.action, args.version)
         if args.command == "class-archive":
             return make_class_archive(args)
@@ -200,18 +271,20 @@ def run_job(
     from insiders_spark.spark.messages import explain
     from insiders_spark.spark.session import build_spark_session
 
-    configure_logging(config.job.log_level)
+    configure_logging(config.job.log_level, config.job.log_format)
     spark = None
     already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
     java_options: tuple[str, ...] = ()
+    jvm_logging = JVM_LOGGING[config.job.log_format]
     if not (already_running or launched_by_spark_submit):
         plan = plan_launch(config)
         log.info(plan.describe())
-        java_options = plan.java_options
+        java_options = (*plan.java_options, DRIVER_TASK_LOG)
     try:
         spark = build_spark_session(
             config.job.app_name,
-            config.spark,
+            {**config.session_settings(), **jvm_logging.settings},  # + the embedded metastore, when the run uses it
+            log4j_config=Path(str(default_conf_dir() / jvm_logging.file)),
             launched_by_spark_submit=launched_by_spark_submit,
             java_options=java_options,
         )
@@ -223,7 +296,10 @@ def run_job(
         message = explain(error)
         if verbose:
             log.exception("run failed")
-        print(f"insiders-spark: error: {message}", file=sys.stderr)
+        if config.job.log_format == JSON_LOGS:  # every line of the log parses, this one too
+            log.error("insiders-spark: error: %s", message)
+        else:
+            print(f"insiders-spark: error: {message}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         if spark is not None and not already_running:
@@ -262,7 +338,7 @@ def make_class_archive(args: argparse.Namespace) -> int:
         except ConfigError as error:
             print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
             return EXIT_USAGE
-        configure_logging(config.job.log_level)
+        configure_logging(config.job.log_level, config.job.log_format)
         try:
             result = write_class_archive(config, target, lambda spark: run(spark, config))
         except Exception as error:
@@ -285,6 +361,11 @@ def manage_models(config, action: str, version: str | None) -> int:
         if action == "use":
             use_version(spark, config.output.path, version)
             print(f"current model: {version}")
+            if config.tracking.mlflow_uri:
+                from insiders_spark.runs.tracking import CURRENT_ALIAS, mirror_current
+
+                if mirror_current(config, version):
+                    print(f"MLflow: alias {CURRENT_ALIAS!r} of {config.tracking.experiment!r} follows it")
             return EXIT_OK
         current = current_version(spark, config.output.path)
         for info in list_versions(spark, config.output.path):

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# submit.sh [SPARK-SUBMIT OPTIONS... --] [JOB OPTIONS...]: package insiders_spark and
-# spark-submit jobs/segment_customers.py.
+# submit.sh [--print-spec] [SPARK-SUBMIT OPTIONS... --] [JOB OPTIONS...]: package insiders_spark
+# and spark-submit jobs/segment_customers.py.
 #
 #   scripts/submit.sh --input data/log.parquet --output out            # job options only
 #   SPARK_MASTER=spark://127.0.0.1:7077 scripts/submit.sh --input ...    # on a standalone cluster
 #   scripts/submit.sh --driver-memory 4g -- --input ...                 # spark-submit options, then --
+#   scripts/submit.sh --print-spec --input ... --output ...             # the submission as JSON
 #
 # What it does:
-#   1. builds dist/insiders_spark.zip (the package, with conf/ inside as insiders_spark/conf) for
-#      --py-files, so the executors import the same code as the driver without installing it;
+#   1. builds dist/insiders_spark.zip (scripts/build_zip.py: the package, with conf/ inside as
+#      insiders_spark/conf, and BUILD.json) for --py-files, so the executors import the same code
+#      as the driver without installing it;
 #   2. loads the configuration profile (INSIDERS_ENV) and passes its [spark] settings as --conf, so
 #      the ones read at launch (spark.driver.memory, extraJavaOptions, ...) apply; it refuses a
 #      profile that sets a spark.master other than SPARK_MASTER (it would override --master);
-#   3. ships conf/*.toml and conf/log4j2.properties with --files, points the driver's log4j at
-#      log4j2.properties (console at WARN), and sets the driver's and the executors' Python;
-#   4. runs spark-submit jobs/segment_customers.py --env PROFILE --conf-dir DIR and the job options.
+#   3. ships conf/*.toml and conf/*.properties with --files, points the driver's log4j at
+#      log4j2.properties (console at WARN; log4j2-json.properties with job.log_format = "json" or
+#      the job option --log-format json), and sets the driver's and the executors' Python;
+#   4. runs spark-submit jobs/segment_customers.py --env PROFILE --conf-dir DIR and the job options;
+#      with --print-spec (first), prints that submission as JSON instead (master, deploy_mode,
+#      conf, files, py_files, archives, other options, application, application_args, env).
 # Options before a `--` go to spark-submit, those after it (or all, without `--`) to the job; each
 # is passed on as one argument, exactly as given (spaces included). Nothing is eval'ed.
 #
@@ -52,10 +57,15 @@ die() {
   exit 2
 }
 
+print_spec=false
 case "${1:-}" in
   -h | --help)
     usage
     exit 0
+    ;;
+  --print-spec)
+    print_spec=true
+    shift
     ;;
 esac
 
@@ -126,36 +136,9 @@ if [ -n "${SPARK_SUBMIT_ARGS:-}" ]; then
   submit_args=("${extra[@]}" ${submit_args[@]+"${submit_args[@]}"})
 fi
 
-# 1. The package, built next to the final file and renamed, so a concurrent build never ships a
-#    half-written zip.
-mkdir -p "$root/dist"
-zip_path=$root/dist/insiders_spark.zip
-"$python" - "$root" "$zip_path.$$" <<'PY'
-import json, pathlib, subprocess, sys, zipfile
-
-root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-
-
-def git(*args):
-    try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-    for path in sorted((root / "insiders_spark").rglob("*.py")):
-        archive.write(path, path.relative_to(root))
-    for path in sorted((root / "conf").iterdir()):
-        if path.suffix in {".toml", ".properties", ".py"}:
-            archive.write(path, pathlib.Path("insiders_spark") / "conf" / path.name)
-    # The code imported from the zip has no checkout around it: record its commit for the manifest.
-    commit = git("rev-parse", "HEAD")
-    if commit:
-        dirty = bool(git("status", "--porcelain", "--", "insiders_spark", "conf"))
-        archive.writestr("insiders_spark/BUILD.json", json.dumps({"git_commit": commit, "git_dirty": dirty}))
-PY
-mv -f "$zip_path.$$" "$zip_path"
+# 1. The package (scripts/build_zip.py, the same zip `make dist` builds).
+zip_path=$("$python" "$root/scripts/build_zip.py" "$root/dist/insiders_spark.zip") ||
+  die "could not build dist/insiders_spark.zip (see above)"
 
 # 2. Where the driver runs decides its Python and where it finds the profiles and log4j file: here
 #    (client mode), or in a container whose working folder holds the --files (cluster mode).
@@ -170,7 +153,7 @@ env_args=()
 if [ "$deploy_mode" = cluster ]; then
   driver_python=$executor_python
   conf_dir=.
-  driver_log4j=log4j2.properties
+  log4j_dir=.
   # The driver runs in a container that does not inherit this environment: hand it the job's
   # INSIDERS_SPARK__* overrides (the loader below has checked them here already).
   while IFS= read -r name; do
@@ -183,8 +166,17 @@ if [ "$deploy_mode" = cluster ]; then
 else
   driver_python=$python
   conf_dir=$root/conf
-  driver_log4j=$root/conf/log4j2.properties
+  log4j_dir=$root/conf
 fi
+# The log format (job.log_format) decides the driver's log4j2 file: the profile's, an
+# INSIDERS_SPARK__JOB__LOG_FORMAT override, or the job's own --log-format.
+log_format=
+for ((i = 0; i < ${#job_args[@]}; i++)); do
+  case "${job_args[i]}" in
+    --log-format) log_format=${job_args[i + 1]:-} ;;
+    --log-format=*) log_format=${job_args[i]#--log-format=} ;;
+  esac
+done
 
 # 3. The profile's Spark settings, one `key=value` per NUL-terminated record, read back without
 #    any shell evaluation. The loader is the package's own, imported from the zip just built.
@@ -192,16 +184,19 @@ conf_args=()
 while IFS= read -r -d '' setting; do
   conf_args+=(--conf "$setting")
 done < <(
-  PYTHONPATH=$zip_path "$python" - "$root/conf" "$env_name" "$master" "$driver_log4j" <<'PY'
+  PYTHONPATH=$zip_path "$python" - "$root/conf" "$env_name" "$master" "$log4j_dir" "$log_format" <<'PY'
 import sys
 
 from insiders_spark.core.config import ConfigError, load_config
+from insiders_spark.core.progress import DRIVER_TASK_LOG, JVM_LOGGING
 
-conf_dir, env_name, master, log4j = sys.argv[1:]
+conf_dir, env_name, master, log4j_dir, log_format = sys.argv[1:]
 try:
-    spark = dict(load_config(conf_dir, env_name).spark)
+    config = load_config(conf_dir, env_name, overrides={"job.log_format": log_format or None})
 except ConfigError as error:
     sys.exit(f"submit.sh: configuration error: {error}")
+logging = JVM_LOGGING[config.job.log_format]
+spark = {**config.spark, **logging.settings}
 profile_master = spark.pop("spark.master", None)
 both_local = str(profile_master).startswith("local") and master.startswith("local")  # local[4] over local[*]
 if profile_master is not None and profile_master != master and not both_local:
@@ -210,10 +205,12 @@ if profile_master is not None and profile_master != master and not both_local:
         f"the master {master!r}; use a profile without spark.master (standalone, yarn, kubernetes) "
         "or set INSIDERS_ENV"
     )
-# The driver's JVM logs through the project's log4j2 file from its first line (quoted: the path may
-# hold spaces; Spark splits these options like a shell would).
+# The driver's JVM logs through the project's log4j2 file (text or JSON) from its first line, each
+# task failure on one line (quoted: the path may hold spaces; Spark splits these options like a
+# shell would).
+log4j = logging.file if log4j_dir == "." else f"{log4j_dir}/{logging.file}"
 quoted = '"' + log4j.replace("\\", "\\\\").replace('"', '\\"') + '"'
-option = f"-Dlog4j2.configurationFile={quoted}"
+option = f"-Dlog4j2.configurationFile={quoted} {DRIVER_TASK_LOG}"
 spark["spark.driver.extraJavaOptions"] = f"{spark.get('spark.driver.extraJavaOptions', '')} {option}".strip()
 for key, value in spark.items():
     sys.stdout.write(f"{key}={value}\0")
@@ -231,17 +228,67 @@ if [ -n "${SPARK_AUTH_SECRET:-}" ]; then
   export _SPARK_AUTH_SECRET=$SPARK_AUTH_SECRET
   conf_args+=(--conf spark.authenticate=true --conf 'spark.authenticate.secret=${env:_SPARK_AUTH_SECRET}')
 fi
-shipped=$(printf '%s,' "$root"/conf/*.toml "$root/conf/log4j2.properties")
+shipped=$(printf '%s,' "$root"/conf/*.toml "$root"/conf/*.properties)
 shipped=${shipped%,}
 
-exec "$spark_home/bin/spark-submit" \
-  --master "$master" \
-  --deploy-mode "$deploy_mode" \
-  --py-files "$zip_path" \
-  --files "$shipped" \
-  "${conf_args[@]}" \
-  ${env_args[@]+"${env_args[@]}"} \
-  ${archive_args[@]+"${archive_args[@]}"} \
-  ${submit_args[@]+"${submit_args[@]}"} \
-  "$root/jobs/segment_customers.py" --env "$env_name" --conf-dir "$conf_dir" \
+submission=(
+  "$spark_home/bin/spark-submit"
+  --master "$master"
+  --deploy-mode "$deploy_mode"
+  --py-files "$zip_path"
+  --files "$shipped"
+  "${conf_args[@]}"
+  ${env_args[@]+"${env_args[@]}"}
+  ${archive_args[@]+"${archive_args[@]}"}
+  ${submit_args[@]+"${submit_args[@]}"}
+  "$root/jobs/segment_customers.py" --env "$env_name" --conf-dir "$conf_dir"
   ${job_args[@]+"${job_args[@]}"}
+)
+if [ "$print_spec" = false ]; then
+  exec "${submission[@]}"
+fi
+
+# 5. --print-spec: the same submission as JSON, read back from the command line above, for a
+#    scheduler that submits by itself (e.g. Airflow's SparkSubmitOperator; docs/operations.md).
+exec "$python" - "${submission[@]}" <<'PY'
+import json
+import os
+import sys
+
+spark_submit, *argv = sys.argv[1:]
+spec = {
+    "spark_submit": spark_submit, "master": None, "deploy_mode": None, "conf": {}, "files": [],
+    "py_files": [], "archives": [], "options": [], "application": None, "application_args": [],
+    "env": {name: os.environ[name] for name in ("SPARK_LOCAL_IP",) if name in os.environ},
+}
+lists = {"--files": "files", "--py-files": "py_files", "--archives": "archives"}
+flags = {"--verbose", "-v", "--supervise"}
+i = 0
+while i < len(argv):
+    option = argv[i]
+    if not option.startswith("-"):  # the application, then its arguments
+        spec["application"], spec["application_args"] = option, argv[i + 1 :]
+        break
+    if option in flags:
+        spec["options"].append(option)
+        i += 1
+        continue
+    name, equals, value = option.partition("=")
+    if equals and name.startswith("--"):
+        i += 1
+    else:
+        name, value = option, argv[i + 1]
+        i += 2
+    if name == "--master":
+        spec["master"] = value
+    elif name == "--deploy-mode":
+        spec["deploy_mode"] = value
+    elif name == "--conf":
+        key, _, setting = value.partition("=")
+        spec["conf"][key] = setting  # a later --conf wins, as in spark-submit
+    elif name in lists:
+        spec[lists[name]] += value.split(",")
+    else:
+        spec["options"] += [name, value]
+print(json.dumps(spec, indent=2))
+PY

@@ -14,7 +14,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-from insiders_spark.cleaning.parsing import RAW_PREFIX
+from insiders_spark.cleaning.parsing import AMOUNTS_DISAGREE, RAW_PREFIX
 from insiders_spark.core.config import QuarantineConfig
 from insiders_spark.core.errors import AccountingError, QuarantineThresholdError
 from insiders_spark.core.names import AFTER_AS_OF, COUNTRY, DESCRIPTION, QUARANTINE_REASONS, REASON
@@ -33,6 +33,7 @@ class RowAccounting:
     after_as_of: int
     quarantined: dict[str, int] = field(default_factory=dict)
     undecodable: int = 0
+    amounts_disagree: int = 0  # kept lines whose line_amount is not unit_price x quantity (the amount wins)
 
     @property
     def quarantined_total(self) -> int:
@@ -54,6 +55,7 @@ class RowAccounting:
             "quarantined": dict(self.quarantined),
             "quarantined_total": self.quarantined_total,
             "undecodable_text_lines": self.undecodable,
+            "amount_disagreements": self.amounts_disagree,
         }
 
     @property
@@ -108,6 +110,7 @@ def _outcome_counters(*, decoded_text: bool) -> list[Column]:
         F.count(F.lit(1)).alias(INPUT),
         undecodable.alias(UNDECODABLE),
         F.count_if(reason.isNull()).alias(KEPT),
+        F.count_if(reason.isNull() & F.col(AMOUNTS_DISAGREE)).alias(AMOUNTS_DISAGREE),
         F.count_if(reason == AFTER_AS_OF).alias(AFTER_AS_OF),
         *[F.count_if(reason == name).alias(name) for name in QUARANTINE_REASONS],
     ]
@@ -116,7 +119,7 @@ def _outcome_counters(*, decoded_text: bool) -> list[Column]:
 def observe_outcomes(lines: DataFrame, *, decoded_text: bool) -> tuple[DataFrame, Observation]:
     """Attach outcome counters to ``lines``; they fill in when the first action runs over them.
 
-    ``decoded_text``: the input was bytes decoded with the configured encoding (CSV), so lines
+    ``decoded_text``: the input was bytes decoded with the configured encoding (CSV, JSON), so lines
     holding U+FFFD are counted too.
     """
     # a unique name: two tables read in one session (a backtest's windows) can then be joined
@@ -137,4 +140,5 @@ def accounting_from(observation: Observation, lines: DataFrame, *, decoded_text:
         after_as_of=int(counts[AFTER_AS_OF]),
         quarantined={name: int(counts[name]) for name in QUARANTINE_REASONS if counts[name]},
         undecodable=int(counts[UNDECODABLE]),
+        amounts_disagree=int(counts[AMOUNTS_DISAGREE]),
     )

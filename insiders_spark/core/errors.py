@@ -65,3 +65,7 @@ class RunFailedError(RuntimeError):
 
 class BacktestError(ValueError):
     """The log cannot support the requested backtest (window past its end, nothing before it)."""
+
+
+class ClvFitError(ValueError):
+    """The log cannot support a CLV fit (too few repeat buyers, or a fit that does not converge)."""

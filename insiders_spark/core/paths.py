@@ -1,9 +1,8 @@
 """What an input path names, without a JVM: which names are data files, whether a path is a glob,
 and a local input's size.
 
-Kept apart from ``insiders_spark.io`` (pyspark, pyarrow, the synthetic log) so that the launch plan
-can size the input before the JVM starts without importing them first: on the benchmark machine
-that import held the JVM's start back by 0.7 s.
+Kept apart from ``insiders_spark.storage`` (pyspark, pyarrow, the synthetic log) so that the launch
+plan can size the input before the JVM starts without importing them first.
 """
 
 from __future__ import annotations

@@ -1,30 +1,103 @@
-"""Stage timing and the driver's log: one line when a stage starts, one when it ends."""
+"""The driver's log and stage timing: one line when a stage starts, one when it ends.
+
+The log is text (``LOG_FORMAT``) or JSON lines (``job.log_format``): one object per line with the
+keys and order of Spark's structured logging (``ts, level, msg, context, exception, logger``), so
+the driver's Python log and the JVM's log (``conf/log4j2-json.properties``) parse alike.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TEXT_LOGS = "text"
+JSON_LOGS = "json"
+LOG_FORMATS = (TEXT_LOGS, JSON_LOGS)
+# Python's level names as log4j writes them, so one filter (level == "WARN") finds both logs' lines
+LOG4J_LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
 
-def configure_logging(level: str) -> None:
+@dataclass(frozen=True)
+class JvmLogging:
+    """How Spark's JVMs log in one of the ``LOG_FORMATS``: the log4j2 file (in ``conf/``) and the
+    Spark settings that go with it. The command line and scripts/submit.sh both read it here."""
+
+    file: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+JVM_LOGGING = {
+    TEXT_LOGS: JvmLogging("log4j2.properties"),
+    JSON_LOGS: JvmLogging("log4j2-json.properties", {"spark.log.structuredLogging.enabled": "true"}),
+}
+# The drivers the job starts itself write each task failure and retry on one line (the job explains
+# the failure once, in its own words); any other JVM (a cluster's executors) writes stack traces too.
+# The property chooses the appender of log4j2.properties' task loggers.
+DRIVER_TASK_LOG = "-Dinsiders_spark.task_log=tasks"
+
+
+class JsonLogFormatter(logging.Formatter):
+    """A log record as one JSON object on one line, in the shape of Spark's structured logging."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = dt.datetime.fromtimestamp(record.created, dt.UTC)
+        entry: dict[str, object] = {
+            "ts": f"{stamp:%Y-%m-%dT%H:%M:%S}.{int(record.msecs):03d}Z",
+            "level": LOG4J_LEVELS.get(record.levelname, record.levelname),
+            "msg": record.getMessage(),
+            "context": {"thread": record.threadName},
+        }
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            entry["exception"] = {
+                "class": f"{type(error).__module__}.{type(error).__qualname__}",
+                "msg": str(error),
+                "stacktrace": [
+                    {"method": frame.name, "file": frame.filename, "line": frame.lineno}
+                    for frame in traceback.extract_tb(error.__traceback__)
+                ],
+            }
+        entry["logger"] = record.name
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def configure_logging(level: str, log_format: str = TEXT_LOGS) -> None:
     """Configure the driver's Python logging once, from the entry point."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, datefmt="%H:%M:%S", force=True)
+    handler = logging.StreamHandler()
+    if log_format == JSON_LOGS:
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.captureWarnings(log_format == JSON_LOGS)  # Python's warnings as records, not loose text
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
-class StageTimer:
-    """Wall-clock durations of the job's stages, in the order they ran."""
+# Names the Spark jobs started inside a stage (``spark.jobs.named_jobs``): a context manager per stage
+JobLabel = Callable[[str], AbstractContextManager[object]]
 
-    def __init__(self, logger: logging.Logger) -> None:
+
+class StageTimer:
+    """Wall-clock durations of the job's stages, in the order they ran.
+
+    ``label_jobs`` names the Spark jobs each stage starts after the stage, so the Spark UI, the
+    event log and the history server tell which part of the run a job belongs to.
+    """
+
+    def __init__(self, logger: logging.Logger, *, label_jobs: JobLabel | None = None) -> None:
         self._log = logger
+        self._label_jobs = label_jobs
         self.durations: dict[str, float] = {}
 
     @contextmanager
@@ -32,7 +105,8 @@ class StageTimer:
         self._log.info("stage %s: started", name)
         started = time.perf_counter()
         try:
-            yield
+            with self._label_jobs(name) if self._label_jobs else nullcontext():
+                yield
         except BaseException:
             self._log.error("stage %s: failed after %.1f s", name, time.perf_counter() - started)
             raise

@@ -1,7 +1,7 @@
-"""Input and output contracts: the typed schemas of the raw log, the lines, the features and the segments.
+"""Output contracts: the typed schemas of the quarantine, the customer features and the segments.
 
-The raw log has the columns of the published export (``InvoiceNo`` ... ``Country``). The job maps
-them to snake_case on read; everything downstream speaks the snake_case names defined here.
+A log's own columns are mapped onto the canonical ones of ``core.names`` when it is read
+(``storage.mapping``); everything downstream speaks those names.
 """
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ from pyspark.sql import types as T
 
 from insiders_spark.core.names import (
     AVG_TICKET,
+    CANONICAL_COLUMNS,
     CLUSTER,
-    COUNTRY,
     CUSTOMER_ID,
-    DESCRIPTION,
     FIRST_PURCHASE_DATE,
     FREQUENCY,
     GROSS_REVENUE,
     INSIDER_SINCE,
-    INVOICE_NO,
-    INVOICE_TS,
     IS_CONTROL,
     IS_GUEST,
     IS_INSIDER,
@@ -29,56 +26,21 @@ from insiders_spark.core.names import (
     QTY_ITEMS,
     QTY_PRODUCTS,
     QTY_RETURNS,
-    QUANTITY,
-    RAW_COLUMNS,
-    RAW_TO_COLUMN,
     REASON,
     RECENCY_DAYS,
     RUNS_OUTSIDE_INSIDERS,
     SEGMENT,
+    SOURCE_CUSTOMER_ID,
     SOURCE_FILE,
-    STOCK_CODE,
     TOP_FEATURES,
-    UNIT_PRICE,
 )
 
-# --- raw input ------------------------------------------------------------------------------
+# --- the quarantine -------------------------------------------------------------------------
 
-# Every raw field read as text: how a CSV drop arrives, and how quarantine keeps it.
-RAW_TEXT_SCHEMA = T.StructType([T.StructField(name, T.StringType(), True) for name in RAW_COLUMNS])
-
-# The published parquet export: same columns, numbers typed, the timestamp still a string.
-RAW_PARQUET_SCHEMA = T.StructType(
-    [
-        T.StructField("InvoiceNo", T.StringType(), True),
-        T.StructField("StockCode", T.StringType(), True),
-        T.StructField("Description", T.StringType(), True),
-        T.StructField("Quantity", T.LongType(), True),
-        T.StructField("InvoiceDate", T.StringType(), True),
-        T.StructField("UnitPrice", T.DoubleType(), True),
-        T.StructField("CustomerID", T.DoubleType(), True),
-        T.StructField("Country", T.StringType(), True),
-    ]
-)
-
-
-# --- parsed lines ---------------------------------------------------------------------------
-
-PARSED_LINE_SCHEMA = T.StructType(
-    [
-        T.StructField(INVOICE_NO, T.StringType(), True),
-        T.StructField(STOCK_CODE, T.StringType(), True),
-        T.StructField(DESCRIPTION, T.StringType(), True),
-        T.StructField(QUANTITY, T.LongType(), True),
-        T.StructField(INVOICE_TS, T.TimestampType(), True),
-        T.StructField(UNIT_PRICE, T.DoubleType(), True),
-        T.StructField(CUSTOMER_ID, T.LongType(), True),
-        T.StructField(COUNTRY, T.StringType(), True),
-    ]
-)
-
+# A set-aside line: its canonical fields as read (text), the whole line when it did not split into
+# columns, its file and why.
 QUARANTINE_SCHEMA = T.StructType(
-    [T.StructField(name, T.StringType(), True) for name in RAW_TO_COLUMN.values()]
+    [T.StructField(name, T.StringType(), True) for name in CANONICAL_COLUMNS]
     + [
         T.StructField("raw_line", T.StringType(), True),
         T.StructField(SOURCE_FILE, T.StringType(), True),
@@ -92,12 +54,13 @@ QUARANTINE_SCHEMA = T.StructType(
 CUSTOMER_FEATURES_SCHEMA = T.StructType(
     [
         T.StructField(CUSTOMER_ID, T.LongType(), False),
+        T.StructField(SOURCE_CUSTOMER_ID, T.StringType(), True),  # null for guests
         T.StructField(IS_GUEST, T.BooleanType(), False),
         T.StructField(GROSS_REVENUE, T.DoubleType(), False),
         T.StructField(RECENCY_DAYS, T.IntegerType(), False),
         T.StructField(QTY_INVOICES, T.LongType(), False),
         T.StructField(QTY_ITEMS, T.LongType(), False),
-        T.StructField(QTY_PRODUCTS, T.LongType(), False),
+        T.StructField(QTY_PRODUCTS, T.LongType(), True),  # null when the log has no product_id
         T.StructField(FREQUENCY, T.DoubleType(), False),
         T.StructField(QTY_RETURNS, T.LongType(), False),
         T.StructField(AVG_TICKET, T.DoubleType(), False),

@@ -46,8 +46,15 @@ from insiders_spark.evaluation.agreement import Contingency
 from insiders_spark.evaluation.quality import stability_failures
 from insiders_spark.model.clustering import EmbeddingPoints, FittedKMeans, fit_kmeans_to_points
 from insiders_spark.model.embedding import LeafEmbedding, fit_embedding
-from insiders_spark.model.leaves import CUSTOMERS, cluster_summaries, leaf_aggregates, leaf_points, leaf_sums
-from insiders_spark.model.profiles import PROFILED_FEATURES, ClusterProfile, build_profiles
+from insiders_spark.model.leaves import (
+    CUSTOMERS,
+    cluster_summaries,
+    leaf_aggregates,
+    leaf_points,
+    leaf_sums,
+    profiled_features,
+)
+from insiders_spark.model.profiles import ClusterProfile, build_profiles
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +270,7 @@ class StabilityRuns:
 def with_reference_leaf(features: DataFrame, reference: LeafEmbedding) -> DataFrame:
     """The id and profiled features of every customer, and its leaf in the reference tree."""
     return reference.model.transform(features).select(
-        CUSTOMER_ID, *PROFILED_FEATURES, F.col(LEAF).cast(T.IntegerType()).alias(REFERENCE_LEAF)
+        CUSTOMER_ID, *profiled_features(features.columns), F.col(LEAF).cast(T.IntegerType()).alias(REFERENCE_LEAF)
     )
 
 
@@ -297,7 +304,7 @@ def _leaf_table(embedding: LeafEmbedding, referenced: DataFrame) -> list:
     return (
         embedding.model.transform(referenced)
         .groupBy(REFERENCE_LEAF, F.col(LEAF).cast(T.IntegerType()).alias(LEAF))
-        .agg(*leaf_aggregates())
+        .agg(*leaf_aggregates(referenced.columns))
         .collect()
     )
 

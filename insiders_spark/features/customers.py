@@ -17,17 +17,20 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from insiders_spark.cleaning.parsing import REVENUE_SCALE
 from insiders_spark.cleaning.rules import is_purchase, is_return
 from insiders_spark.core.names import (
     AVG_TICKET,
+    BUSINESS_RULE_REASONS,
     CUSTOMER_ID,
     FIRST_PURCHASE_DATE,
     FREQUENCY,
     GROSS_REVENUE,
-    INVOICE_NO,
+    INVOICE_ID,
     INVOICE_TS,
     IS_GUEST,
     LAST_PURCHASE_DATE,
+    PRODUCT_ID,
     QTY_INVOICES,
     QTY_ITEMS,
     QTY_PRODUCTS,
@@ -35,9 +38,8 @@ from insiders_spark.core.names import (
     QUANTITY,
     REASON,
     RECENCY_DAYS,
-    STOCK_CODE,
-    STUDY_RULE_REASONS,
-    UNIT_PRICE,
+    REVENUE_UNITS,
+    SOURCE_CUSTOMER_ID,
 )
 
 GUEST_INVOICE = "guest_invoice_no"  # the invoice a guest customer stands for
@@ -48,6 +50,7 @@ GUEST_RANK = "guest_rank"
 # the group's one long key held more than one guest invoice (a hash collision): aggregate again by
 # (customer id, guest invoice) instead; see ``group_key``
 SHARED_GUEST_KEY = "shared_guest_key"
+SHARED_CUSTOMER_KEY = "shared_customer_key"  # two text customer ids hashed to one number
 GUEST_KEY_BITS = 63  # bits of an invoice number's hash in a guest's group key (tests lower it)
 
 
@@ -56,40 +59,6 @@ GUEST_KEY_BITS = 63  # bits of an invoice number's hash in a guest's group key (
 
 def is_kept(reason: Column) -> Column:
     return reason.isNull()
-
-
-def line_revenue(quantity: Column, unit_price: Column) -> Column:
-    return quantity * unit_price
-
-
-REVENUE_UNITS = 10_000  # revenue is summed exactly, in 1/10,000 of the currency unit
-
-
-def round_half_up(value: Column) -> Column:
-    """A double rounded to a whole number (long), halves away from zero: ``ROUND(x, 0)``.
-
-    ``F.round`` of a double goes through ``BigDecimal.valueOf``, i.e. prints the double as text,
-    per line: 4% of the read + aggregation's CPU (a JFR profile at 10M lines). Here: the whole
-    part, plus one when the fraction (``x - floor(x)``, exact in floating point) is at least a
-    half. A double never prints as an exact half unless it is one, so both agree everywhere
-    (``floor(x + 0.5)`` does not: 0.49999999999999994 + 0.5 rounds to 1.0).
-    """
-
-    def away_from_zero(positive: Column) -> Column:
-        whole = F.floor(positive)
-        return F.when(positive - whole >= F.lit(0.5), whole + F.lit(1)).otherwise(whole)
-
-    return F.when(value >= 0, away_from_zero(value)).otherwise(-away_from_zero(-value))
-
-
-def line_revenue_units(quantity: Column, unit_price: Column) -> Column:
-    """A line's revenue as a whole number of 1/10,000 currency units (the price rounded to them).
-
-    Sums of these are exact, so a customer's revenue does not depend on the order Spark adds
-    the lines in (floating-point sums do: the order shuffle blocks arrive in is not fixed), and a
-    rerun gives the same bits. 64-bit sums hold up to 9.2e14 currency units per customer.
-    """
-    return quantity.cast(T.LongType()) * round_half_up(unit_price * F.lit(REVENUE_UNITS)).cast(T.LongType())
 
 
 def invoice_day(invoice_ts: Column) -> Column:
@@ -105,8 +74,8 @@ def days_between(later: Column, earlier: Column) -> Column:
 
 
 def is_valid_line(reason: Column) -> Column:
-    """Kept, or set aside only by one of the study's rules (the line itself is sound)."""
-    return reason.isNull() | reason.isin(list(STUDY_RULE_REASONS))
+    """Kept, or set aside only by one of the business rules (the line itself is sound)."""
+    return reason.isNull() | reason.isin(list(BUSINESS_RULE_REASONS))
 
 
 def distinct_count(values: Column) -> Column:
@@ -115,9 +84,8 @@ def distinct_count(values: Column) -> Column:
     Two ``count_distinct`` of different columns in one ``groupBy`` make Spark ``Expand`` every
     line into one copy per distinct column (plus one for the other aggregates) before the shuffle;
     a set per group keeps one row per line and aggregates partially before the shuffle
-    (ObjectHashAggregate). At 10M synthetic lines the read + aggregation took 26 s against 30 s
-    (benchmarks/profile_spark.py). A group's set holds its distinct invoices or products, small
-    next to its lines.
+    (ObjectHashAggregate), which measured faster (docs/performance.md). A group's set holds its
+    distinct invoices or products, small next to its lines.
     """
     return F.size(F.collect_set(values)).cast(T.LongType())
 
@@ -134,14 +102,14 @@ _PURCHASE_TS = "_purchase_ts"
 _RETURNED_ITEMS = "_returned_items"
 
 
-def to_aggregate_inputs(lines: DataFrame) -> DataFrame:
+def to_aggregate_inputs(lines: DataFrame, *, text_ids: bool = False) -> DataFrame:
     """Per line: the group's key and one plain column per aggregate's input (DataFrame -> DataFrame).
 
     The conditions are evaluated once per line, in the scan's generated code, and only these
     narrow columns reach the aggregation: its two sets keep it out of generated code (every
     condition inside it would be interpreted, per line and per aggregate), and past 128 keys per
     task it sorts the rows it is given, so every column dropped here is sorted less. Measured in
-    benchmarks/README.md ("Narrow inputs for the aggregation").
+    docs/performance.md.
     """
     reason, quantity, invoice_ts = F.col(REASON), F.col(QUANTITY), F.col(INVOICE_TS)
     kept = is_kept(reason)
@@ -149,21 +117,23 @@ def to_aggregate_inputs(lines: DataFrame) -> DataFrame:
     kept_return = kept & is_return(quantity)
     return lines.select(
         F.col(CUSTOMER_ID),
-        F.when(F.col(CUSTOMER_ID).isNull(), F.col(INVOICE_NO)).alias(GUEST_INVOICE),
+        F.when(F.col(CUSTOMER_ID).isNull(), F.col(INVOICE_ID)).alias(GUEST_INVOICE),
         F.when(is_valid_line(reason), invoice_ts).alias(_VALID_TS),
         kept.alias(_KEPT),
         F.when(kept, invoice_ts).alias(_KEPT_TS),
-        F.when(kept_purchase, line_revenue_units(quantity, F.col(UNIT_PRICE))).alias(_PURCHASE_REVENUE),
-        F.when(kept_purchase, F.col(INVOICE_NO)).alias(_PURCHASE_INVOICE),
+        F.when(kept_purchase, F.col(REVENUE_UNITS)).alias(_PURCHASE_REVENUE),
+        F.when(kept_purchase, F.col(INVOICE_ID)).alias(_PURCHASE_INVOICE),
         F.when(kept_purchase, quantity).alias(_PURCHASE_ITEMS),
-        F.when(kept_purchase, F.col(STOCK_CODE)).alias(_PURCHASE_PRODUCT),
+        F.when(kept_purchase, F.col(PRODUCT_ID)).alias(_PURCHASE_PRODUCT),
         F.when(kept_purchase, invoice_ts).alias(_PURCHASE_TS),
         F.when(kept_return, -quantity).alias(_RETURNED_ITEMS),
+        *([F.col(SOURCE_CUSTOMER_ID)] if text_ids else []),
     )
 
 
 _GROUP_KEY = "_group_key"
 _LAST_GUEST_INVOICE = "_last_guest_invoice_no"
+_LAST_SOURCE_ID = "_last_source_customer_id"
 _SIGN_BIT = -(1 << 63)
 
 
@@ -174,7 +144,7 @@ def group_key(customer_id: Column, guest_invoice: Column, *, guest_key_bits: int
     and ``guest_key_bits`` bits of the invoice number's ``xxhash64`` below it, so the two never
     meet. The aggregation then sorts by one long instead of (id, invoice text): past 128 groups
     per task it sorts every line it is given, and a single long key is radix-sorted by its
-    prefix, where two keys are compared row by row on every tie of the id (benchmarks/README.md,
+    prefix, where two keys are compared row by row on every tie of the id (docs/performance.md,
     "One long key for the aggregation"). Two guest invoices can share a key; the aggregation
     marks such a group (``SHARED_GUEST_KEY``) and the caller aggregates again exactly.
     """
@@ -184,7 +154,9 @@ def group_key(customer_id: Column, guest_invoice: Column, *, guest_key_bits: int
     return F.coalesce(customer_id, F.when(guest_invoice.isNotNull(), hashed))
 
 
-def to_customer_activity(lines: DataFrame, *, exact_keys: bool = False, guest_key_bits: int | None = None) -> DataFrame:
+def to_customer_activity(
+    lines: DataFrame, *, exact_keys: bool = False, guest_key_bits: int | None = None, text_ids: bool = False
+) -> DataFrame:
     """One row per source customer or guest invoice, with every feature's raw ingredients.
 
     Every aggregate is conditional (its input is null where a line does not count), so the lines
@@ -196,8 +168,15 @@ def to_customer_activity(lines: DataFrame, *, exact_keys: bool = False, guest_ke
     The lines are grouped by one long (``group_key``); ``SHARED_GUEST_KEY`` is true for a group
     whose key more than one guest invoice hashed to, whose row is then wrong.
     ``exact_keys``: group by (customer id, guest invoice) instead, slower and never shared.
+    ``text_ids``: customer ids are hashes of text ids (``cleaning.parsing.customer_key``): each group
+    keeps its text, and ``SHARED_CUSTOMER_KEY`` marks a group two texts hashed to.
     """
-    inputs = lines.transform(to_aggregate_inputs)
+    inputs = lines.transform(to_aggregate_inputs, text_ids=text_ids)
+    texts = (
+        [F.min(SOURCE_CUSTOMER_ID).alias(SOURCE_CUSTOMER_ID), F.max(SOURCE_CUSTOMER_ID).alias(_LAST_SOURCE_ID)]
+        if text_ids
+        else []
+    )
     if exact_keys:
         grouped = inputs.groupBy(CUSTOMER_ID, GUEST_INVOICE)
         identity: list[Column] = []
@@ -206,9 +185,10 @@ def to_customer_activity(lines: DataFrame, *, exact_keys: bool = False, guest_ke
         key = group_key(F.col(CUSTOMER_ID), F.col(GUEST_INVOICE), guest_key_bits=bits)
         grouped = inputs.withColumn(_GROUP_KEY, key).groupBy(_GROUP_KEY)
         identity = [F.min(GUEST_INVOICE).alias(GUEST_INVOICE), F.max(GUEST_INVOICE).alias(_LAST_GUEST_INVOICE)]
-    revenue = F.sum(_PURCHASE_REVENUE) / F.lit(REVENUE_UNITS)
+    revenue = F.sum(_PURCHASE_REVENUE) / F.lit(REVENUE_SCALE)
     activity = grouped.agg(
         *identity,
+        *texts,
         F.min(_VALID_TS).alias(FIRST_SEEN_TS),
         F.count_if(F.col(_KEPT)).alias(KEPT_LINES),
         invoice_day(F.max(_KEPT_TS)).alias(LAST_KEPT_DATE),
@@ -221,14 +201,22 @@ def to_customer_activity(lines: DataFrame, *, exact_keys: bool = False, guest_ke
         F.sum(_RETURNED_ITEMS).alias(QTY_RETURNS),
         (revenue / F.count(_PURCHASE_REVENUE)).alias(AVG_TICKET),
     ).where(F.col(FIRST_SEEN_TS).isNotNull())
+    shared_text = (~F.col(SOURCE_CUSTOMER_ID).eqNullSafe(F.col(_LAST_SOURCE_ID)) if text_ids else F.lit(False)).alias(
+        SHARED_CUSTOMER_KEY
+    )
     if exact_keys:
-        return activity.withColumn(SHARED_GUEST_KEY, F.lit(False))
+        return activity.select(
+            *[F.col(name) for name in activity.columns if name != _LAST_SOURCE_ID],
+            F.lit(False).alias(SHARED_GUEST_KEY),
+            shared_text,
+        )
     key = F.col(_GROUP_KEY)
     return activity.select(
         F.when(key > 0, key).alias(CUSTOMER_ID),  # a guest's key is negative
-        *[F.col(name) for name in activity.columns if name not in (_GROUP_KEY, _LAST_GUEST_INVOICE)],
+        *[F.col(name) for name in activity.columns if name not in (_GROUP_KEY, _LAST_GUEST_INVOICE, _LAST_SOURCE_ID)],
         # null-safe: registered customers have no guest invoice at all
         (~F.col(GUEST_INVOICE).eqNullSafe(F.col(_LAST_GUEST_INVOICE))).alias(SHARED_GUEST_KEY),
+        shared_text,
     )
 
 
@@ -262,6 +250,7 @@ class CustomerSummary:
     distinct_ids: int
     last_kept_date: dt.date | None
     shared_guest_keys: int  # groups, kept lines or not, whose key several guest invoices shared
+    shared_customer_keys: int = 0  # groups whose key (a hash) several text customer ids shared
 
 
 def summarise_customers(customers: DataFrame) -> CustomerSummary:
@@ -274,6 +263,7 @@ def summarise_customers(customers: DataFrame) -> CustomerSummary:
         F.count_distinct(F.when(has_kept, F.col(CUSTOMER_ID))).alias("distinct_ids"),
         F.max(F.when(has_kept, F.col(LAST_KEPT_DATE))).alias("last_kept_date"),
         F.count_if(F.col(SHARED_GUEST_KEY)).alias("shared_guest_keys"),
+        F.count_if(F.col(SHARED_CUSTOMER_KEY)).alias("shared_customer_keys"),
     ).first()
     return CustomerSummary(**row.asDict())
 
@@ -283,10 +273,16 @@ def to_customer_features(customers: DataFrame, *, as_of: dt.date) -> DataFrame:
 
     Customers whose kept lines are returns only are left out here (counted by the summary).
     """
+    source_id = (
+        F.col(SOURCE_CUSTOMER_ID)
+        if SOURCE_CUSTOMER_ID in customers.columns
+        else F.when(~F.col(IS_GUEST), F.col(CUSTOMER_ID).cast(T.StringType()))
+    )
     as_of_date = F.lit(as_of).cast(T.DateType())
     first, last = F.col(FIRST_PURCHASE_DATE), F.col(LAST_PURCHASE_DATE)
     return customers.where((F.col(KEPT_LINES) > 0) & F.col(GROSS_REVENUE).isNotNull()).select(
         F.col(CUSTOMER_ID).cast(T.LongType()).alias(CUSTOMER_ID),
+        source_id.cast(T.StringType()).alias(SOURCE_CUSTOMER_ID),
         F.col(IS_GUEST),
         F.col(GROSS_REVENUE).cast(T.DoubleType()).alias(GROSS_REVENUE),
         days_between(as_of_date, last).cast(T.IntegerType()).alias(RECENCY_DAYS),

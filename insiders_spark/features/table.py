@@ -7,12 +7,14 @@ import logging
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from insiders_spark.cleaning.accounting import RowAccounting, accounting_from, observe_outcomes
-from insiders_spark.cleaning.parsing import to_parsed_lines
+from insiders_spark.cleaning.parsing import AMOUNT_TOLERANCE, LineFormat, to_parsed_lines
 from insiders_spark.cleaning.rules import with_reason
-from insiders_spark.core.config import Config
+from insiders_spark.core.config import Config, detect_dataset
 from insiders_spark.core.errors import DuplicateCustomerIdError, NoCustomersError
+from insiders_spark.core.names import CUSTOMER_ID, PRODUCT_FEATURES, PRODUCT_ID, TEXT_IDS
 from insiders_spark.features.customers import (
     CustomerSummary,
     summarise_customers,
@@ -20,7 +22,8 @@ from insiders_spark.features.customers import (
     to_customer_features,
     with_guest_customer_ids,
 )
-from insiders_spark.storage.inputs import RawInput, read_transactions
+from insiders_spark.storage.inputs import read_input
+from insiders_spark.storage.mapping import MappedInput, map_input
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,8 @@ log = logging.getLogger(__name__)
 class CustomerTable:
     """The log read, classified, accounted for and aggregated per customer."""
 
-    source: RawInput
+    config: Config  # the run's configuration, with the dataset profile the input called for
+    source: MappedInput
     lines: DataFrame  # every input line with its reason (lazy)
     quarantine_lines: DataFrame  # the same with each line's source file (lazy; read for the quarantine)
     customers: DataFrame  # one row per customer or guest invoice, numbered (cached)
@@ -37,10 +41,25 @@ class CustomerTable:
     accounting: RowAccounting
     as_of: dt.date
     as_of_source: str
+    guest_start: int  # guest invoices are numbered from here
     held: list[DataFrame] = field(default_factory=list, compare=False, repr=False)  # cached by the run
 
+    @property
+    def line_format(self) -> LineFormat:
+        return line_format_of(self.source, self.config)
+
+    @property
+    def has_products(self) -> bool:
+        return self.source.mapping.has(PRODUCT_ID)
+
     def features(self) -> DataFrame:
-        return self.customers.transform(to_customer_features, as_of=self.as_of)
+        """The customers' features as of the table's date; without product ids, no qty_products."""
+        features = self.customers.transform(to_customer_features, as_of=self.as_of)
+        return features if self.has_products else features.drop(*PRODUCT_FEATURES)
+
+    def classified(self, lines: DataFrame, *, as_of: dt.date) -> DataFrame:
+        """Parsed lines classified again as of another date (the same rules, a later window)."""
+        return lines.transform(with_reason, rules=self.config.cleaning, as_of=as_of, line_format=self.line_format)
 
     def hold(self, frame: DataFrame) -> DataFrame:
         """Keep a frame the run cached so that :meth:`unpersist` releases it, however the run ends
@@ -54,6 +73,26 @@ class CustomerTable:
         self.held.clear()
 
 
+def line_format_of(source: MappedInput, config: Config) -> LineFormat:
+    return LineFormat(
+        columns=dict(source.mapping.columns),
+        customer_ids=source.customer_ids,
+        timestamp_format=config.input.timestamp_format,
+    )
+
+
+def read_mapped_input(spark: SparkSession, config: Config, *, as_of: dt.date | None) -> tuple[Config, MappedInput]:
+    """The configured input through its column mapping, and the configuration with the dataset
+    profile whose columns the input has (when the configuration names none)."""
+    raw = read_input(spark, config.input, config.synthetic)
+    log.info("input: %s (%s%s)", raw.description, raw.format, _file_count(raw.files))
+    config = detect_dataset(config, raw.columns)
+    mapped = map_input(raw, config.input.columns, customer_ids=config.input.customer_ids, as_of=as_of)
+    for name, effect in mapped.mapping.describe()["absent"].items():
+        log.info("input has no %s: %s", name, effect)
+    return config, mapped
+
+
 def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | None = None) -> CustomerTable:
     """Read the configured log, classify every line, aggregate customers and check the accounting.
 
@@ -62,27 +101,28 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
     today (UTC): a line dated in the future (a wrong year in an export) is left for a later run,
     counted and warned about, instead of moving every customer's recency and the run date with it.
     """
-    source = read_transactions(spark, config.input, config.synthetic)
-    log.info("input: %s (%s%s)", source.description, source.format, _file_count(source.files))
-    rules = config.cleaning
+    config, source = read_mapped_input(spark, config, as_of=as_of)
+    rules, line_format = config.cleaning, line_format_of(source, config)
     today = dt.datetime.now(dt.UTC).date()
     upper = as_of or today
+    text_ids = source.customer_ids == TEXT_IDS
 
     def classified(raw: DataFrame) -> DataFrame:
-        return raw.transform(to_parsed_lines, timestamp_format=config.input.timestamp_format).transform(
-            with_reason, rules=rules, as_of=upper
+        return raw.transform(to_parsed_lines, line_format=line_format).transform(
+            with_reason, rules=rules, as_of=upper, line_format=line_format
         )
 
-    lines = classified(source.lines)
-    decoded_text = source.format == "csv"
+    lines = classified(source.lines())
+    decoded_text = source.raw.decoded_text
     observed, observation = observe_outcomes(lines, decoded_text=decoded_text)
 
-    def aggregated(frame: DataFrame, *, exact_keys: bool) -> tuple[DataFrame, DataFrame]:
-        activity = frame.transform(to_customer_activity, exact_keys=exact_keys).cache()
-        numbered = activity.transform(with_guest_customer_ids, start=config.cleaning.guest_customer_id_start)
-        return activity, numbered.cache()
+    def aggregated(frame: DataFrame, *, exact_keys: bool) -> tuple[DataFrame, DataFrame, int]:
+        activity = frame.transform(to_customer_activity, exact_keys=exact_keys, text_ids=text_ids).cache()
+        start = rules.guest_customer_id_start or automatic_guest_start(activity, text_ids=text_ids)
+        numbered = activity.transform(with_guest_customer_ids, start=start)
+        return activity, numbered.cache(), start
 
-    activity, customers = aggregated(observed, exact_keys=False)
+    activity, customers, guest_start = aggregated(observed, exact_keys=False)
     try:
         summary = summarise_customers(customers)
         if summary.shared_guest_keys:
@@ -95,7 +135,7 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
             )
             for frame in (activity, customers):
                 frame.unpersist()
-            activity, customers = aggregated(lines, exact_keys=True)
+            activity, customers, guest_start = aggregated(lines, exact_keys=True)
             summary = summarise_customers(customers)
         activity.unpersist()
         accounting = accounting_from(observation, lines, decoded_text=decoded_text)
@@ -109,6 +149,13 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
             f"{summary.customers:,}",
             f"{summary.with_purchases:,}",
         )
+        if accounting.amounts_disagree:
+            log.warning(
+                "%s kept lines have a line_amount that differs from unit_price x quantity by more than %s: "
+                "the revenue is line_amount's",
+                f"{accounting.amounts_disagree:,}",
+                AMOUNT_TOLERANCE,
+            )
         if as_of is None and accounting.after_as_of:
             log.warning(
                 "%s lines are dated after today (%s, UTC): left for a later run, like lines after an as-of "
@@ -116,25 +163,42 @@ def prepare_customers(spark: SparkSession, config: Config, *, as_of: dt.date | N
                 f"{accounting.after_as_of:,}",
                 today,
             )
-        check_customers(summary, config.cleaning.guest_customer_id_start, accounting, as_of=upper)
+        check_customers(summary, guest_start, accounting, as_of=upper, text_ids=text_ids)
     except BaseException:
         for frame in (activity, customers):
             frame.unpersist()
         raise
     return CustomerTable(
+        config=config,
         source=source,
         lines=lines,
-        quarantine_lines=classified(source.lines_with_source()),
+        quarantine_lines=classified(source.lines(with_source=True)),
         customers=customers,
         summary=summary,
         accounting=accounting,
         as_of=as_of or summary.last_kept_date,
         as_of_source="given" if as_of else "last invoice date in the cleaned log",
+        guest_start=guest_start,
     )
 
 
+def automatic_guest_start(activity: DataFrame, *, text_ids: bool) -> int:
+    """Where guest numbers start when ``cleaning.guest_customer_id_start`` is 0: the first power of
+    ten above ten times the largest registered id, so that later, larger ids rarely move it (text ids,
+    numbered by a 63-bit hash, leave the small numbers free: 1)."""
+    if text_ids:
+        return 1
+    largest = activity.agg(F.max(CUSTOMER_ID)).first()[0]
+    return 10 ** (len(str(int(largest))) + 1) if largest else 1
+
+
 def check_customers(
-    summary: CustomerSummary, guest_start: int, accounting: RowAccounting, *, as_of: dt.date | None
+    summary: CustomerSummary,
+    guest_start: int,
+    accounting: RowAccounting,
+    *,
+    as_of: dt.date | None,
+    text_ids: bool = False,
 ) -> None:
     if summary.with_purchases == 0:
         later = (
@@ -147,7 +211,18 @@ def check_customers(
             f"{accounting.quarantined_total:,} set aside ({_top_reasons(accounting)}); check the input "
             "and the cleaning settings"
         )
+    if summary.shared_customer_keys:
+        raise DuplicateCustomerIdError(
+            f"{summary.shared_customer_keys:,} customer numbers were shared by two text customer ids (a 63-bit "
+            "hash collision): their lines were merged; rerun with customer ids that differ, or report it"
+        )
     if summary.distinct_ids != summary.customers:
+        if text_ids:
+            raise DuplicateCustomerIdError(
+                f"guest invoices numbered from {guest_start} collide with the numbers of text customer ids "
+                f"({summary.customers - summary.distinct_ids:,} duplicates); set cleaning.guest_customer_id_start "
+                "to another number"
+            )
         raise DuplicateCustomerIdError(
             f"guest invoices numbered from {guest_start} collide with real customer ids "
             f"({summary.customers - summary.distinct_ids:,} duplicates); set "

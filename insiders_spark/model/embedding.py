@@ -15,30 +15,45 @@ criterion on raw revenue spends its splits isolating a handful of the largest sp
 the log scale the splits follow the whole value ladder. ``min_leaf_share`` keeps every leaf to at
 least that share of the customers. docs/method.md has the measured alternatives (other labels
 and weights, split grids).
+
+The encoding is two of MLlib's own stages after the tree, so the fitted embedding is one
+``PipelineModel`` that any Spark user can load (no Python class of ours): an ``SQLTransformer``
+turns the leaf index into one column per internal node (MLlib numbers leaves in preorder, so the
+leaves below a node's left child, and those below its right child, are each a range of indices),
+and a ``VectorAssembler`` gathers those columns into the ``embedding`` vector.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.feature import VectorAssembler
-from pyspark.ml.linalg import SparseVector, Vectors, VectorUDT
+from pyspark.ml.feature import SQLTransformer, VectorAssembler
+from pyspark.ml.linalg import SparseVector, Vectors
 from pyspark.ml.regression import DecisionTreeRegressionModel, DecisionTreeRegressor
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from insiders_spark.core.config import EmbeddingConfig
 from insiders_spark.core.names import CUSTOMER_ID, LABEL_COLUMN, LEAF, MODEL_INPUT_COLUMNS
-from insiders_spark.model.tree import Tree, read_tree
-from insiders_spark.spark.literals import literal_frame
+from insiders_spark.model.tree import Tree, read_saved_tree, read_tree, with_node_values
 
 TREE_FEATURES = "tree_features"
 TREE_LABEL = "tree_label"
 PREDICTED_LABEL = "predicted_label"  # the tree's prediction, on the label's scale
 EMBEDDING = "embedding"
+PATH_PREFIX = "leaf_path_"  # the encoding's columns, one per internal node (dropped by ``transform``)
+
+
+def tree_inputs(columns: Sequence[str]) -> tuple[str, ...]:
+    """The tree's inputs: the model inputs among ``columns`` (a log without product ids gives no
+    qty_products), in the order of ``MODEL_INPUT_COLUMNS``."""
+    present = set(columns)
+    return tuple(name for name in MODEL_INPUT_COLUMNS if name in present)
 
 
 LABEL = "log1p"  # what the tree learns, as the model and the manifest name it
@@ -75,7 +90,7 @@ def fit_revenue_tree(features: DataFrame, *, config: EmbeddingConfig, seed: int,
 
     ``customers`` (counted upstream) turns ``min_leaf_share`` into MLlib's ``minInstancesPerNode``.
     """
-    assembler = VectorAssembler(inputCols=list(MODEL_INPUT_COLUMNS), outputCol=TREE_FEATURES)
+    assembler = VectorAssembler(inputCols=list(tree_inputs(features.columns)), outputCol=TREE_FEATURES)
     regressor = tree_regressor(
         config,
         seed=seed,
@@ -121,19 +136,73 @@ def leaf_path_vectors(tree: Tree) -> dict[int, SparseVector]:
     return vectors
 
 
+def path_columns(tree: Tree) -> list[str]:
+    return [f"{PATH_PREFIX}{i}" for i in range(len(tree.internal_nodes))]
+
+
+def _leaf_range(leaves: list[int]) -> tuple[int, int]:
+    low, high = min(leaves), max(leaves)
+    if high - low + 1 != len(leaves):
+        raise ValueError(f"leaves {sorted(leaves)} below one node are not consecutive: not MLlib's preorder")
+    return low, high
+
+
+def path_encoding_sql(tree: Tree) -> str:
+    """The ``SQLTransformer`` statement that adds each internal node's component of the leaf's
+    path vector (``leaf_path_vectors``): -1 for the leaves of its left subtree, +1 for those of its
+    right subtree, 0 for the others."""
+    below: dict[tuple[int, bool], list[int]] = {}
+    for leaf, steps in tree.paths().items():
+        for step in steps:
+            below.setdefault((step.node_id, step.went_right), []).append(leaf)
+    components = []
+    for node, column in zip(tree.internal_nodes, path_columns(tree), strict=True):
+        (left_low, left_high), (right_low, right_high) = (
+            _leaf_range(below[(node.node_id, side)]) for side in (False, True)
+        )
+        components.append(
+            f"CASE WHEN {LEAF} BETWEEN {left_low} AND {left_high} THEN -1.0D "
+            f"WHEN {LEAF} BETWEEN {right_low} AND {right_high} THEN 1.0D ELSE 0.0D END AS {column}"
+        )
+    return f"SELECT *, {', '.join(components)} FROM __THIS__"
+
+
+def path_encoding_stages(tree: Tree) -> list[Any]:
+    """The leaf -> path vector encoding as MLlib stages: leaf index -> components -> ``embedding``."""
+    return [
+        SQLTransformer(statement=path_encoding_sql(tree)),
+        VectorAssembler(inputCols=path_columns(tree), outputCol=EMBEDDING),
+    ]
+
+
 @dataclass(frozen=True)
 class LeafEmbedding:
-    """A fitted revenue tree and the vector each of its leaves stands for."""
+    """A fitted revenue tree, its leaf encoding, and the tree as plain data.
+
+    ``model``: assembler -> tree (``leafCol``) -> the path encoding (``path_encoding_stages``).
+    """
 
     model: PipelineModel
     tree: Tree
 
     @property
     def regressor(self) -> DecisionTreeRegressionModel:
-        return self.model.stages[-1]
+        return self.model.stages[TREE_STAGE]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The features the tree splits on, in the order of its feature indices."""
+        return tuple(self.model.stages[0].getInputCols())
 
     def leaf_vectors(self) -> dict[int, SparseVector]:
         return leaf_path_vectors(self.tree)
+
+    def with_node_values(self, folder: str) -> LeafEmbedding:
+        """This embedding with every node's value (Saabas' contributions need them), read back
+        from its tree saved under ``folder`` (a run's model version does this on its own save)."""
+        self.regressor.write().overwrite().save(folder)
+        saved = read_saved_tree(SparkSession.getActiveSession(), folder)
+        return replace(self, tree=with_node_values(self.tree, saved))
 
     def describe(self) -> dict:
         return {
@@ -148,17 +217,20 @@ class LeafEmbedding:
 
     def transform(self, features: DataFrame) -> DataFrame:
         """Add ``leaf``, the tree's prediction and the leaf's ``embedding`` vector."""
-        spark = features.sparkSession
-        schema = T.StructType(
-            [T.StructField(LEAF, T.IntegerType(), False), T.StructField(EMBEDDING, VectorUDT(), False)]
-        )
-        lookup = literal_frame(spark, self.leaf_vectors().items(), schema)
-        scored = self.model.transform(features).drop(TREE_FEATURES)
-        return scored.withColumn(LEAF, F.col(LEAF).cast(T.IntegerType())).join(
-            F.broadcast(lookup), on=LEAF, how="inner"
-        )
+        scored = self.model.transform(features)
+        helpers = {LEAF, TREE_FEATURES, EMBEDDING, *path_columns(self.tree)}
+        kept = [name for name in scored.columns if name not in helpers]
+        return scored.select(F.col(LEAF).cast(T.IntegerType()).alias(LEAF), *kept, EMBEDDING)
+
+
+TREE_STAGE = 1  # the tree's position among the embedding's stages (after the assembler)
+
+
+def embedding_from_stages(tree_stages: list[Any], tree: Tree) -> LeafEmbedding:
+    """The embedding of a fitted assembler and tree whose structure is ``tree``."""
+    return LeafEmbedding(model=PipelineModel(stages=[*tree_stages, *path_encoding_stages(tree)]), tree=tree)
 
 
 def fit_embedding(features: DataFrame, *, config: EmbeddingConfig, seed: int, customers: int) -> LeafEmbedding:
     model = fit_revenue_tree(features, config=config, seed=seed, customers=customers)
-    return LeafEmbedding(model=model, tree=read_tree(model.stages[-1]._java_obj))
+    return embedding_from_stages(model.stages, read_tree(model.stages[TREE_STAGE]))

@@ -156,7 +156,12 @@ def leaf_rules(
 def leaf_contributions(
     tree: Tree, *, feature_names: Sequence[str] = MODEL_INPUT_COLUMNS
 ) -> dict[int, dict[str, float]]:
-    """Leaf index -> feature -> the change in prediction its splits made on the way to the leaf."""
+    """Leaf index -> feature -> the change in prediction its splits made on the way to the leaf.
+
+    Needs every node's value: a tree read from a saved model (``model.store.save`` returns one).
+    """
+    if not tree.has_node_values:
+        raise ValueError("the tree has no values for its internal nodes: read it from the saved model")
     by_id = {n.node_id: n for n in tree.nodes}
     leaf_node = {n.leaf_index: n.node_id for n in tree.leaves}
     result: dict[int, dict[str, float]] = {}
@@ -179,7 +184,9 @@ def top_contributions(contributions: Mapping[str, float], top: int) -> list[tupl
 PUBLISHED_DIGITS = 9  # node values carry floating-point noise from the tree's distributed sums
 
 
-def with_top_contributions(scored: DataFrame, tree: Tree, *, top: int = 3) -> DataFrame:
+def with_top_contributions(
+    scored: DataFrame, tree: Tree, *, top: int = 3, feature_names: Sequence[str] = MODEL_INPUT_COLUMNS
+) -> DataFrame:
     """Add ``top_features``: the ``top`` features that moved the customer's prediction the most.
 
     Contributions are rounded to 1e-9: MLlib sums each node's label statistics across partitions
@@ -194,7 +201,7 @@ def with_top_contributions(scored: DataFrame, tree: Tree, *, top: int = 3) -> Da
     )
     rows = [
         (leaf, [(name, round(value, PUBLISHED_DIGITS)) for name, value in top_contributions(c, top)])
-        for leaf, c in leaf_contributions(tree).items()
+        for leaf, c in leaf_contributions(tree, feature_names=feature_names).items()
     ]
     lookup = literal_frame(scored.sparkSession, rows, schema)
     return scored.join(F.broadcast(lookup), on=LEAF, how="left")
@@ -226,6 +233,8 @@ def to_rule_rows(
     tree: Tree,
     leaf_clusters: Mapping[int, int],
     profiles: Sequence[ClusterProfile],
+    *,
+    feature_names: Sequence[str] = MODEL_INPUT_COLUMNS,
 ) -> list[RuleRow]:
     """Each leaf's rule with its cluster, support, precision and revenue, from the leaf table of the
     segmented customers (``leaves``; the model's training customers or a score run's).
@@ -241,7 +250,7 @@ def to_rule_rows(
         cluster = by_kmeans[leaf_clusters[leaf]].cluster
         cluster_sizes[cluster] = cluster_sizes.get(cluster, 0) + sums[CUSTOMERS]
     rows = []
-    for leaf, rule in leaf_rules(tree).items():
+    for leaf, rule in leaf_rules(tree, feature_names=feature_names).items():
         if leaf not in leaf_clusters:
             continue
         profile = by_kmeans[leaf_clusters[leaf]]

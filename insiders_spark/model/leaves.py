@@ -24,28 +24,39 @@ from insiders_spark.model.profiles import PROFILED_FEATURES
 
 CUSTOMERS = "customers"
 
-LeafSums = Mapping[int, Mapping[str, float]]  # leaf -> customers and the sum of each profiled feature
+# leaf -> customers and the sum of each profiled feature (None: a feature the log does not give)
+LeafSums = Mapping[int, Mapping[str, float | None]]
 
 
-def leaf_aggregates() -> list:
-    """The table's aggregates, for a ``groupBy`` that has the leaf among its keys."""
-    return [F.count(F.lit(1)).alias(CUSTOMERS), *[F.sum(name).alias(name) for name in PROFILED_FEATURES]]
+def profiled_features(columns: Iterable[str]) -> tuple[str, ...]:
+    """The profiled features among ``columns`` (a log without product ids has no qty_products)."""
+    present = set(columns)
+    return tuple(name for name in PROFILED_FEATURES if name in present)
 
 
-def leaf_sums(rows: Iterable) -> dict[int, dict[str, float]]:
+def leaf_aggregates(columns: Iterable[str] = PROFILED_FEATURES) -> list:
+    """The table's aggregates, for a ``groupBy`` that has the leaf among its keys: the customers and
+    the sum of each profiled feature among ``columns``."""
+    return [F.count(F.lit(1)).alias(CUSTOMERS), *[F.sum(name).alias(name) for name in profiled_features(columns)]]
+
+
+def leaf_sums(rows: Iterable) -> dict[int, dict[str, float | None]]:
     """Rows holding ``leaf``, ``customers`` and the feature sums (several rows may share a leaf,
-    e.g. one per reference leaf) merged into one entry per leaf."""
-    sums: dict[int, dict[str, float]] = {}
+    e.g. one per reference leaf) merged into one entry per leaf; a feature the rows lack is None."""
+    sums: dict[int, dict[str, float | None]] = {}
     for row in rows:
-        leaf = sums.setdefault(int(row[LEAF]), {CUSTOMERS: 0.0, **dict.fromkeys(PROFILED_FEATURES, 0.0)})
+        fields = row.asDict()
+        leaf = sums.setdefault(int(fields[LEAF]), {CUSTOMERS: 0.0, **dict.fromkeys(PROFILED_FEATURES, 0.0)})
         for name in (CUSTOMERS, *PROFILED_FEATURES):
-            leaf[name] += float(row[name])
+            value = fields.get(name)
+            leaf[name] = None if value is None or leaf[name] is None else leaf[name] + float(value)
     return sums
 
 
-def summarise_leaves(embedded: DataFrame) -> dict[int, dict[str, float]]:
+def summarise_leaves(embedded: DataFrame) -> dict[int, dict[str, float | None]]:
     """The leaf table of an embedded customer table (one aggregation, one row per occupied leaf)."""
-    rows = embedded.groupBy(F.col(LEAF).cast(T.IntegerType()).alias(LEAF)).agg(*leaf_aggregates()).collect()
+    aggregates = leaf_aggregates(embedded.columns)
+    rows = embedded.groupBy(F.col(LEAF).cast(T.IntegerType()).alias(LEAF)).agg(*aggregates).collect()
     return leaf_sums(rows)
 
 
@@ -72,7 +83,11 @@ def cluster_summaries(sums: LeafSums, leaf_clusters: Mapping[int, int]) -> list[
                 "kmeans_cluster": label,
                 "customers": int(customers),
                 "revenue_total": sum(s[GROSS_REVENUE] for s in members),
-                **{f"{name}_mean": sum(s[name] for s in members) / customers for name in PROFILED_FEATURES},
+                **{f"{name}_mean": _mean([s[name] for s in members], customers) for name in PROFILED_FEATURES},
             }
         )
     return summaries
+
+
+def _mean(sums: list[float | None], customers: float) -> float | None:
+    return None if any(value is None for value in sums) else sum(sums) / customers

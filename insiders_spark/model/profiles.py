@@ -52,6 +52,7 @@ from insiders_spark.core.names import (
     GROSS_REVENUE,
     IS_INSIDER,
     NAMES,
+    PRODUCT_FEATURES,
     QTY_INVOICES,
     QTY_ITEMS,
     QTY_PRODUCTS,
@@ -81,7 +82,7 @@ PROFILE_SCHEMA = T.StructType(
         T.StructField("customer_share", T.DoubleType(), False),
         T.StructField("revenue_total", T.DoubleType(), False),
         T.StructField("revenue_share", T.DoubleType(), False),
-        *[T.StructField(f"{name}_mean", T.DoubleType(), False) for name in PROFILED_FEATURES],
+        *[T.StructField(f"{name}_mean", T.DoubleType(), name in PRODUCT_FEATURES) for name in PROFILED_FEATURES],
         T.StructField("kmeans_cluster", T.IntegerType(), False),
     ]
 )
@@ -100,7 +101,7 @@ class ClusterProfile:
     recency_days_mean: float
     qty_invoices_mean: float
     qty_items_mean: float
-    qty_products_mean: float
+    qty_products_mean: float | None  # None: the log has no product ids
     frequency_mean: float
     qty_returns_mean: float
     avg_ticket_mean: float
@@ -114,7 +115,10 @@ def summarise_clusters(scored: DataFrame, *, cluster_col: str) -> list[dict]:
         .agg(
             F.count(F.lit(1)).alias("customers"),
             F.sum(GROSS_REVENUE).alias("revenue_total"),
-            *[F.avg(name).alias(f"{name}_mean") for name in PROFILED_FEATURES],
+            *[
+                (F.avg(name) if name in scored.columns else F.lit(None).cast("double")).alias(f"{name}_mean")
+                for name in PROFILED_FEATURES
+            ],
         )
         .collect()
     )
@@ -173,8 +177,10 @@ def _spread(values: Sequence[float]) -> float:
 def _most_different(
     members: Sequence[dict], traits: Sequence[tuple[str, str, str, str]]
 ) -> tuple[tuple[str, str, str, str], list[int]]:
-    """The trait that differs most among ``members``, and the members' indices from its high end down."""
-    trait = max(traits, key=lambda t: _spread([m[t[0]] for m in members]))
+    """The trait that differs most among ``members``, and the members' indices from its high end down
+    (a trait the log does not give, such as basket breadth without product ids, is left out)."""
+    known = [t for t in traits if all(m[t[0]] is not None for m in members)]
+    trait = max(known, key=lambda t: _spread([m[t[0]] for m in members]))
     return trait, sorted(range(len(members)), key=lambda i: -members[i][trait[0]])
 
 
@@ -244,7 +250,7 @@ def build_profiles(summaries: Sequence[dict], *, insiders_name: str = "Insiders"
                 customer_share=summary["customers"] / customers,
                 revenue_total=float(summary["revenue_total"]),
                 revenue_share=float(summary["revenue_total"]) / revenue if revenue else 0.0,
-                **{f"{n}_mean": float(summary[f"{n}_mean"]) for n in PROFILED_FEATURES},
+                **{f"{n}_mean": _number(summary[f"{n}_mean"]) for n in PROFILED_FEATURES},
                 kmeans_cluster=int(summary["kmeans_cluster"]),
             )
         )
@@ -319,3 +325,7 @@ def with_clusters(scored: DataFrame, profiles: Sequence[ClusterProfile], *, clus
     )
     mapping = literal_frame(spark, [(p.kmeans_cluster, p.cluster, p.segment, p.is_insider) for p in profiles], schema)
     return scored.join(F.broadcast(mapping), on=cluster_col, how="inner").drop(cluster_col)
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None else float(value)

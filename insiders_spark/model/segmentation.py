@@ -3,6 +3,10 @@
 ``fit_segmentation`` is the estimator (features -> ``SegmentationModel``); the model's
 ``transform`` assigns any customer table to the fitted clusters. The pipeline, the stability study
 and the backtest all go through these two calls.
+
+The fitted model is also one MLlib ``PipelineModel`` (``SegmentationModel.pipeline``): assembler ->
+revenue tree -> path encoding -> ``KMeansModel`` with the solver's centres, whose prediction
+(``kmeans_cluster``) is the index the profiles carry. It is what a model version saves.
 """
 
 from __future__ import annotations
@@ -10,15 +14,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from pyspark.ml import PipelineModel
+from pyspark.ml.clustering import KMeansModel
 from pyspark.sql import DataFrame
 
 from insiders_spark.core.config import Config
 from insiders_spark.core.schemas import ASSIGNMENT_SCHEMA
-from insiders_spark.model.clustering import KMEANS_CLUSTER, FittedKMeans, fit_kmeans_to_points, with_kmeans_clusters
+from insiders_spark.model.clustering import KMEANS_CLUSTER, FittedKMeans, fit_kmeans_to_points
 from insiders_spark.model.embedding import LeafEmbedding, fit_embedding
+from insiders_spark.model.kmeans_model import matched_to_model, to_kmeans_model
 from insiders_spark.model.leaves import LeafSums, cluster_summaries, leaf_points, summarise_leaves
 from insiders_spark.model.profiles import ClusterProfile, build_profiles, with_clusters
 from insiders_spark.model.silhouette import leaf_silhouette
+from insiders_spark.spark.frames import conform
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,7 @@ class SegmentationModel:
     embedding: LeafEmbedding
     kmeans: FittedKMeans
     profiles: list[ClusterProfile]
+    kmeans_model: KMeansModel  # MLlib's, with ``kmeans``' centres and numbering
     # the training customers' leaf table (``leaves``): what the fit's silhouette and rules are
     # measured on; not part of the saved model (a loaded one has None)
     leaf_sums: LeafSums | None = field(default=None, compare=False, repr=False)
@@ -36,9 +45,14 @@ class SegmentationModel:
     def k(self) -> int:
         return len(self.profiles)
 
+    @property
+    def pipeline(self) -> PipelineModel:
+        """The whole model as MLlib stages: features -> ``leaf``, ``embedding``, ``kmeans_cluster``."""
+        return PipelineModel(stages=[*self.embedding.model.stages, self.kmeans_model])
+
     def embed(self, features: DataFrame) -> DataFrame:
         """Features + leaf + embedding vector + KMeans' own cluster index."""
-        return with_kmeans_clusters(self.embedding.transform(features), self.kmeans)
+        return self.kmeans_model.transform(self.embedding.transform(features))
 
     def transform(self, features: DataFrame) -> DataFrame:
         """The segments contract: features, leaf, cluster (1 = Insiders), segment, is_insider."""
@@ -49,9 +63,7 @@ class SegmentationModel:
 
 
 def to_segments(embedded: DataFrame, profiles: list[ClusterProfile]) -> DataFrame:
-    return with_clusters(embedded, profiles, cluster_col=KMEANS_CLUSTER).select(
-        *[field.name for field in ASSIGNMENT_SCHEMA.fields]
-    )
+    return conform(with_clusters(embedded, profiles, cluster_col=KMEANS_CLUSTER), ASSIGNMENT_SCHEMA)
 
 
 def fit_segmentation(
@@ -72,14 +84,20 @@ def fit_segmentation(
     embedded = embedding.transform(features).cache()
     try:
         sums = summarise_leaves(embedded)
-        kmeans = fit_kmeans_to_points(leaf_points(sums, embedding.leaf_vectors()), k=k, seed=seed)
-        clustered = with_kmeans_clusters(embedded, kmeans).cache()
+        vectors = embedding.leaf_vectors()
+        kmeans = fit_kmeans_to_points(leaf_points(sums, vectors), k=k, seed=seed)
+        kmeans_model, kmeans = to_kmeans_model(features.sparkSession, kmeans, seed=seed)
+        kmeans = matched_to_model(features.sparkSession, kmeans, kmeans_model, vectors)
+        clustered = kmeans_model.transform(embedded).cache()
     finally:
         embedded.unpersist()
     profiles = build_profiles(
         cluster_summaries(sums, kmeans.leaf_clusters), insiders_name=config.segments.insiders_name
     )
-    return SegmentationModel(embedding=embedding, kmeans=kmeans, profiles=profiles, leaf_sums=sums), clustered
+    model = SegmentationModel(
+        embedding=embedding, kmeans=kmeans, profiles=profiles, kmeans_model=kmeans_model, leaf_sums=sums
+    )
+    return model, clustered
 
 
 def silhouette_of(model: SegmentationModel, *, occupied_clusters: int | None = None) -> float:

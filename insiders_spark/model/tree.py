@@ -1,23 +1,36 @@
 """A fitted MLlib decision tree as plain Python data: nodes, splits, paths and leaf indices.
 
-MLlib numbers the leaves it reports through ``leafCol`` in preorder (left subtree first); the walk
-below numbers them the same way, so a leaf index from ``transform`` finds its node here. The tree
-is bounded by ``maxDepth`` (at most 2^(depth+1) - 1 nodes), so holding it on the driver is safe.
+MLlib numbers the leaves it reports through ``leafCol`` in preorder (left subtree first); both
+readers below number them the same way, so a leaf index from ``transform`` finds its node here.
+The tree is bounded by ``maxDepth`` (at most 2^(depth+1) - 1 nodes), so holding it on the driver
+is safe. Both readers use public APIs only, which Spark Connect serves too:
+
+* :func:`read_tree` parses the model's ``toDebugString``: the structure, each split's feature and
+  threshold, each leaf's prediction. Java prints a double with the digits that tell it from every
+  other double, so ``float`` reads back the very threshold the tree compares with. The text has
+  no values for internal nodes.
+* :func:`read_saved_tree` reads the node table of a *saved* model (MLlib's ``data/`` parquet):
+  everything above plus each node's prediction, impurity, count and gain. Saabas' contributions
+  (``explain``) need the internal nodes' predictions, so the model a run explains is read back
+  from where it was saved.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
+
+from pyspark.sql import SparkSession
 
 
 @dataclass(frozen=True)
 class TreeNode:
     node_id: int  # preorder position among all nodes
     depth: int
-    prediction: float
-    impurity: float
-    count: float  # training instances that reached the node
+    prediction: float | None  # internal nodes: None when read from toDebugString
+    impurity: float | None = None  # these three: only from a saved model (read_saved_tree)
+    count: float | None = None  # training instances that reached the node
     feature: int | None = None  # internal nodes: go left when features[feature] <= threshold
     threshold: float | None = None
     gain: float | None = None  # impurity decrease of the split, per instance
@@ -56,6 +69,19 @@ class Tree:
     def depth(self) -> int:
         return max(n.depth for n in self.nodes)
 
+    @property
+    def has_node_values(self) -> bool:
+        """Every node's prediction is known (a tree read from a saved model)."""
+        return all(n.prediction is not None for n in self.nodes)
+
+    def structure(self) -> tuple[tuple, ...]:
+        """What both readers give: each node's place, split and leaf index, and the leaves' values."""
+        return tuple(
+            (n.node_id, n.depth, n.feature, n.threshold, n.left, n.right, n.leaf_index)
+            + ((n.prediction,) if n.is_leaf else ())
+            for n in self.nodes
+        )
+
     def paths(self) -> dict[int, tuple[Step, ...]]:
         """Leaf index -> the decisions from the root to that leaf."""
         by_id = {n.node_id: n for n in self.nodes}
@@ -73,38 +99,130 @@ class Tree:
         return result
 
 
-def read_tree(java_tree_model: Any) -> Tree:
-    """Walk a fitted ``DecisionTreeRegressionModel`` (its JVM object) into a :class:`Tree`."""
-    nodes: list[TreeNode] = []
-    leaf_counter = 0
+_SPLIT = re.compile(r"If \(feature (\d+) <= (\S+)\)")
+_OTHER_SIDE = re.compile(r"Else \(feature (\d+) > (\S+)\)")
+_LEAF = re.compile(r"Predict: (\S+)")
 
-    def visit(jnode: Any, depth: int) -> int:
-        nonlocal leaf_counter
+
+def parse_debug_string(text: str) -> Tree:
+    """The tree that ``DecisionTreeRegressionModel.toDebugString`` prints (continuous splits only)."""
+    lines = [line.strip() for line in text.strip().splitlines()[1:]]  # the first line names the model
+    nodes: list[TreeNode | None] = []
+    position = 0
+    leaves = 0
+
+    def take(pattern: re.Pattern[str]) -> re.Match[str] | None:
+        nonlocal position
+        match = pattern.fullmatch(lines[position]) if position < len(lines) else None
+        if match is not None:
+            position += 1
+        return match
+
+    def visit(depth: int) -> int:
+        nonlocal leaves
         node_id = len(nodes)
-        nodes.append(None)  # type: ignore[arg-type]  # reserve the preorder slot
-        common = dict(
+        nodes.append(None)  # reserve the preorder slot
+        if (leaf := take(_LEAF)) is not None:
+            nodes[node_id] = TreeNode(node_id=node_id, depth=depth, prediction=float(leaf[1]), leaf_index=leaves)
+            leaves += 1
+            return node_id
+        split = take(_SPLIT)
+        if split is None:
+            found = lines[position] if position < len(lines) else "the end of the text"
+            raise ValueError(f"not a regression tree with continuous splits: {found!r} after {position} lines")
+        left = visit(depth + 1)
+        other = take(_OTHER_SIDE)
+        if other is None or other.groups() != split.groups():
+            raise ValueError(f"the split {split[0]!r} has no matching Else line")
+        right = visit(depth + 1)
+        nodes[node_id] = TreeNode(
             node_id=node_id,
             depth=depth,
-            prediction=float(jnode.prediction()),
-            impurity=float(jnode.impurity()),
-            count=float(jnode.impurityStats().count()),
-        )
-        if jnode.getClass().getSimpleName() == "LeafNode":
-            nodes[node_id] = TreeNode(**common, leaf_index=leaf_counter)
-            leaf_counter += 1
-            return node_id
-        split = jnode.split()
-        left = visit(jnode.leftChild(), depth + 1)
-        right = visit(jnode.rightChild(), depth + 1)
-        nodes[node_id] = TreeNode(
-            **common,
-            feature=int(split.featureIndex()),
-            threshold=float(split.threshold()),
-            gain=float(jnode.gain()),
+            prediction=None,
+            feature=int(split[1]),
+            threshold=float(split[2]),
             left=left,
             right=right,
         )
         return node_id
 
-    visit(java_tree_model.rootNode(), 0)
-    return Tree(nodes=tuple(nodes))
+    visit(0)
+    if position != len(lines):
+        raise ValueError(f"unexpected text after the tree: {lines[position]!r}")
+    return Tree(nodes=tuple(nodes))  # type: ignore[arg-type]
+
+
+def read_tree(tree_model: Any) -> Tree:
+    """The structure and leaf values of a fitted ``DecisionTreeRegressionModel``."""
+    return parse_debug_string(tree_model.toDebugString)
+
+
+NODE_DATA = "data"  # where MLlib writes a saved tree's nodes, inside the model's folder
+
+
+def read_saved_tree(spark: SparkSession, path: str) -> Tree:
+    """Every node of the ``DecisionTreeRegressionModel`` saved at ``path``, values included.
+
+    MLlib writes one row per node (``id`` in preorder, children by id, the split, the impurity
+    statistics: count, sum, sum of squares for the variance); this walks them from the root.
+    """
+    rows = {
+        row["id"]: row
+        for row in spark.read.parquet(f"{path.rstrip('/')}/{NODE_DATA}")
+        .select(
+            "id",
+            "prediction",
+            "impurity",
+            "impurityStats",
+            "gain",
+            "leftChild",
+            "rightChild",
+            "split.featureIndex",
+            "split.leftCategoriesOrThreshold",
+            "split.numCategories",
+        )
+        .collect()
+    }
+    nodes: list[TreeNode | None] = []
+    leaves = 0
+
+    def visit(row_id: int, depth: int) -> int:
+        nonlocal leaves
+        row = rows[row_id]
+        node_id = len(nodes)
+        nodes.append(None)
+        values = dict(
+            node_id=node_id,
+            depth=depth,
+            prediction=float(row["prediction"]),
+            impurity=float(row["impurity"]),
+            count=float(row["impurityStats"][0]),
+        )
+        if row["leftChild"] < 0:
+            nodes[node_id] = TreeNode(**values, leaf_index=leaves)
+            leaves += 1
+            return node_id
+        if row["numCategories"] != -1:
+            raise ValueError(f"node {row_id} of the tree at {path} splits a categorical feature")
+        left = visit(row["leftChild"], depth + 1)
+        right = visit(row["rightChild"], depth + 1)
+        nodes[node_id] = TreeNode(
+            **values,
+            feature=int(row["featureIndex"]),
+            threshold=float(row["leftCategoriesOrThreshold"][0]),
+            gain=float(row["gain"]),
+            left=left,
+            right=right,
+        )
+        return node_id
+
+    visit(0, 0)
+    return Tree(nodes=tuple(nodes))  # type: ignore[arg-type]
+
+
+def with_node_values(tree: Tree, saved: Tree) -> Tree:
+    """``tree`` (e.g. parsed from toDebugString) with the node values of ``saved``, the same tree
+    read from where it was saved; refuses a saved tree of another structure."""
+    if saved.structure() != tree.structure():
+        raise ValueError("the saved tree is not the fitted one: their splits or leaf values differ")
+    return replace(tree, nodes=tuple(saved.nodes))

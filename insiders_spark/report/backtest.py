@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io as _io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from insiders_spark.core.names import (
     BASELINE,
     BASELINE_REGISTERED,
+    CLV,
     FORESIGHT,
     FUTURE_REVENUE_TREE,
     FUTURE_REVENUE_TREE_TREND,
@@ -25,6 +27,7 @@ LABELS = {
     BASELINE: "baseline: top past revenue",
     BASELINE_REGISTERED: "top past revenue, guests last",
     FORESIGHT: "perfect foresight",
+    CLV: "CLV: BG/NBD purchases × Gamma-Gamma spend",
     SEGMENTS_SCORER: "segments (cluster rank, tree value)",
     FUTURE_REVENUE_TREE: "future-revenue tree",
     FUTURE_REVENUE_TREE_TREND: "future-revenue tree + trend features",
@@ -74,7 +77,24 @@ def summary_markdown(result: BacktestResult) -> str:
             if model
             else []
         )
-    return "\n".join([*parts, "", curve_markdown(result)])
+    clv = clv_markdown(result.clv)
+    return "\n".join([*parts, *(["", clv] if clv else []), "", curve_markdown(result)])
+
+
+def clv_markdown(clv: Mapping[str, Any]) -> str:
+    """One sentence on the clv reference: its fitted parameters, or why it was not measured."""
+    if not clv:
+        return ""
+    if not clv.get("measured"):
+        return f"The CLV reference (BG/NBD × Gamma-Gamma) was not measured: {clv.get('error')}"
+    bg, gg = clv["bg_nbd"], clv["gamma_gamma"]
+    return (
+        f"The CLV reference ranks by expected revenue over the horizon: BG/NBD purchase days (r = {bg['r']:.3g}, "
+        f"α = {bg['alpha_days']:.3g} days, a = {bg['a']:.3g}, b = {bg['b']:.3g}, mean drop-out per purchase "
+        f"{bg['mean_dropout']:.2g}; {bg['customers']:,} customers) "
+        f"× Gamma-Gamma spend per purchase day (p = {gg['p']:.3g}, q = {gg['q']:.3g}, γ = {gg['gamma']:.3g}, "
+        f"mean {gg['mean_spend']:,.2f}; {gg['customers']:,} repeat buyers)."
+    )
 
 
 def capture_chart_png(result: BacktestResult, *, title: str | None = None, max_share: float = 0.5) -> bytes:
@@ -88,6 +108,7 @@ def capture_chart_png(result: BacktestResult, *, title: str | None = None, max_s
         BASELINE: dict(color="#7f8c8d", linestyle="--"),
         BASELINE_REGISTERED: dict(color="#95a5a6", linestyle=":"),
         FORESIGHT: dict(color="#2c3e50", linestyle="-."),
+        CLV: dict(color="#8e44ad", linestyle="--"),
         SEGMENTS_SCORER: dict(color="#c0392b"),
         FUTURE_REVENUE_TREE: dict(color="#2980b9"),
         FUTURE_REVENUE_TREE_TREND: dict(color="#27ae60"),

@@ -5,7 +5,9 @@ Everything here works on bounded driver-side data (k profile rows and the run's 
 
 from __future__ import annotations
 
+import csv
 import io as _io
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,32 +23,50 @@ STUDY = {
 CHART_FILE = "revenue_by_cluster.png"
 PAGE_FILE = "report.md"
 PROFILES_FILE = "profiles.csv"
+INSIDERS_COLOUR = "#c0392b"
+OTHERS_COLOUR = "#7f8c8d"
+LABEL_WIDTH = 28  # characters of a segment name per line on the chart
+BAR_INCHES = 0.55  # the chart's height per cluster
 
 
 def revenue_chart_png(profiles: Sequence[ClusterProfile], *, title: str) -> bytes:
-    """Bar chart of each cluster's mean gross revenue, Insiders highlighted (the study's chart)."""
+    """Each cluster's mean gross revenue, Insiders highlighted (the study's chart).
+
+    Horizontal bars, cluster 1 on top: a segment's name is read where it is written, however long
+    (names such as "About to sleep (higher spend, small tickets)" are wrapped, never overlapped),
+    and the figure grows with the number of clusters.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    labels = [f"{p.cluster}\n{p.segment}" for p in profiles]
+    labels = [textwrap.fill(f"{p.cluster}. {p.segment}", LABEL_WIDTH) for p in profiles]
     values = [p.gross_revenue_mean for p in profiles]
-    colours = ["#c0392b" if p.is_insider else "#7f8c8d" for p in profiles]
-    figure, axis = plt.subplots(figsize=(10, 4.8), dpi=110)
-    bars = axis.bar(range(len(values)), values, color=colours)
+    colours = [INSIDERS_COLOUR if p.is_insider else OTHERS_COLOUR for p in profiles]
+    figure, axis = plt.subplots(figsize=(10, 1.4 + BAR_INCHES * max(len(values), 1)), dpi=110)
+    positions = list(range(len(values)))
+    bars = axis.barh(positions, values, color=colours, height=0.7)
+    axis.invert_yaxis()  # cluster 1 (the Insiders) on top
     for bar, profile in zip(bars, profiles, strict=True):
         axis.annotate(
-            f"{profile.revenue_share:.0%} of revenue\n{profile.customer_share:.1%} of customers",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=7,
+            f"{profile.revenue_share:.1%} of revenue, {profile.customer_share:.1%} of customers",
+            (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+            xytext=(4, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=8,
         )
-    axis.set_xticks(range(len(values)), labels, fontsize=8)
-    axis.set_ylabel("mean gross revenue per customer")
+    axis.set_yticks(positions, labels, fontsize=9)
+    axis.set_xlim(0, max([*values, 1.0]) * 1.45)  # room for the annotations right of the longest bar
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    axis.set_xlabel("mean gross revenue per customer")
     axis.set_title(title)
     axis.spines[["top", "right"]].set_visible(False)
+    axis.grid(axis="x", alpha=0.3)
+    axis.set_axisbelow(True)
     figure.tight_layout()
     buffer = _io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -55,12 +75,20 @@ def revenue_chart_png(profiles: Sequence[ClusterProfile], *, title: str) -> byte
 
 
 def profiles_csv(profiles: Sequence[ClusterProfile]) -> str:
+    """The profile table as CSV: a header of bare names, then one row per cluster with its text
+    quoted (a quote in a name doubled, RFC 4180), numbers and booleans bare, a missing mean empty."""
     columns = list(ClusterProfile.__dataclass_fields__)
-    lines = [",".join(columns)]
+    buffer = _io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(columns)
+    rows = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
     for profile in profiles:
-        values = [getattr(profile, c) for c in columns]
-        lines.append(",".join(f'"{v}"' if isinstance(v, str) else str(v) for v in values))
-    return "\n".join(lines) + "\n"
+        rows.writerow(getattr(profile, c) for c in columns)
+    return buffer.getvalue()
+
+
+def _maybe(value: float | None, spec: str) -> str:
+    """A number as ``spec`` formats it; "–" for a feature the log does not give."""
+    return "–" if value is None else format(value, spec)
 
 
 def profile_table_markdown(profiles: Sequence[ClusterProfile]) -> str:
@@ -71,7 +99,7 @@ def profile_table_markdown(profiles: Sequence[ClusterProfile]) -> str:
     )
     rows = [
         f"| {p.cluster} | {p.segment} | {p.customers:,} | {p.customer_share:.1%} | "
-        f"{p.gross_revenue_mean:,.2f} | {p.recency_days_mean:.1f} | {p.qty_products_mean:.1f} | "
+        f"{p.gross_revenue_mean:,.2f} | {p.recency_days_mean:.1f} | {_maybe(p.qty_products_mean, '.1f')} | "
         f"{p.frequency_mean:.3f} | {p.qty_returns_mean:.1f} | {p.revenue_share:.1%} |"
         for p in profiles
     ]
@@ -128,6 +156,38 @@ def render_page(profiles: Sequence[ClusterProfile], metrics: Mapping[str, Any], 
             f"seed {metrics['clustering']['seed']}) groups those positions. Clusters are numbered by mean "
             f"gross revenue; cluster 1 is the Insiders.",
             "",
+            input_markdown(metrics["input"]),
             *sections,
         ]
     )
+
+
+def input_markdown(source: Mapping[str, Any]) -> str:
+    """The input section: the dataset profile, each of the job's columns and where it came from, and
+    what the job did without the columns the log lacks."""
+    dataset = source.get("dataset") or {}
+    profile = (
+        f"Dataset profile **{dataset['name']}** ({dataset['chosen']})."
+        if dataset.get("name")
+        else "No dataset profile: the generic cleaning rules."
+    )
+    mapped = [f"| {name} | `{column}` |" for name, column in source.get("columns", {}).items()]
+    absent = [f"| {name} | absent: {effect} |" for name, effect in source.get("absent", {}).items()]
+    unused = source.get("unused_columns") or []
+    lines = [
+        "## The input",
+        "",
+        f"{profile} Customer ids read as {source.get('customer_ids', 'numbers')}"
+        + (
+            f"; the input was filtered where it is read: {source['scan_filter']}." if source.get("scan_filter") else "."
+        ),
+        "",
+        "| the job's column | from |",
+        "|---|---|",
+        *mapped,
+        *absent,
+        "",
+    ]
+    if unused:
+        lines += [f"Not used: {', '.join(f'`{name}`' for name in unused)}.", ""]
+    return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from insiders_spark.core.names import MODEL_INPUT_COLUMNS
 from insiders_spark.model.embedding import LeafEmbedding
 from insiders_spark.model.explain import RuleRow, leaf_contributions, top_contributions
 from insiders_spark.model.tree import Tree
@@ -23,9 +24,11 @@ def rules_markdown(rows: Sequence[RuleRow]) -> str:
     return "\n".join([header, *lines])
 
 
-def contributions_markdown(tree: Tree, rows: Sequence[RuleRow], *, top: int = 3) -> str:
+def contributions_markdown(
+    tree: Tree, rows: Sequence[RuleRow], *, top: int = 3, feature_names: Sequence[str] = MODEL_INPUT_COLUMNS
+) -> str:
     """Per leaf, its top contributions: the typical answer to "why is this customer here"."""
-    contributions = leaf_contributions(tree)
+    contributions = leaf_contributions(tree, feature_names=feature_names)
     units = "log(1 + revenue) units"
     lines = [f"| cluster | leaf | top contributions ({units}) |", "|---:|---:|---|"]
     for r in rows:
@@ -52,7 +55,7 @@ def rules_section(embedding: LeafEmbedding, rules: Sequence[RuleRow], *, top: in
             f"tree's prediction the most on the way to the customer's leaf ({units}; +0.69 in log units doubles "
             "the predicted revenue). Per leaf:",
             "",
-            contributions_markdown(embedding.tree, rules, top=top),
+            contributions_markdown(embedding.tree, rules, top=top, feature_names=embedding.inputs),
             "",
         ]
     )

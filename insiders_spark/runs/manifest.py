@@ -36,13 +36,7 @@ def run_metrics(
         "run_date": run_date.isoformat(),
         "as_of": table.as_of.isoformat(),
         "as_of_source": table.as_of_source,
-        "input": {
-            "description": table.source.description,
-            "format": table.source.format,
-            "files": len(table.source.files),
-            "extra_columns": list(table.source.extra_columns),
-            "empty_files": list(table.source.empty_files),
-        },
+        "input": input_record(table),
         "rows": table.accounting.to_dict(),
         "customers": {
             "with_kept_lines": table.summary.customers,
@@ -86,7 +80,7 @@ def run_metrics(
 
 def provenance(config: Config, table: CustomerTable) -> dict:
     return {
-        "input_files": list(table.source.files),
+        "input_files": list(table.source.raw.files),
         "config": config.to_dict(),
         "code_version": code_version(),
     }
@@ -176,4 +170,26 @@ def failure_record(error: BaseException, table: CustomerTable) -> dict:
         "error_type": type(error).__name__,
         "as_of": table.as_of.isoformat(),
         "rows": table.accounting.to_dict(),
+    }
+
+
+def input_record(table: CustomerTable) -> dict:
+    """What was read and how: the source, the dataset profile, the column mapping and every absent
+    column with its effect, the kind of customer ids, the columns the job does not use."""
+    raw, mapped = table.source.raw, table.source
+    used = set(mapped.mapping.columns.values())
+    dataset = table.config.input.dataset
+    detected = table.config.origin is not None and table.config.origin.dataset is not None
+    named = dataset not in ("", "none")
+    return {
+        "description": raw.description,
+        "format": raw.format,
+        "files": len(raw.files),
+        "dataset": {
+            "name": dataset if named else None,
+            "chosen": "detected from the input's columns" if detected else ("given" if named else None),
+        },
+        **mapped.describe(),
+        "unused_columns": [name for name in raw.columns if name not in used],
+        "empty_files": list(raw.empty_files),
     }

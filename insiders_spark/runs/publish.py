@@ -23,7 +23,9 @@ from insiders_spark.runs.steps import (
     stage_quarantine,
     stage_segments,
 )
+from insiders_spark.runs.tracking import track_training
 from insiders_spark.runs.train import train_for_run
+from insiders_spark.storage.catalog import register_partitions
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,10 @@ def publish(ctx: RunContext, *, model_version: str | None) -> RunResult:
     elif backtest_error is not None:
         metrics["backtest"] = {"measured": False, "error": backtest_error}
     stage_report(ctx, fitted, metrics, check=check, rules=rules, backtest=backtest, backtest_error=backtest_error)
-    return commit(ctx, fitted.profiles, metrics)
+    result = commit(ctx, fitted.profiles, metrics)
+    if ctx.mode != SCORE:  # after the commit: tracking reports on published outputs, and never fails the run
+        track_training(ctx.spark, ctx.config, model, result.metrics, result.outputs)
+    return result
 
 
 def commit(ctx: RunContext, profiles: list[ClusterProfile], metrics: dict) -> RunResult:
@@ -93,6 +98,11 @@ def commit(ctx: RunContext, profiles: list[ClusterProfile], metrics: dict) -> Ru
     manifest = {**metrics, **provenance(ctx.config, ctx.table)}
     outputs.write_file(RUNS, MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     outputs.commit(last=RUNS)
+    database = ctx.config.output.catalog_database
+    if database:  # after the commit: a failure here fails the run, and the published files stay whole
+        register_partitions(
+            ctx.spark, database, ctx.output, outputs.run_date, outputs.published_partitions(), outputs.layout
+        )
     for name, path in published.items():
         log.info("published %s: %s", name, path)
     return RunResult(

@@ -85,7 +85,13 @@ def check_quarantine_written(ctx: RunContext) -> None:
 def stage_profiles_and_rules(ctx: RunContext, fitted: FittedRun) -> list[RuleRow]:
     """The profiles and the leaf rules of the run's clusters, staged on the second thread."""
     model = fitted.model
-    rules = to_rule_rows(model.leaf_sums, model.embedding.tree, model.kmeans.leaf_clusters, fitted.profiles)
+    rules = to_rule_rows(
+        model.leaf_sums,
+        model.embedding.tree,
+        model.kmeans.leaf_clusters,
+        fitted.profiles,
+        feature_names=model.embedding.inputs,
+    )
 
     def write_small_tables() -> None:
         ctx.outputs.write_table(to_profiles_frame(ctx.spark, fitted.profiles), PROFILES)

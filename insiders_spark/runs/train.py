@@ -98,11 +98,9 @@ def train_for_run(ctx: RunContext, features: DataFrame, previous_version: str | 
         model, version=version, as_of=table.as_of, run_date=ctx.run_date, config_hash=config.fingerprint()
     )
 
-    def save_model() -> None:
-        save(model, ctx.outputs.stage_folder(f"{MODELS}/{version}"), description)
-        ctx.outputs.write_path(f"{MODELS}/{CURRENT}", version + "\n")
-
-    ctx.background.run("save model", save_model)
+    with ctx.timer.stage("save model"):  # before the rules and reasons, which read the saved tree's node values
+        model = save(model, ctx.outputs.stage_folder(f"{MODELS}/{version}"), description)
+    ctx.outputs.write_path(f"{MODELS}/{CURRENT}", version + "\n")
     ctx.published["model"] = ctx.outputs.live(f"{MODELS}/{version}")
     ctx.run_info.update(model_version=version, model_trained_as_of=table.as_of.isoformat())
     return FittedRun(

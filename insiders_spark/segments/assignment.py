@@ -14,6 +14,7 @@ from insiders_spark.model.profiles import ClusterProfile
 from insiders_spark.model.segmentation import SegmentationModel, to_segments
 from insiders_spark.segments.continuity import with_insider_history
 from insiders_spark.segments.control import with_control_flag
+from insiders_spark.spark.frames import conform
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,12 @@ def to_published_segments(
     """The segments table (``SEGMENTS_SCHEMA``): assignment, reasons, Insider history, control flag."""
     return (
         to_segments(clustered, profiles)
-        .transform(with_top_contributions, model.embedding.tree, top=config.segments.top_features)
+        .transform(
+            with_top_contributions,
+            model.embedding.tree,
+            top=config.segments.top_features,
+            feature_names=model.embedding.inputs,
+        )
         .transform(
             with_insider_history,
             previous,
@@ -43,5 +49,5 @@ def to_published_segments(
             share=config.control.share,
             scope=config.control.scope,
         )
-        .select(*[f.name for f in SEGMENTS_SCHEMA.fields])
+        .transform(conform, SEGMENTS_SCHEMA)
     )

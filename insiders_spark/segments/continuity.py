@@ -30,13 +30,12 @@ from insiders_spark.core.names import (
     CUSTOMER_ID,
     INSIDER_SINCE,
     IS_INSIDER,
-    PARTITION_COLUMN,
     RUNS_OUTSIDE_INSIDERS,
     SEGMENT,
 )
 from insiders_spark.core.schemas import SEGMENTS_SCHEMA
 from insiders_spark.spark.literals import literal_frame
-from insiders_spark.storage import filesystem
+from insiders_spark.storage.outputs import latest_published_date
 
 PREVIOUS = "previous_"
 
@@ -55,18 +54,10 @@ class ChurnCounts:
 
 
 def previous_run_date(spark: SparkSession, output: str, table: str, run_date: dt.date) -> dt.date | None:
-    """The latest published run date before ``run_date`` that has ``table`` (bounded: one per run)."""
-    dates = []
-    prefix = f"{PARTITION_COLUMN}="
-    for folder in filesystem.list_dirs(spark, f"{output.rstrip('/')}/{table}"):
-        name = folder.rsplit("/", 1)[-1]
-        if name.startswith(prefix):
-            try:
-                dates.append(dt.date.fromisoformat(name[len(prefix) :]))
-            except ValueError:
-                continue
-    earlier = [d for d in dates if d < run_date]
-    return max(earlier) if earlier else None
+    """The latest published run date before ``run_date`` that has ``table`` (a partition folder, or a
+    date's pointer on an object store: ``storage.outputs``)."""
+    found = latest_published_date(spark, output, table, run_date.isoformat())
+    return dt.date.fromisoformat(found) if found else None
 
 
 def is_in_insiders_cluster(cluster: Column) -> Column:

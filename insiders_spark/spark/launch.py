@@ -41,19 +41,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUICK_JIT_OPTION = "-XX:TieredStopAtLevel=1"
-# With the client compiler only, the JVM reserves 48 MB for compiled code instead of 240 MB, and a
-# run with its stability re-fits filled it: "CodeCache is full. Compiler has been disabled", then
-# "Out of space in CodeCache for adapters" killed a task (make run, 2026-11-29). The quick JIT keeps
-# the tiered default; it is reserved address space, committed only as code is compiled.
+# The client compiler alone reserves a code cache too small for a run with its stability re-fits
+# (docs/performance.md, the quick JIT); the tiered default is reserved, not committed, space.
 QUICK_JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=240m"
 QUICK_JIT_OPTIONS = (QUICK_JIT_OPTION, QUICK_JIT_CODE_CACHE)
 # What a run imports after its session starts, the slowest first: the pipeline (pyspark.ml, numpy,
 # scipy, pandas), scikit-learn's metrics (the silhouette cross-check) and matplotlib (the report's
-# charts; with the backend the report sets). About 2.4 s on the benchmark machine, all on the main
-# thread before.
+# charts; with the backend the report sets).
 RUN_MODULES = ("insiders_spark.runs", "sklearn.metrics", "matplotlib", "matplotlib.pyplot")
 # The embedded synthetic log has no file to measure: it counts as its lines times the parquet
-# size of a line of the benchmark's logs (15.7 MB per million lines).
+# size of a line of the benchmark's logs.
 SYNTHETIC_BYTES_PER_LINE = 16
 # The lines of the synthetic log an archive is made from when no sample input is given: enough
 # for every step of the job (tree, KMeans, stability runs, report) to run, so their classes load.

@@ -1,11 +1,13 @@
-"""Read the raw log: list the input's files, tell their format, read them under an explicit schema.
+"""Read the raw log: files (CSV, parquet, JSON lines, ORC) or a catalog table, under an explicit schema.
 
-Paths go through Hadoop's FileSystem API, so the same code reads local folders, HDFS and object
-stores alike.
+What is read keeps the source's own column names; ``storage.mapping`` maps them onto the job's
+canonical columns. Files are listed through ``storage.filesystem``, so the same code reads local
+folders, HDFS and object stores alike.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,124 +18,103 @@ from pyspark.sql import types as T
 
 from insiders_spark.core.config import InputConfig, SyntheticConfig
 from insiders_spark.core.errors import InputError
-from insiders_spark.core.names import CORRUPT_RECORD, RAW_COLUMNS, RAW_TO_COLUMN, SOURCE_FILE
-from insiders_spark.core.paths import is_data_file, is_glob
+from insiders_spark.core.names import CORRUPT_RECORD
 from insiders_spark.storage import filesystem
 from insiders_spark.storage.synthetic import SyntheticLogSpec, to_spark
 
 log = logging.getLogger(__name__)
 
-
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
-
-
-PARQUET_SUFFIXES = (".parquet", ".parq")
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "csv": (".csv", ".csv.gz", ".txt", ".txt.gz", ".tsv"),
+    "parquet": (".parquet", ".parq"),
+    "json": (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"),
+    "orc": (".orc",),
+}
+TEXT_FORMATS = ("csv", "json")  # read as text under an all-string schema: the job parses every value
+SYNTHETIC = "synthetic"
+TABLE = "table"
 
 
 @dataclass(frozen=True)
 class RawInput:
-    """What was read: a lazy DataFrame of raw fields plus where they came from."""
+    """What was read: a lazy DataFrame of the source's own columns, and where they came from."""
 
-    frame: DataFrame  # the source's own columns
-    source_file: Column  # each line's file (or the generator's name)
+    frame: DataFrame  # the source's columns (CSV and JSON: all text, plus _corrupt_record)
+    source_file: Column  # each line's file (or the table's or the generator's name)
     description: str
-    format: str
-    files: tuple[str, ...]
-    extra_columns: tuple[str, ...] = ()
+    format: str  # csv | parquet | json | orc | table | synthetic
+    files: tuple[str, ...] = ()
     empty_files: tuple[str, ...] = ()
 
     @property
-    def lines(self) -> DataFrame:
-        """The raw fields in snake_case (raw types), for the aggregation: no file column, so the
-        scan reads only the data columns."""
-        return _to_raw_columns(self.frame, None)
+    def columns(self) -> tuple[str, ...]:
+        """The source's columns (without the reader's own ``_corrupt_record``)."""
+        return tuple(name for name in self.frame.columns if name != CORRUPT_RECORD)
 
-    def lines_with_source(self) -> DataFrame:
-        """The same plus ``source_file``, for the quarantine (which needs to say where a line was)."""
-        return _to_raw_columns(self.frame, self.source_file)
-
-
-@dataclass(frozen=True)
-class InputFile:
-    path: str
-    size: int
+    @property
+    def decoded_text(self) -> bool:
+        """Bytes decoded with ``input.encoding`` (so a wrong encoding shows as U+FFFD)."""
+        return self.format in TEXT_FORMATS
 
 
-def list_input_files(spark: SparkSession, path: str) -> list[InputFile]:
-    """Expand a file, folder (recursively) or glob into its data files, sorted by path."""
-    fs, pattern = filesystem.filesystem_path(spark, path)
-    statuses = fs.globStatus(pattern)
-    if statuses is None or len(statuses) == 0:
-        raise InputError(f"input {path!r} does not exist (no file or folder matches it)")
-    files: list[InputFile] = []
-    for status in statuses:
-        if is_glob(path) and not is_data_file(status.getPath().getName()):
-            continue  # 'drops/*' must not read drops/_temporary or drops/.staging, as 'drops/' does not
-        if status.isDirectory():
-            iterator = fs.listFiles(status.getPath(), True)
-            while iterator.hasNext():
-                found = iterator.next()
-                relative = found.getPath().toString()[len(status.getPath().toString()) :]
-                if all(is_data_file(part) for part in relative.split("/") if part):
-                    files.append(InputFile(found.getPath().toString(), int(found.getLen())))
-        elif is_data_file(status.getPath().getName()):
-            files.append(InputFile(status.getPath().toString(), int(status.getLen())))
-    if not files:
-        raise InputError(f"input {path!r} holds no data files (an empty folder, or only hidden files)")
-    return sorted(files, key=lambda f: f.path)
-
-
-def detect_format(files: Sequence[str], configured: str) -> str:
-    if configured != "auto":
-        return configured
-    lowered = [f.lower() for f in files]
-    if all(name.endswith(CSV_SUFFIXES) for name in lowered):
-        return "csv"
-    if all(name.endswith(PARQUET_SUFFIXES) for name in lowered):
-        return "parquet"
-    unknown = [f for f, low in zip(files, lowered, strict=True) if not low.endswith(CSV_SUFFIXES + PARQUET_SUFFIXES)]
-    example = unknown[0] if unknown else files[0]
-    raise InputError(
-        f"cannot tell the input format: {example} is neither .csv nor .parquet, or the input mixes "
-        "both; set input.format (--format csv|parquet) or point --input at files of one kind"
-    )
-
-
-def read_transactions(spark: SparkSession, input_config: InputConfig, synthetic_config: SyntheticConfig) -> RawInput:
-    """Read the raw log into snake_case columns (raw types) plus ``source_file``.
-
-    With no input path configured, the embedded synthetic log is generated in the executors.
-    """
+def read_input(spark: SparkSession, input_config: InputConfig, synthetic_config: SyntheticConfig) -> RawInput:
+    """The configured input: a catalog table, files, or (neither configured) the synthetic log,
+    generated in the executors."""
+    if input_config.table:
+        return _read_table(spark, input_config.table)
     if not input_config.path:
         spec = SyntheticLogSpec(lines=synthetic_config.lines, seed=synthetic_config.seed)
         name = f"synthetic(lines={spec.lines},seed={spec.seed})"
-        frame = to_spark(spark, spec)
-        return RawInput(frame=frame, source_file=F.lit(name), description=name, format="synthetic", files=())
-
-    listed = list_input_files(spark, input_config.path)
+        return RawInput(frame=to_spark(spark, spec), source_file=F.lit(name), description=name, format=SYNTHETIC)
+    path = input_config.path
+    try:
+        listed = filesystem.list_files(spark, path)
+    except FileNotFoundError:
+        raise InputError(f"input {path!r} does not exist (no file or folder matches it)") from None
+    if not listed:
+        raise InputError(f"input {path!r} holds no data files (an empty folder, or only hidden files)")
     paths = [f.path for f in listed]
-    empty = tuple(f.path for f in listed if f.size == 0)
     fmt = detect_format(paths, input_config.format)
+    empty = tuple(f.path for f in listed if f.size == 0)
     if len(empty) == len(listed):
-        raise InputError(f"input {input_config.path!r}: every file is empty (0 bytes): {_sample(empty)}")
+        raise InputError(f"input {path!r}: every file is empty (0 bytes): {_sample(empty)}")
     if empty:
         log.warning("%d empty input file(s) hold no lines: %s", len(empty), _sample(empty))
     readable = [f.path for f in listed if f.size > 0]
-    if fmt == "csv":
-        frame, extra = _read_csv(spark, readable, input_config)
-    else:
-        frame, extra = _read_parquet(spark, readable)
-    if extra:
-        log.warning("input has columns the job does not use (ignored): %s", ", ".join(extra))
+    readers = {"csv": _read_csv, "json": _read_json, "parquet": _read_parquet, "orc": _read_orc}
+    frame = readers[fmt](spark, readable, input_config)
     return RawInput(
         frame=frame,
         source_file=F.col("_metadata.file_path"),
-        description=input_config.path,
+        description=path,
         format=fmt,
         files=tuple(paths),
-        extra_columns=tuple(extra),
         empty_files=empty,
     )
+
+
+def detect_format(files: Sequence[str], configured: str) -> str:
+    """``configured``, or the one format every file's extension names."""
+    if configured != "auto":
+        return configured
+    lowered = [f.lower() for f in files]
+    for fmt, suffixes in SUFFIXES.items():
+        if all(name.endswith(suffixes) for name in lowered):
+            return fmt
+    known = tuple(s for suffixes in SUFFIXES.values() for s in suffixes)
+    unknown = [f for f, low in zip(files, lowered, strict=True) if not low.endswith(known)]
+    example = unknown[0] if unknown else files[0]
+    raise InputError(
+        f"cannot tell the input format: {example} is not a {', '.join(SUFFIXES)} file by its name, or the "
+        f"input mixes formats; set --format {'|'.join(SUFFIXES)} or point --input at files of one kind"
+    )
+
+
+def _read_table(spark: SparkSession, name: str) -> RawInput:
+    if not spark.catalog.tableExists(name):
+        raise InputError(f"table {name!r} does not exist in the session's catalog (--table db.name)")
+    frame = spark.table(name)
+    return RawInput(frame=frame, source_file=F.lit(f"table {name}"), description=f"table {name}", format=TABLE)
 
 
 def _sample(paths: Sequence[str], count: int = 3) -> str:
@@ -141,29 +122,24 @@ def _sample(paths: Sequence[str], count: int = 3) -> str:
     return shown + (f" and {len(paths) - count} more" if len(paths) > count else "")
 
 
-def _to_raw_columns(frame: DataFrame, source_file: Column | None) -> DataFrame:
-    corrupt = F.col(CORRUPT_RECORD) if CORRUPT_RECORD in frame.columns else F.lit(None).cast("string")
-    return frame.select(
-        *[F.col(f"`{raw}`").alias(name) for raw, name in RAW_TO_COLUMN.items()],
-        corrupt.alias(CORRUPT_RECORD),
-        *([source_file.alias(SOURCE_FILE)] if source_file is not None else []),
+def _text_schema(names: Sequence[str]) -> T.StructType:
+    return T.StructType(
+        [T.StructField(name, T.StringType(), True) for name in names]
+        + [T.StructField(CORRUPT_RECORD, T.StringType(), True)]
     )
 
 
-def _check_columns(found: Sequence[str], where: str) -> list[str]:
-    missing = [name for name in RAW_COLUMNS if name not in found]
-    if missing:
-        raise InputError(
-            f"{where}: required column(s) {', '.join(missing)} missing; found columns "
-            f"{', '.join(found) or '(none)'}; expected {', '.join(RAW_COLUMNS)}"
-        )
-    return [name for name in found if name not in RAW_COLUMNS]
+def _first_line(spark: SparkSession, path: str, input_config: InputConfig) -> str:
+    try:
+        return filesystem.first_line(spark, path, input_config.encoding)
+    except LookupError:
+        raise InputError(f"unknown text encoding {input_config.encoding!r} (input.encoding / --encoding)") from None
 
 
 CSV_COLUMN_PRUNING = "spark.sql.csv.parser.columnPruning.enabled"
 
 
-def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) -> tuple[DataFrame, list[str]]:
+def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) -> DataFrame:
     """Every field as text, under the first file's header; every other file's header must match.
 
     A line that does not split into the header's columns lands whole in ``_corrupt_record``. Spark
@@ -174,17 +150,18 @@ def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) 
             f"{CSV_COLUMN_PRUNING} must be false (conf/base.toml sets it): with pruning on, Spark "
             "does not notice CSV lines with too few or too many fields, and they would be lost silently"
         )
-    raw_header = _csv_header(spark, files[0], input_config)
+    line = _first_line(spark, files[0], input_config)
+    if not line.strip():
+        raise InputError(f"{files[0]}: the first line is empty; expected a header naming the columns")
+    raw_header = [_unquoted(name) for name in line.split(input_config.csv_delimiter)]
     header = [name.strip() for name in raw_header]
-    extra = _check_columns(header, files[0])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise InputError(f"{files[0]}: the header names {', '.join(repeated)} more than once")
     # Spark checks every file's header against these names as written (spaces included), so the
     # schema keeps them; the columns are renamed to the trimmed names after the read.
-    schema = T.StructType(
-        [T.StructField(name, T.StringType(), True) for name in raw_header]
-        + [T.StructField(CORRUPT_RECORD, T.StringType(), True)]
-    )
-    frame = (
-        spark.read.schema(schema)
+    return (
+        spark.read.schema(_text_schema(raw_header))
         .option("header", True)
         .option("enforceSchema", False)
         .option("mode", "PERMISSIVE")
@@ -194,15 +171,6 @@ def _read_csv(spark: SparkSession, files: list[str], input_config: InputConfig) 
         .csv([_literal_path(f) for f in files])
         .toDF(*header, CORRUPT_RECORD)
     )
-    return frame, extra
-
-
-def _csv_header(spark: SparkSession, path: str, input_config: InputConfig) -> list[str]:
-    """Column names from the first line of ``path``, read directly (no Spark job, nothing inferred)."""
-    line = _first_line(spark, path, input_config.encoding)
-    if not line.strip():
-        raise InputError(f"{path}: the first line is empty; expected a header naming {', '.join(RAW_COLUMNS)}")
-    return [_unquoted(name) for name in line.split(input_config.csv_delimiter)]
 
 
 def _unquoted(name: str) -> str:
@@ -211,50 +179,59 @@ def _unquoted(name: str) -> str:
     trimmed = name.strip()
     if len(trimmed) >= 2 and trimmed[0] == trimmed[-1] == '"':
         return trimmed[1:-1]
-    return name  # _first_line's readLine has already dropped the line end
+    return name  # the first line's reader has already dropped the line end
 
 
-def _first_line(spark: SparkSession, path: str, encoding: str) -> str:
-    """The first line of a (possibly compressed) text file, decoded in the JVM."""
-    jvm = spark.sparkContext._jvm
-    if not jvm.java.nio.charset.Charset.isSupported(encoding):
-        raise InputError(f"unknown text encoding {encoding!r} (input.encoding / --encoding)")
-    fs, hadoop_path = filesystem.filesystem_path(spark, path)
-    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
-        spark.sparkContext._jsc.hadoopConfiguration()
-    ).getCodec(hadoop_path)
-    stream = fs.open(hadoop_path)
+def _read_json(spark: SparkSession, files: list[str], input_config: InputConfig) -> DataFrame:
+    """JSON lines, every field as text under the first record's keys: a number, a boolean or a
+    nested value arrives as its JSON text, and a line that is not a JSON object lands whole in
+    ``_corrupt_record`` (nothing is inferred)."""
+    line = _first_line(spark, files[0], input_config)
     try:
-        source = codec.createInputStream(stream) if codec is not None else stream
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(source, encoding))
-        line = reader.readLine()
-    finally:
-        stream.close()
-    return (line or "").lstrip("\ufeff")
+        record = json.loads(line)
+    except ValueError as error:
+        raise InputError(f"{files[0]}: the first line is not a JSON object ({error}); expected JSON lines") from None
+    if not isinstance(record, dict) or not record:
+        raise InputError(f"{files[0]}: the first line is not a JSON object with fields; expected JSON lines")
+    return (
+        spark.read.schema(_text_schema(list(record)))
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
+        .option("encoding", input_config.encoding)
+        .json([_literal_path(f) for f in files])
+    )
 
 
-def _read_parquet(spark: SparkSession, files: list[str]) -> tuple[DataFrame, list[str]]:
-    """Every file's own columns are checked: Spark takes the schema from one file and reads a column
-    another file lacks as nulls (a drop without CustomerID would turn its customers into guests)."""
+def _read_parquet(spark: SparkSession, files: list[str], input_config: InputConfig) -> DataFrame:
+    """Typed columns from the files' footers. Spark takes the schema from one file and reads a column
+    another file lacks as nulls (a drop without its customer column would turn its customers into
+    guests), so every file must have the first file's columns."""
     frame = spark.read.parquet(*[_literal_path(f) for f in files])
-    extra = _check_columns(frame.columns, files[0])
     if len(files) > 1:
-        for path in files:
-            extra += [name for name in _check_columns(_parquet_columns(spark, path), path) if name not in extra]
-    return frame, extra
+        expected = set(filesystem.parquet_columns(spark, files[0]))
+        for path in files[1:]:
+            missing = sorted(expected - set(filesystem.parquet_columns(spark, path)))
+            if missing:
+                raise InputError(
+                    f"{path}: column(s) {', '.join(missing)} missing; every file of one input must have "
+                    f"the columns of {files[0]}"
+                )
+    return frame
 
 
-def _parquet_columns(spark: SparkSession, path: str) -> list[str]:
-    """A parquet file's top-level column names, from its footer (no data read)."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    source = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
-    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(source)
-    try:
-        schema = reader.getFooter().getFileMetaData().getSchema()
-        return [str(schema.getType(i).getName()) for i in range(schema.getFieldCount())]
-    finally:
-        reader.close()
+def _read_orc(spark: SparkSession, files: list[str], input_config: InputConfig) -> DataFrame:
+    """Typed columns; every file must have the first file's columns (as for parquet)."""
+    frame = spark.read.orc(*[_literal_path(f) for f in files])
+    if len(files) > 1:
+        expected = set(spark.read.orc(_literal_path(files[0])).columns)
+        for path in files[1:]:
+            missing = sorted(expected - set(spark.read.orc(_literal_path(path)).columns))
+            if missing:
+                raise InputError(
+                    f"{path}: column(s) {', '.join(missing)} missing; every file of one input must have "
+                    f"the columns of {files[0]}"
+                )
+    return frame
 
 
 GLOB_CHARACTERS = "{}[]*?\\"

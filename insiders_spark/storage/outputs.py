@@ -1,43 +1,94 @@
-"""A run's outputs, staged and published together: a run that fails or is killed leaves the
-published tables as they were, and the next run rolls back a commit that was cut short.
+"""A run's outputs, published together: a run that fails or is killed leaves the published tables
+as they were, and the next run cleans up after it.
+
+Two ways to publish, chosen by the output's scheme (``output.publishing``):
+
+* **rename** (local disks, HDFS: renames are atomic): every output is staged under
+  ``<output>/_staging/<run_id>/`` and the commit renames each staged path over the live one,
+  following a journal, so that the next run rolls back a commit that was cut short (here);
+* **pointer** (object stores: a rename is a copy and a delete): every output is written once under
+  the run's own folder and the commit writes one small pointer (``storage.pointers``).
+
+Readers go through :func:`partition_path`, which follows a date's pointer when there is one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame
 
 from insiders_spark.core.names import PARTITION_COLUMN
-from insiders_spark.storage import filesystem
+from insiders_spark.storage import filesystem, pointers
+from insiders_spark.storage.layout import (
+    FAILED_RUNS,
+    JOURNAL,
+    POINTER,
+    RENAME,
+    STAGING,
+    SUCCESS,
+    StagedOutputs,
+    conventional_path,
+)
+from insiders_spark.storage.uris import OBJECT_STORE_SCHEMES, scheme_of
 
 log = logging.getLogger(__name__)
 
+__all__ = ["FAILED_RUNS", "JOURNAL", "STAGING", "SUCCESS", "RunOutputs", "open_run_outputs", "partition_path"]
 
-def read_partition(spark: SparkSession, output: str, table: str, run_date) -> DataFrame:
+
+def publishing_for(output: str, configured: str = "auto") -> str:
+    """``rename`` where renames are atomic (local disks, HDFS), ``pointer`` on object stores."""
+    if configured != "auto":
+        return configured
+    return POINTER if scheme_of(output) in OBJECT_STORE_SCHEMES else RENAME
+
+
+def open_run_outputs(spark: Any, output: str, run_date: str, run_id: str, publishing: str = "auto") -> StagedOutputs:
+    if publishing_for(output, publishing) == POINTER:
+        return pointers.PointerOutputs(spark, output, run_date, run_id)
+    return RunOutputs(spark, output, run_date, run_id)
+
+
+def partition_path(output: str, table: str, run_date: str) -> str:
+    """Where ``table``'s partition of ``run_date`` is published: the date's pointer's location when
+    the date was published by pointer, else ``<output>/<table>/run_date=<date>``. The path may not
+    exist (the table has no rows that date, or the date was never published)."""
+    pointer = pointers.read_pointer(None, output, str(run_date))
+    if pointer is not None and table in pointer["tables"]:
+        return pointer["tables"][table]
+    return conventional_path(output, table, str(run_date))
+
+
+def read_partition(spark: Any, output: str, table: str, run_date) -> DataFrame:
     """One published partition of one of the job's tables (without the run_date column)."""
     return spark.read.parquet(partition_path(output, table, str(run_date)))
 
 
-def partition_path(output: str, table: str, run_date: str) -> str:
-    return f"{output.rstrip('/')}/{table}/{PARTITION_COLUMN}={run_date}"
+def latest_published_date(spark: Any, output: str, table: str, before: str) -> str | None:
+    """The latest run date before ``before`` with a published partition of ``table`` (a folder of
+    the rename publishing or a date's pointer), or None."""
+    prefix = f"{PARTITION_COLUMN}="
+    folders = [f.rsplit("/", 1)[-1] for f in filesystem.list_dirs(spark, f"{output.rstrip('/')}/{table}")]
+    dates = {f[len(prefix) :] for f in folders if f.startswith(prefix)} | set(pointers.pointer_dates(spark, output))
+    for date in sorted((d for d in dates if _is_date(d) and d < before), reverse=True):
+        if filesystem.exists(spark, partition_path(output, table, date)):
+            return date
+    return None
 
 
-STAGING = "_staging"
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
-FAILED_RUNS = "failed_runs"
-
-
-JOURNAL = "_COMMITTING.json"
-
-
-SUCCESS = "_SUCCESS"
-
-
-class RunOutputs:
+class RunOutputs(StagedOutputs):
     """A run's outputs, staged under ``<output>/_staging/<run_id>/`` and made visible together.
 
     Every table partition, model folder and file is written to the staging folder first, at the
@@ -49,53 +100,14 @@ class RunOutputs:
     ``<output>/failed_runs/run_date=<date>/<run_id>/`` for inspection.
     """
 
-    def __init__(self, spark: SparkSession, output: str, run_date: str, run_id: str) -> None:
-        self.spark = spark
-        self.output = output.rstrip("/")
-        self.run_date = run_date
-        self.run_id = run_id
-        self.staging = f"{self.output}/{STAGING}/{run_id}"
-        self._paths: list[str] = []  # relative paths to publish, in order
+    layout = RENAME
 
-    def _register(self, relative: str) -> str:
-        if relative not in self._paths:
-            self._paths.append(relative)
-        return f"{self.output}/{relative}"
-
-    def partition(self, table: str) -> str:
-        return f"{table}/{PARTITION_COLUMN}={self.run_date}"
-
-    def staged(self, relative: str) -> str:
-        return f"{self.staging}/{relative}"
-
-    def live(self, relative: str) -> str:
-        return f"{self.output}/{relative}"
+    def __init__(self, spark: Any, output: str, run_date: str, run_id: str) -> None:
+        super().__init__(spark, output, run_date, run_id, f"{output.rstrip('/')}/{STAGING}/{run_id}")
 
     def write_table(self, frame: DataFrame, table: str) -> str:
         """Stage ``frame`` as ``table``'s partition for this run date (dynamic partition overwrite)."""
-        (
-            frame.withColumn(PARTITION_COLUMN, F.lit(self.run_date))
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy(PARTITION_COLUMN)
-            .parquet(f"{self.staging}/{table}")
-        )
-        return self._register(self.partition(table))
-
-    def clear_table(self, table: str) -> str:
-        """This run has no rows for ``table``: its live partition goes away at commit."""
-        return self._register(self.partition(table))
-
-    def write_file(self, table: str, name: str, data: bytes | str) -> str:
-        """Stage a file in ``table``'s partition for this run date."""
-        return self.write_path(f"{self.partition(table)}/{name}", data, publish=self.partition(table))
-
-    def write_path(self, relative: str, data: bytes | str, *, publish: str | None = None) -> str:
-        """Stage a file at ``relative``; ``publish`` names the enclosing path that moves at commit."""
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        filesystem.write_bytes(self.spark, self.staged(relative), payload)
-        self._register(publish or relative)
-        return self.live(relative)
+        return self._write_partition(frame, table, "dynamic")
 
     def stage_folder(self, relative: str) -> str:
         """A staged folder for a writer that needs a path (e.g. MLlib's ``save``); returns it."""
@@ -131,27 +143,33 @@ class RunOutputs:
             raise
         filesystem.delete_path(self.spark, journal)
         filesystem.delete_path(self.spark, self.staging)
+        _remove_if_empty(self.spark, f"{self.output}/{STAGING}")
 
-    def fail(self) -> str | None:
-        """Keep what this run staged aside for inspection; live paths are untouched.
+    @property
+    def failed(self) -> str:
+        """Where a failed run's staged outputs and its ``failure.json`` are kept."""
+        return f"{self.output}/{FAILED_RUNS}/{PARTITION_COLUMN}={self.run_date}/{self.run_id}"
+
+    def fail(self) -> str:
+        """Keep what this run staged aside for inspection; live paths are untouched. Returns the
+        failed run's folder (:attr:`failed`), where the caller records the failure.
 
         A staging folder that still holds a commit journal is left in place: its commit could not
         be rolled back here, and the next run's :func:`recover_interrupted_commits` will.
         """
-        if not filesystem.exists(self.spark, self.staging):
-            return None
         if filesystem.exists(self.spark, f"{self.staging}/{JOURNAL}"):
             log.error("the commit of run %s could not be rolled back; the next run on this output will", self.run_id)
-            return None
-        target = f"{self.output}/{FAILED_RUNS}/{PARTITION_COLUMN}={self.run_date}/{self.run_id}"
-        filesystem.rename(self.spark, self.staging, target)
-        return target
+        elif filesystem.exists(self.spark, self.staging):
+            filesystem.rename(self.spark, self.staging, self.failed)
+            _remove_if_empty(self.spark, f"{self.output}/{STAGING}")
+        return self.failed
 
 
-def recover_interrupted_commits(spark: SparkSession, output: str) -> list[str]:
-    """Roll back commits a killed run left half-done, and drop staging folders of dead runs.
+def recover_interrupted_commits(spark: Any, output: str, retention_days: float = 7.0) -> list[str]:
+    """Roll back commits a killed run left half-done, and drop the folders of dead runs (both ways
+    of publishing; old failed and superseded run folders of the pointer publishing too).
 
-    Returns the run ids it cleaned up. Called at the start of every run, before anything is read.
+    Returns the run ids it cleaned up after. Called at the start of every run, before anything is read.
     """
     cleaned = []
     for staging in filesystem.list_dirs(spark, f"{output.rstrip('/')}/{STAGING}"):
@@ -165,10 +183,18 @@ def recover_interrupted_commits(spark: SparkSession, output: str) -> list[str]:
                 log.warning("rolled back the interrupted commit of run %s", journal["run_id"])
         filesystem.delete_path(spark, staging)
         cleaned.append(staging.rsplit("/", 1)[-1])
-    return cleaned
+    _remove_if_empty(spark, f"{output.rstrip('/')}/{STAGING}")
+    return cleaned + pointers.recover(spark, output, retention_days)
 
 
-def _roll_back(spark: SparkSession, moves: list[dict]) -> None:
+def _remove_if_empty(spark: Any, folder: str) -> None:
+    """Remove ``folder`` (``_staging``) once no run uses it, so a finished run leaves no empty folder.
+
+    Not recursive: should another run have staged into it meanwhile, the folder stays."""
+    filesystem.remove_empty_folder(spark, folder)
+
+
+def _roll_back(spark: Any, moves: list[dict]) -> None:
     """Undo a commit's moves, last first: each published path goes back to staging, each live
     path kept aside goes back to where it was."""
     for move in reversed(moves):
@@ -183,7 +209,7 @@ def _roll_back(spark: SparkSession, moves: list[dict]) -> None:
             filesystem.rename(spark, move["previous"], move["live"])
 
 
-def _commit_completed(spark: SparkSession, moves: list[dict]) -> bool:
+def _commit_completed(spark: Any, moves: list[dict]) -> bool:
     """The last move (the runs partition) is done and its ``_SUCCESS`` marker was written."""
     last = moves[-1]
     return (
