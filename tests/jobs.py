@@ -52,7 +52,7 @@ def synthetic_log() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def synthetic_outcomes(synthetic_log, test_config) -> support.Outcomes:
-    return support.expected_outcomes(synthetic_log, test_config.cleaning)
+    return support.expected_outcomes(synthetic_log, support.study_config().cleaning)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +104,8 @@ class Nightly:
 
     def outcomes(self, as_of: str) -> support.Outcomes:
         """The oracle's outcomes of the good lines up to ``as_of``, the bad lines' reasons added."""
-        expected = support.expected_outcomes(self.raw, support.config().cleaning, as_of=dt.date.fromisoformat(as_of))
+        rules = support.study_config().cleaning
+        expected = support.expected_outcomes(self.raw, rules, as_of=dt.date.fromisoformat(as_of))
         for _, _, reason in self.bad:
             expected.quarantined[reason] = expected.quarantined.get(reason, 0) + 1
         return expected

@@ -9,17 +9,19 @@ import threading
 import pytest
 
 from insiders_spark.cleaning.accounting import RowAccounting, accounting_from, observe_outcomes
-from insiders_spark.cleaning.parsing import to_parsed_lines
+from insiders_spark.cleaning.parsing import LineFormat, to_parsed_lines
 from insiders_spark.cleaning.rules import with_reason
 from insiders_spark.core.config import CleaningConfig, QuarantineConfig
 from insiders_spark.core.errors import AccountingError, QuarantineThresholdError
-from insiders_spark.storage.inputs import read_transactions
+from insiders_spark.storage.inputs import read_input
+from insiders_spark.storage.mapping import map_input
 from tests import support
 
-RULES = CleaningConfig(non_product_stock_codes=("POST",), excluded_countries=("Unspecified",))
+RULES = CleaningConfig(non_product_codes=("POST",), excluded_countries=("Unspecified",))
+STUDY_FORMAT = LineFormat(columns=support.study_config().input.columns, timestamp_format="yyyy-MM-dd HH:mm:ss")
 RAW_TEXT_DDL = (
-    "invoice_no string, stock_code string, description string, quantity string, invoice_date string, "
-    "unit_price string, customer_id string, country string, _corrupt_record string"
+    "invoice_id string, product_id string, description string, quantity string, invoice_date string, "
+    "unit_price string, customer_id string, country string, _corrupt_record string, line_amount string"
 )
 
 
@@ -37,6 +39,7 @@ def test_balanced_counts_pass_and_describe_themselves():
         "quarantined": {"non_product_code": 2, "malformed_line": 1},
         "quarantined_total": 3,
         "undecodable_text_lines": 0,
+        "amount_disagreements": 0,
     }
 
 
@@ -84,7 +87,7 @@ def test_the_overall_limit_holds_when_every_reason_is_within_its_own(limits):
     of the lines, past the 5% of all reasons: the run must stop."""
     assert limits.max_share == 0.05
     reasons = (
-        "malformed_line", "missing_invoice", "missing_stock_code", "unparsable_timestamp",
+        "malformed_line", "missing_invoice", "missing_product", "unparsable_timestamp",
         "non_numeric_quantity", "non_numeric_price",
     )  # fmt: skip
     assert all(limits.max_share_by_reason[reason] == 0.01 for reason in reasons)
@@ -118,9 +121,9 @@ LINES = [
 
 
 def _classified(spark, rows):
-    raw = spark.createDataFrame(rows, RAW_TEXT_DDL)
-    return raw.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        with_reason, rules=RULES, as_of=dt.date(2011, 6, 30)
+    raw = spark.createDataFrame([(*row, None) for row in rows], RAW_TEXT_DDL)  # no line amount
+    return raw.transform(to_parsed_lines, line_format=STUDY_FORMAT).transform(
+        with_reason, rules=RULES, as_of=dt.date(2011, 6, 30), line_format=STUDY_FORMAT
     )
 
 
@@ -143,10 +146,10 @@ def test_the_outcomes_are_counted_while_the_lines_are_read(spark, decoded_text):
 def test_an_input_with_no_rows_is_counted_directly(spark, tmp_path):
     """A CSV export with its header only: Spark observes nothing on a pass without rows, so the
     counts come from one direct pass over the (empty) lines instead of failing or waiting."""
-    config = support.config({"input.path": str(support.write_csv(tmp_path / "header.csv", []))})
-    source = read_transactions(spark, config.input, config.synthetic)
-    lines = source.lines.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        with_reason, rules=RULES, as_of=None
+    config = support.study_config({"input.path": str(support.write_csv(tmp_path / "header.csv", []))})
+    source = map_input(read_input(spark, config.input, config.synthetic), config.input.columns, customer_ids="number")
+    lines = source.lines().transform(to_parsed_lines, line_format=STUDY_FORMAT).transform(
+        with_reason, rules=RULES, as_of=None, line_format=STUDY_FORMAT
     )
     observed, observation = observe_outcomes(lines, decoded_text=True)
     assert observed.count() == 0

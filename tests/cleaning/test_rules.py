@@ -3,10 +3,11 @@ with a null row, then every reason a line can get, first rule first."""
 
 import datetime as dt
 
+import pytest
 from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark.cleaning.parsing import to_parsed_lines
+from insiders_spark.cleaning.parsing import LineFormat, revenue_units, to_parsed_lines
 from insiders_spark.cleaning.rules import (
     is_after,
     is_in,
@@ -17,7 +18,7 @@ from insiders_spark.cleaning.rules import (
     to_quarantine,
     with_reason,
 )
-from insiders_spark.core.config import CleaningConfig
+from insiders_spark.core.config import CleaningConfig, dataset_columns
 from insiders_spark.core.names import (
     AFTER_AS_OF,
     AMOUNT_OUT_OF_RANGE,
@@ -26,23 +27,24 @@ from insiders_spark.core.names import (
     INVALID_CUSTOMER_ID,
     MALFORMED_LINE,
     MISSING_INVOICE,
-    MISSING_STOCK_CODE,
+    MISSING_PRODUCT,
     NON_NUMERIC_PRICE,
     NON_NUMERIC_QUANTITY,
     NON_PRODUCT_CODE,
     PRICE_BELOW_MINIMUM,
-    RAW_TO_COLUMN,
     REPEATED_HEADER,
     UNPARSABLE_TIMESTAMP,
 )
-from insiders_spark.features.customers import line_revenue_units
 
 RULES = CleaningConfig(
     min_unit_price=0.04,
-    non_product_stock_codes=("POST", "M"),
+    non_product_codes=("POST", "M"),
     excluded_countries=("Unspecified",),
-    excluded_customers=(16446,),
+    excluded_customers=("16446",),
 )
+# The study's export: its header names (a repeated header holds them), no line amount, ISO stamps.
+STUDY_COLUMNS = dataset_columns("online_retail")
+STUDY_FORMAT = LineFormat(columns=STUDY_COLUMNS, timestamp_format="yyyy-MM-dd HH:mm:ss")
 
 
 def test_price_rule_keeps_the_minimum_itself(spark):
@@ -110,18 +112,30 @@ def test_after_as_of_includes_the_whole_as_of_day(spark):
     assert_column_equality(df, "after", "expected")
 
 
+TYPED_DDL = (
+    "invoice_id string, product_id string, description string, quantity long, invoice_date string, "
+    "unit_price double, customer_id double, country string, _corrupt_record string, source_file string"
+)
 RAW_TEXT_DDL = (
-    "invoice_no string, stock_code string, description string, quantity string, invoice_date string, "
+    "invoice_id string, product_id string, description string, quantity string, invoice_date string, "
     "unit_price string, customer_id string, country string, _corrupt_record string, source_file string"
 )
 
 
-def _reasons(spark, rows, as_of=None):
-    raw = spark.createDataFrame(rows, RAW_TEXT_DDL)
-    lines = raw.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        with_reason, rules=RULES, as_of=as_of
+def _raw(spark, rows, ddl=RAW_TEXT_DDL):
+    """The study's lines as the mapping gives them: its eight fields, line_amount absent (null)."""
+    return spark.createDataFrame([(*row, None) for row in rows], ddl + ", line_amount string")
+
+
+def _classified(raw, as_of=None):
+    return raw.transform(to_parsed_lines, line_format=STUDY_FORMAT).transform(
+        with_reason, rules=RULES, as_of=as_of, line_format=STUDY_FORMAT
     )
-    return [r.reason for r in lines.orderBy("raw_invoice_no").select("reason").collect()]
+
+
+def _reasons(spark, rows, as_of=None):
+    lines = _classified(_raw(spark, rows), as_of)
+    return [r.reason for r in lines.orderBy("raw_invoice_id").select("reason").collect()]
 
 
 def test_each_line_gets_the_first_rule_it_fails(spark):
@@ -154,33 +168,31 @@ def test_each_line_gets_the_first_rule_it_fails(spark):
         NON_PRODUCT_CODE,
         EXCLUDED_COUNTRY,
         EXCLUDED_CUSTOMER,
-        MISSING_STOCK_CODE,
+        MISSING_PRODUCT,
         None,  # a guest line (empty customer) with no description is fine
         AFTER_AS_OF,
     ]
 
 
 def test_parquet_typed_fields_are_cast_not_parsed(spark):
-    raw = spark.createDataFrame(
+    raw = _raw(
+        spark,
         [
             ("536365", "85123A", "d", 6, "2010-12-01 08:26:00", 2.55, 17850.0, "United Kingdom", None, "p"),
             ("536366", "85123A", "d", 6, "2010-12-01 08:28:00", 2.55, None, "United Kingdom", None, "p"),
             ("536367", "85123A", "d", 6, "2010-12-01 08:28:00", 2.55, 17850.5, "United Kingdom", None, "p"),
         ],
-        "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
-        "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
+        TYPED_DDL,
     )
-    lines = raw.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        with_reason, rules=RULES, as_of=None
-    )
-    got = lines.select("invoice_no", "quantity", "unit_price", "customer_id", "reason")
+    lines = _classified(raw)
+    got = lines.select("invoice_id", "quantity", "unit_price", "customer_id", "reason")
     expected = spark.createDataFrame(
         [
             ("536365", 6, 2.55, 17850, None),
             ("536366", 6, 2.55, None, None),
             ("536367", 6, 2.55, None, INVALID_CUSTOMER_ID),
         ],
-        "invoice_no string, quantity long, unit_price double, customer_id long, reason string",
+        "invoice_id string, quantity long, unit_price double, customer_id long, reason string",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -194,26 +206,14 @@ def _scanned_columns(frame):
 def test_a_typed_input_has_no_header_lines_and_its_description_is_not_read(spark, tmp_path):
     """With a typed column no line can repeat the header, so classifying the lines reads only what
     the other rules need: the description stays on disk. With text fields it is read and checked."""
-    headers = list(RAW_TO_COLUMN)  # the header's names, in the columns' order below
-    columns = (
-        "invoice_no string, stock_code string, description string, quantity {q}, invoice_date string, "
-        "unit_price {p}, customer_id {c}, country string, _corrupt_record string, source_file string"
-    )
-    typed = spark.createDataFrame(
-        [(*headers[:3], 6, "2010-12-01 08:26:00", 2.55, 17850.0, headers[7], None, "p")],
-        columns.format(q="long", p="double", c="double"),
-    )
-    text = spark.createDataFrame([(*headers, None, "f.csv")], columns.format(q="string", p="string", c="string"))
+    headers = list(STUDY_COLUMNS.values())  # the header's names, in the columns' order below
+    typed = _raw(spark, [(*headers[:3], 6, "2010-12-01 08:26:00", 2.55, 17850.0, headers[7], None, "p")], TYPED_DDL)
+    text = _raw(spark, [(*headers, None, "f.csv")])
     for frame, folder in ((typed, "typed"), (text, "text")):
         frame.write.parquet(str(tmp_path / folder))
 
     def classified(folder):
-        return (
-            spark.read.parquet(str(tmp_path / folder))
-            .transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-            .transform(with_reason, rules=RULES, as_of=None)
-            .select("reason")
-        )
+        return _classified(spark.read.parquet(str(tmp_path / folder))).select("reason")
 
     assert [r.reason for r in classified("typed").collect()] == [None]
     assert "description" not in _scanned_columns(classified("typed"))
@@ -237,7 +237,8 @@ def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark)
     ]
     assert _reasons(spark, text_rows, as_of=None) == [NON_NUMERIC_PRICE] * 3 + [INVALID_CUSTOMER_ID] * 4
     nan, inf = float("nan"), float("inf")
-    typed = spark.createDataFrame(
+    typed = _raw(
+        spark,
         [
             ("1", "85123A", "d", 6, *ok, nan, 17850.0, "United Kingdom", None, "p"),
             ("2", "85123A", "d", 6, *ok, -inf, 17850.0, "United Kingdom", None, "p"),
@@ -245,15 +246,9 @@ def test_non_finite_prices_and_ids_are_quarantined_not_billed_or_crashing(spark)
             ("4", "85123A", "d", 6, *ok, 2.55, inf, "United Kingdom", None, "p"),
             ("5", "85123A", "d", 6, *ok, 2.55, 1e300, "United Kingdom", None, "p"),
         ],
-        "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
-        "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
+        TYPED_DDL,
     )
-    reasons = (
-        typed.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(with_reason, rules=RULES, as_of=None)
-        .orderBy("invoice_no")
-        .select("reason")
-    )
+    reasons = _classified(typed).orderBy("invoice_id").select("reason")
     assert [r.reason for r in reasons.collect()] == [NON_NUMERIC_PRICE] * 2 + [INVALID_CUSTOMER_ID] * 3
 
 
@@ -273,28 +268,39 @@ def test_amounts_past_the_exact_revenue_range_are_quarantined_not_crashing(spark
     ]
     out = AMOUNT_OUT_OF_RANGE
     assert _reasons(spark, rows, as_of=None) == [None, out, out, out, out, out, out, out]
-    typed = spark.createDataFrame(
+    typed = _raw(
+        spark,
         [
             ("1", "85123A", "d", 9_000_000_000_000_000_000, *ok, 2.55, 17850.0, "United Kingdom", None, "p"),
             ("2", "85123A", "d", 3, *ok, 4e10, 17850.0, "United Kingdom", None, "p"),
         ],
-        "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
-        "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
+        TYPED_DDL,
     )
-    lines = typed.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        with_reason, rules=RULES, as_of=None
-    )
-    assert [r.reason for r in lines.orderBy("invoice_no").select("reason").collect()] == [out, out]
+    lines = _classified(typed)
+    assert [r.reason for r in lines.orderBy("invoice_id").select("reason").collect()] == [out, out]
     # at the limit, the line's revenue in 1/10,000 units is exact: 1e9 x 10 x 10,000
-    at_limit = spark.createDataFrame(rows[:1], RAW_TEXT_DDL).transform(
-        to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss"
-    )
-    units = at_limit.select(line_revenue_units(F.col("quantity"), F.col("unit_price")).alias("units")).first()
-    assert units.units == 10**14
+    at_limit = _raw(spark, rows[:1]).transform(to_parsed_lines, line_format=STUDY_FORMAT)
+    units = at_limit.select(revenue_units(F.col("quantity"), F.col("unit_price"), None).alias("units")).first()
+    assert units.units == 10**14 == at_limit.first().revenue_units
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: revenue_units of a price past 1e15 overflows in round_half_up's floor (ANSI) "
+    "instead of being null; the whole run then stops with ARITHMETIC_OVERFLOW",
+)
+def test_the_revenue_of_a_price_past_the_range_is_null_not_an_overflow(spark):
+    ok = ("2010-12-01 08:26:00",)
+    rows = [("03", "85123A", "d", "1", *ok, "1e15", "17850", "United Kingdom", None, "f.csv")]
+    lines = _classified(_raw(spark, rows))
+    assert [(r.revenue_units, r.reason) for r in lines.select("revenue_units", "reason").collect()] == [
+        (None, AMOUNT_OUT_OF_RANGE)
+    ]
 
 
 def test_quarantine_keeps_raw_text_file_and_reason_but_not_later_lines(spark):
-    raw = spark.createDataFrame(
+    raw = _raw(
+        spark,
         [
             ("1", "X", "d", "6", "2010-12-01 08:26:00", "1,25", "17850.0", "UK", None, "a.csv"),
             ("2", "X", "d", "6", "2011-12-01 08:26:00", "2.5", "17850.0", "UK", None, "b.csv"),
@@ -302,15 +308,12 @@ def test_quarantine_keeps_raw_text_file_and_reason_but_not_later_lines(spark):
         ],
         RAW_TEXT_DDL,
     )
-    quarantine = (
-        raw.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(with_reason, rules=RULES, as_of=dt.date(2011, 1, 1))
-        .transform(to_quarantine)
-    )
+    quarantine = _classified(raw, as_of=dt.date(2011, 1, 1)).transform(to_quarantine)
     expected = spark.createDataFrame(
-        [("1", "X", "d", "6", "2010-12-01 08:26:00", "1,25", "17850.0", "UK", None, "a.csv", "non_numeric_price")],
-        "invoice_no string, stock_code string, description string, quantity string, invoice_date string, "
-        "unit_price string, customer_id string, country string, raw_line string, source_file string, reason string",
+        [("1", "X", "d", "6", "2010-12-01 08:26:00", "1,25", None, "17850.0", "UK", None, "a.csv", NON_NUMERIC_PRICE)],
+        "invoice_id string, product_id string, description string, quantity string, invoice_date string, "
+        "unit_price string, line_amount string, customer_id string, country string, raw_line string, "
+        "source_file string, reason string",
     )
     assert_df_equality(quarantine, expected, ignore_nullable=True)
 
@@ -323,15 +326,13 @@ def test_a_fractional_parquet_quantity_is_checked_like_text_not_truncated(spark)
         (str(i), "85123A", "d", quantity, *ok, 2.55, 17850.0, "United Kingdom", None, "p")
         for i, quantity in enumerate([6.0, 6.5, float("nan"), float("inf"), -float("inf"), 1e19, -3.0, None])
     ]
-    typed = spark.createDataFrame(
+    typed = _raw(
+        spark,
         rows,
-        "invoice_no string, stock_code string, description string, quantity double, invoice_date string, "
-        "unit_price double, customer_id double, country string, _corrupt_record string, source_file string",
+        TYPED_DDL.replace("quantity long", "quantity double"),
     )
-    lines = typed.transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss").transform(
-        with_reason, rules=RULES, as_of=None
-    )
-    got = [(r.quantity, r.reason) for r in lines.orderBy("invoice_no").select("quantity", "reason").collect()]
+    lines = _classified(typed)
+    got = [(r.quantity, r.reason) for r in lines.orderBy("invoice_id").select("quantity", "reason").collect()]
     bad = NON_NUMERIC_QUANTITY
     assert got == [
         (6, None),

@@ -18,10 +18,10 @@ from tests.jobs import LINES, STEPS, TRUST_HORIZON
 def test_format_reads_a_file_whose_name_does_not_say_csv(spark, nightly):
     for step in ("train", "retrain", "score"):
         assert nightly.manifests[step]["input"]["format"] == "csv", step
-    assert nightly.manifests["train"]["input_files"] == [f"file:{nightly.source}"]
+    assert nightly.manifests["train"]["input_files"] == [str(nightly.source)]
     without = [a for a in nightly.args("score") if a not in ("--format", "csv")]
     done = support.run_cli([*without[: without.index("--output") + 1], str(nightly.source.parent / "unused")])
-    assert done.status == 1 and "online_retail.dat is neither .csv nor .parquet" in done.stderr
+    assert done.status == 1 and "online_retail.dat is not a csv, parquet, json, orc file by its name" in done.stderr
 
 
 def test_timestamp_format_parses_every_good_line(nightly):
@@ -40,7 +40,7 @@ def test_encoding_decodes_the_text_as_written(spark, nightly):
     assert b"\xc3\x89" not in nightly.source.read_bytes()  # no UTF-8 É anywhere
     assert nightly.manifests["retrain"]["rows"]["undecodable_text_lines"] == 0
     quarantine = spark.read.parquet(str(support.partition(nightly.output, "quarantine", "2011-11-09")))
-    assert quarantine.where("invoice_no = 'ACC01'").first().description == "THÉ POSTAGE"
+    assert quarantine.where("invoice_id = 'ACC01'").first().description == "THÉ POSTAGE"
 
 
 def test_as_of_takes_the_lines_up_to_its_date(nightly):

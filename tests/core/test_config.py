@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from insiders_spark.core.config import Config, default_conf_dir, load_config
+from insiders_spark.core.config import CleaningConfig, Config, default_conf_dir, load_config
 from insiders_spark.core.errors import ConfigError
 
 
@@ -26,8 +26,9 @@ def conf(tmp_path):
 def test_packaged_profiles_load():
     config = load_config(env="local", environ={})
     assert config.clustering.k == 9
-    assert config.cleaning.non_product_stock_codes[:3] == ("POST", "D", "DOT")
-    assert config.cleaning.excluded_customers == (16446,)
+    assert config.cleaning == CleaningConfig()  # no store's rules: a dataset profile brings them
+    study = load_config(env="local", environ={}, dataset="online_retail").cleaning
+    assert study.non_product_codes[:3] == ("POST", "D", "DOT") and study.excluded_customers == ("16446",)
     assert config.spark["spark.sql.session.timeZone"] == "UTC"
     assert config.spark["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
     assert config.spark["spark.master"] == "local[*]"
@@ -137,7 +138,7 @@ REFUSED = [
     ({"quarantine.max_share_by_reason": {"non_numeric_prize": 0.2}}, r"unknown reason\(s\) non_numeric_prize"),
     ({"segments.insiders_name": "Loyal"}, r"segments\.insiders_name = 'Loyal': a name the other clusters can earn"),
     ({"segments.insiders_name": "Frequent returners"}, r"insiders_name = 'Frequent returners'"),
-    ({"input.format": "json"}, r"input\.format = 'json': expected one of auto, csv, parquet"),
+    ({"input.format": "xlsx"}, r"input\.format = 'xlsx': expected one of auto, csv, parquet, json, orc"),
     ({"control.scope": "vip"}, r"control\.scope = 'vip': expected one of insiders, all"),
     ({"clustering.k": 1}, r"clustering\.k = 1: at least 2 clusters are needed"),
     ({"embedding.max_depth": 0}, r"embedding\.max_depth = 0: must be at least 1"),
@@ -219,8 +220,6 @@ def test_the_edges_of_every_range_are_accepted(conf, overrides):
 
 # Sections whose defaults in core/config.py differ from conf/base.toml today (see the reasons).
 DEFAULTS_DIFFER = {
-    "cleaning": "CleaningConfig's defaults apply none of the study's rules: non_product_stock_codes, "
-    "excluded_countries and excluded_customers default to () where base.toml lists the study's",
     "quarantine": "QuarantineConfig.max_share_by_reason defaults to {} where base.toml limits every reason",
     "launch": "LaunchConfig.quick_jit_max_bytes defaults to 0 (never) where base.toml sets 64 MiB",
 }
@@ -233,7 +232,8 @@ def _sections():
             marks=pytest.mark.xfail(strict=True, reason=DEFAULTS_DIFFER[f.name]) if f.name in DEFAULTS_DIFFER else (),
         )
         for f in dataclasses.fields(Config)
-        if f.name not in ("env", "spark")  # [spark] has no dataclass of defaults: it is Spark's settings
+        # [spark] has no dataclass of defaults (it is Spark's settings); origin is where a config came from
+        if f.name not in ("env", "spark", "origin")
     ]
 
 

@@ -37,7 +37,12 @@ from insiders_spark.evaluation.backtest import (
 
 # --- revenue windows ---------------------------------------------------------------------------
 
-LINES_DDL = "invoice_no string, customer_id long, quantity long, unit_price double, invoice_ts timestamp, reason string"
+LINES_DDL = "invoice_id string, customer_id long, quantity long, unit_price double, invoice_ts timestamp, reason string"
+
+
+def _with_revenue_units(lines):
+    """Parsed lines carry each line's revenue in exact 1/10,000 units (``cleaning.parsing.revenue_units``)."""
+    return lines.selectExpr("*", "CAST(ROUND(quantity * unit_price * 10000) AS BIGINT) AS revenue_units")
 
 
 def _ts(day):
@@ -59,7 +64,7 @@ def test_revenue_windows_split_by_age_and_number_guests(spark):
             ("9", 8, 1, 2.0, _ts("2011-07-01"), "after_as_of"),
         ],
         LINES_DDL,
-    )
+    ).transform(_with_revenue_units)
     customers = spark.createDataFrame([(7, None), (19000, "G1")], "customer_id long, guest_invoice_no string")
     got = {
         row["customer_id"]: row for row in to_revenue_windows(lines, customers, as_of=as_of, horizon_days=30).collect()

@@ -6,15 +6,14 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from insiders_spark.cleaning.parsing import to_parsed_lines
+from insiders_spark.cleaning.parsing import LineFormat, round_half_up, to_parsed_lines
 from insiders_spark.cleaning.rules import with_reason
-from insiders_spark.core.config import CleaningConfig
+from insiders_spark.core.config import CleaningConfig, dataset_columns
 from insiders_spark.core.schemas import CUSTOMER_FEATURES_SCHEMA
 from insiders_spark.features.customers import (
     SHARED_GUEST_KEY,
     CustomerSummary,
     group_key,
-    round_half_up,
     summarise_customers,
     to_customer_activity,
     to_customer_features,
@@ -22,24 +21,28 @@ from insiders_spark.features.customers import (
 )
 
 RULES = CleaningConfig(
-    min_unit_price=0.04, non_product_stock_codes=("POST",), excluded_countries=(), excluded_customers=(16446,)
+    min_unit_price=0.04, non_product_codes=("POST",), excluded_countries=(), excluded_customers=("16446",)
 )
+STUDY_FORMAT = LineFormat(columns=dataset_columns("online_retail"), timestamp_format="yyyy-MM-dd HH:mm:ss")
 RAW_DDL = (
-    "invoice_no string, stock_code string, description string, quantity long, invoice_date string, "
-    "unit_price double, customer_id double, country string, _corrupt_record string, source_file string"
+    "invoice_id string, product_id string, description string, quantity long, invoice_date string, "
+    "unit_price double, line_amount double, customer_id double, country string, _corrupt_record string, "
+    "source_file string"
 )
 
 
 def _line(invoice, code, qty, when, price, customer):
-    return (invoice, code, "d", qty, when, price, customer, "United Kingdom", None, "test")
+    return (invoice, code, "d", qty, when, price, None, customer, "United Kingdom", None, "test")
+
+
+def _classified(raw, as_of=None):
+    return raw.transform(to_parsed_lines, line_format=STUDY_FORMAT).transform(
+        with_reason, rules=RULES, as_of=as_of, line_format=STUDY_FORMAT
+    )
 
 
 def _customers(spark, rows, *, start=19000, as_of=None):
-    lines = (
-        spark.createDataFrame(rows, RAW_DDL)
-        .transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(with_reason, rules=RULES, as_of=as_of)
-    )
+    lines = _classified(spark.createDataFrame(rows, RAW_DDL), as_of)
     return lines.transform(to_customer_activity).transform(with_guest_customer_ids, start=start)
 
 
@@ -71,10 +74,10 @@ def test_features_by_hand(spark):
         [
             # 100: revenue 2*1.5 + 4 + 10 = 17; invoices A1, A2; items 13; products P1, P2;
             # frequency 2 / (9 + 1); returns 3; avg ticket 17 / 3 lines; recency 12 - 10 = 2
-            (100, False, 17.0, 2, 2, 13, 2, 0.2, 3, 17.0 / 3, dt.date(2011, 1, 1), dt.date(2011, 1, 10)),
+            (100, "100", False, 17.0, 2, 2, 13, 2, 0.2, 3, 17.0 / 3, dt.date(2011, 1, 1), dt.date(2011, 1, 10)),
             # G2 is the second guest invoice in time (after G0): 19001
-            (19001, True, 3.5, 10, 1, 6, 2, 1.0, 0, 1.75, dt.date(2011, 1, 2), dt.date(2011, 1, 2)),
-            (19002, True, 3.0, 9, 1, 1, 1, 1.0, 0, 3.0, dt.date(2011, 1, 3), dt.date(2011, 1, 3)),
+            (19001, None, True, 3.5, 10, 1, 6, 2, 1.0, 0, 1.75, dt.date(2011, 1, 2), dt.date(2011, 1, 2)),
+            (19002, None, True, 3.0, 9, 1, 1, 1, 1.0, 0, 3.0, dt.date(2011, 1, 3), dt.date(2011, 1, 3)),
         ],
         CUSTOMER_FEATURES_SCHEMA,
     )
@@ -95,11 +98,7 @@ def test_summary_counts_returns_only_customers_and_guests(spark):
 
 
 def _lines(spark, rows):
-    return (
-        spark.createDataFrame(rows, RAW_DDL)
-        .transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(with_reason, rules=RULES, as_of=None)
-    )
+    return _classified(spark.createDataFrame(rows, RAW_DDL))
 
 
 # LOG and 40 more guest invoices, some of them with a broken or set-aside line
@@ -158,10 +157,7 @@ def test_guest_numbers_do_not_depend_on_partitioning(spark):
     rows = [_line(f"G{i:03d}", "P1", 1, f"2011-01-{1 + i % 28:02d} 0{i % 9}:00:00", 1.0, None) for i in range(60)]
     one = _customers(spark, rows).select("guest_invoice_no", "customer_id")
     spread = (
-        spark.createDataFrame(rows, RAW_DDL)
-        .repartition(7)
-        .transform(to_parsed_lines, timestamp_format="yyyy-MM-dd HH:mm:ss")
-        .transform(with_reason, rules=RULES, as_of=None)
+        _classified(spark.createDataFrame(rows, RAW_DDL).repartition(7))
         .transform(to_customer_activity)
         .transform(with_guest_customer_ids, start=19000)
         .select("guest_invoice_no", "customer_id")

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 import insiders_spark.features.customers as customers_module
 from insiders_spark.core.errors import DuplicateCustomerIdError, NoCustomersError
-from insiders_spark.core.names import QUARANTINE_REASONS
+from insiders_spark.core.names import NON_NUMERIC_AMOUNT, QUARANTINE_REASONS
 from insiders_spark.features.table import prepare_customers
 from insiders_spark.storage.synthetic import SyntheticLogSpec, write_parquet
 from tests import support
@@ -55,7 +55,7 @@ def _prepared(spark, tables, config, **kwargs):
 def test_the_corrupted_log_keeps_exactly_the_good_lines(spark, tmp_path, good_csv_text, tables):
     body = good_csv_text.splitlines()
     bad = support.bad_lines(when="2011-03-01 10:00:00", bad_when="3/1/2011 10:00")
-    assert {reason for _, _, reason in bad} == set(QUARANTINE_REASONS)
+    assert {reason for _, _, reason in bad} == set(QUARANTINE_REASONS) - {NON_NUMERIC_AMOUNT}  # no line amount here
     mixed = body[1:]
     for position, (_, line, _) in enumerate(bad):
         mixed.insert(150 * position, line)
@@ -68,7 +68,7 @@ def test_the_corrupted_log_keeps_exactly_the_good_lines(spark, tmp_path, good_cs
     assert dirty.accounting.kept == clean.accounting.kept
     dirty.accounting.check()
     reasons = dirty.lines.where(F.col("reason").isNotNull()).select(
-        F.concat_ws("|", "raw_invoice_no", "raw_description", "raw_line").alias("text"), "reason"
+        F.concat_ws("|", "raw_invoice_id", "raw_description", "raw_line").alias("text"), "reason"
     )
     found = {}
     for row in reasons.collect():  # bounded: a few hundred set-aside lines
@@ -81,6 +81,23 @@ def test_the_corrupted_log_keeps_exactly_the_good_lines(spark, tmp_path, good_cs
         assert dirty.accounting.quarantined[reason] == count + sum(1 for _, _, r in bad if r == reason)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: a CSV line priced 1e15 stops the run with ARITHMETIC_OVERFLOW (floor in "
+    "cleaning.parsing.round_half_up) instead of being quarantined as amount_out_of_range",
+)
+def test_a_price_past_the_exact_range_is_quarantined_not_fatal(spark, tmp_path, good_csv_text, tables):
+    (overflowing,) = [
+        line
+        for marker, line, _ in support.bad_lines(when="2011-03-01 10:00:00", bad_when="x", overflowing_price=True)
+        if marker == "BAD18"
+    ]
+    path = support.write_csv(tmp_path / "drop" / "day1.csv", [*good_csv_text.splitlines()[1:], overflowing])
+    table = _prepared(spark, tables, _config(path))
+    assert table.accounting.quarantined["amount_out_of_range"] == 1
+    table.accounting.check()
+
+
 def test_a_wrong_encoding_is_counted_not_fatal(spark, tmp_path, tables):
     lines = [
         support.csv_line("L1", description="CAFÉ NOIR MUG"),
@@ -91,8 +108,8 @@ def test_a_wrong_encoding_is_counted_not_fatal(spark, tmp_path, tables):
     as_latin1 = _prepared(spark, tables, _config(path, **{"input.encoding": "ISO-8859-1"}))
     assert (as_utf8.accounting.undecodable, as_utf8.accounting.kept) == (1, 2)
     assert (as_latin1.accounting.undecodable, as_latin1.accounting.kept) == (0, 2)
-    assert as_latin1.lines.where(F.col("invoice_no") == "L1").first().description == "CAFÉ NOIR MUG"
-    assert "\ufffd" in as_utf8.lines.where(F.col("invoice_no") == "L1").first().description
+    assert as_latin1.lines.where(F.col("invoice_id") == "L1").first().description == "CAFÉ NOIR MUG"
+    assert "\ufffd" in as_utf8.lines.where(F.col("invoice_id") == "L1").first().description
 
 
 def test_a_registered_id_among_the_guest_numbers_stops_the_run(spark, tmp_path, good_csv_text, tables):
@@ -160,7 +177,7 @@ def test_the_table_counts_what_the_oracle_counts(spark, tmp_path, good_frame, ta
     raw.to_parquet(tmp_path / "log.parquet", index=False)
     as_of = dt.date(2011, 6, 30)
     table = _prepared(spark, tables, _config(tmp_path / "log.parquet"), as_of=as_of)
-    expected = support.expected_outcomes(raw, support.config().cleaning, as_of=as_of)
+    expected = support.expected_outcomes(raw, support.study_config().cleaning, as_of=as_of)
     accounting, summary = table.accounting, table.summary
     assert (accounting.input, accounting.kept, accounting.after_as_of) == (
         expected.input, expected.kept, expected.after_as_of,

@@ -60,7 +60,7 @@ def test_every_output_is_published_with_its_contract(spark, base_run):
     version = base_run.manifest()["model_version"]
     assert (output / "models" / "CURRENT").read_text().strip() == version
     assert not (output / "backtest").exists()  # no backtest asked for
-    assert not (output / "_RUNNING.json").exists() and not list((output / "_staging").glob("*"))
+    assert not (output / "_RUNNING.json").exists() and not (output / "_staging").exists()
     assert base_run.manifest()["outputs"] == {
         name: str(path)
         for name, path in {
@@ -93,7 +93,14 @@ def test_every_line_and_customer_is_accounted_for_as_the_oracle_counts(base_run,
     assert manifest["as_of_source"] == "last invoice date in the cleaned log"
     assert manifest["input"] == {
         "description": f"synthetic(lines={LINES},seed=42)", "format": "synthetic", "files": 0,
-        "extra_columns": [], "empty_files": [],
+        "dataset": {"name": "online_retail", "chosen": "detected from the input's columns"},
+        "columns": {
+            "invoice_id": "InvoiceNo", "product_id": "StockCode", "description": "Description",
+            "quantity": "Quantity", "invoice_date": "InvoiceDate", "unit_price": "UnitPrice",
+            "customer_id": "CustomerID", "country": "Country",
+        },
+        "absent": {"line_amount": "the revenue is unit_price x quantity"},
+        "customer_ids": "number", "unused_columns": [], "empty_files": [],
     }  # fmt: skip
 
 

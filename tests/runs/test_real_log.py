@@ -117,7 +117,7 @@ def test_daily_csv_drops_give_the_same_customers_as_the_parquet(spark, segments,
     config = support.config({"input.path": str(real_log_by_day)})
     table = prepare_customers(spark, config)
     try:
-        assert table.source.format == "csv" and len(table.source.files) == 305
+        assert table.source.raw.format == "csv" and len(table.source.raw.files) == 305
         assert (table.accounting.input, table.accounting.kept) == (541_909, 536_139)
         columns = ["customer_id", "recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns"]
         assert_df_equality(

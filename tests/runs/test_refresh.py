@@ -37,7 +37,7 @@ def test_a_train_run_persists_a_model_and_publishes_no_segments(nightly):
     manifest, digest = nightly.manifests["train"], nightly.digests["train"]
     version = manifest["model_version"]
     assert manifest["mode"] == "train" and manifest["model_trained_as_of"] == "2011-09-09"
-    assert (nightly.output / "models" / version / "tree" / "metadata").is_dir()  # MLlib's own save format
+    assert (nightly.output / "models" / version / "pipeline" / "metadata").is_dir()  # MLlib's own save format
     description = json.loads((nightly.output / "models" / version / "segmentation.json").read_text())
     assert (description["trained_as_of"], description["run_date"]) == ("2011-09-09", "2011-09-09")
     assert not _files(digest, "segments/") and not _files(digest, "backtest/")
@@ -223,16 +223,16 @@ def test_a_train_run_refuses_a_run_date_with_published_segments(nightly):
 def test_every_bad_line_is_quarantined_with_its_text_file_and_reason(spark, nightly):
     quarantine = spark.read.parquet(str(support.partition(nightly.output, "quarantine", "2011-11-09")))
     rows = quarantine.where(
-        F.col("invoice_no").rlike("^(BAD|ACC)") | F.col("raw_line").isNotNull() | F.col("invoice_no").isNull()
-        | (F.col("invoice_no") == "InvoiceNo")
+        F.col("invoice_id").rlike("^(BAD|ACC)") | F.col("raw_line").isNotNull() | F.col("invoice_id").isNull()
+        | (F.col("invoice_id") == "InvoiceNo")
     ).collect()  # fmt: skip
     for marker, line, reason in nightly.bad:
-        found = [r for r in rows if marker in " ".join(str(v) for v in (r.invoice_no, r.description, r.raw_line))]
+        found = [r for r in rows if marker in " ".join(str(v) for v in (r.invoice_id, r.description, r.raw_line))]
         assert [r.reason for r in found] == [reason], marker
         assert found[0].source_file.endswith("/online_retail.dat")
         if found[0].raw_line is not None:  # a line that did not split into fields is kept whole
             assert found[0].raw_line == line
-    by_invoice = {r.invoice_no: r for r in rows if r.invoice_no}
+    by_invoice = {r.invoice_id: r for r in rows if r.invoice_id}
     assert by_invoice["BAD04"].unit_price == "1,25"  # the raw text, not a parsed number
     assert by_invoice["ACC01"].description == "THÉ POSTAGE"  # decoded as ISO-8859-1
     assert quarantine.count() == nightly.manifests["retrain"]["rows"]["quarantined_total"]

@@ -97,7 +97,7 @@ def test_the_backtest_lands_in_its_table_the_manifest_and_the_report(spark, trus
     }
     scorers = {scorer for scorer, _ in shares}
     assert scorers == {"baseline", "baseline_registered", "foresight", "segments", "future_revenue_tree",
-                       "future_revenue_tree_trend"}  # fmt: skip
+                       "future_revenue_tree_trend", "clv"}  # fmt: skip
     for share in (0.05, 0.10, 0.20):
         foresight = shares[("foresight", share)]
         for scorer in scorers:

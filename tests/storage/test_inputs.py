@@ -13,17 +13,26 @@ import pandas as pd
 import pytest
 
 from insiders_spark.core.errors import InputError
+from insiders_spark.core.names import CANONICAL_COLUMNS, CORRUPT_RECORD
 from insiders_spark.core.paths import local_input_bytes
 from insiders_spark.spark.messages import explain
-from insiders_spark.storage.inputs import detect_format, list_input_files, read_transactions
+from insiders_spark.storage.filesystem import list_files
+from insiders_spark.storage.inputs import detect_format, read_input
+from insiders_spark.storage.mapping import map_input
+from insiders_spark.storage.synthetic import ONLINE_RETAIL_COLUMNS
 from tests import support
 
 GOOD = [support.csv_line(f"53636{i}", when=f"2011-03-0{1 + i} 10:00:00") for i in range(5)]
 
 
 def _read(spark, path, **overrides):
-    config = support.config({"input.path": str(path), **overrides})
-    return read_transactions(spark, config.input, config.synthetic)
+    config = support.study_config({"input.path": str(path), **overrides})
+    return read_input(spark, config.input, config.synthetic)
+
+
+def _mapped(source):
+    """The raw input through the study's mapping: the canonical columns the rules read."""
+    return map_input(source, support.study_config().input.columns, customer_ids="number")
 
 
 def _spark_message(frame) -> str:
@@ -40,10 +49,11 @@ def test_a_folder_is_read_recursively_and_its_files_listed_in_order(spark, tmp_p
     source = _read(spark, drop)
     assert source.format == "csv" and source.description == str(drop)
     assert [Path(f).name for f in source.files] == ["2011-12-02.csv", "2011-12-01.csv"]  # sorted by path
-    assert source.lines.count() == 5
-    files = {Path(r.source_file).name for r in source.lines_with_source().select("source_file").distinct().collect()}
+    assert source.frame.count() == 5
+    files = {Path(r.source_file).name for r in _mapped(source).lines(with_source=True).select("source_file").collect()}
     assert files == {"2011-12-01.csv", "2011-12-02.csv"}
-    assert source.lines.columns == [*support.RAW_COLUMNS_SNAKE, "_corrupt_record"]  # no file column to scan
+    assert source.frame.columns == [*ONLINE_RETAIL_COLUMNS, CORRUPT_RECORD]  # the source's own names
+    assert _mapped(source).lines().columns == [*CANONICAL_COLUMNS, CORRUPT_RECORD]  # no file column to scan
 
 
 def test_a_glob_skips_hidden_and_temporary_folders_and_uploads_in_progress(spark, tmp_path):
@@ -53,7 +63,7 @@ def test_a_glob_skips_hidden_and_temporary_folders_and_uploads_in_progress(spark
         support.write_csv(leftover, GOOD[:1])
     support.write_csv(folder / "day2.csv._COPYING_", GOOD[:1])
     for given in (folder, f"{folder}/*"):
-        listed = list_input_files(spark, str(given))
+        listed = list_files(spark, str(given))
         assert [Path(f.path).name for f in listed] == ["day1.csv"], given
         assert local_input_bytes(str(given)) == (folder / "day1.csv").stat().st_size  # the launch plan agrees
 
@@ -65,7 +75,7 @@ def test_file_names_with_glob_characters_are_read_as_themselves(spark, tmp_path)
     support.write_csv(folder / "day1.csv", GOOD[2:])
     source = _read(spark, folder)
     assert sorted(Path(f).name for f in source.files) == ["day1.csv", "day[1].csv"]
-    assert source.lines.count() == 5
+    assert source.frame.count() == 5
 
 
 def test_gzip_drops_are_read_and_empty_files_skipped_and_listed(spark, tmp_path):
@@ -74,21 +84,23 @@ def test_gzip_drops_are_read_and_empty_files_skipped_and_listed(spark, tmp_path)
     (drop / "2011-12-02.csv.gz").write_bytes(gzip.compress(("\n".join([support.HEADER, *GOOD[2:]]) + "\n").encode()))
     (drop / "2011-12-03.csv").write_text("")  # a 0-byte drop: skipped and listed, not an error
     source = _read(spark, drop)
-    assert source.format == "csv" and source.lines.count() == 5
+    assert source.format == "csv" and source.frame.count() == 5
     assert [Path(f).name for f in source.empty_files] == ["2011-12-03.csv"]
 
 
 def test_the_format_comes_from_the_file_names_or_the_setting():
     assert detect_format(["a.csv", "b.CSV.gz", "c.txt"], "auto") == "csv"
     assert detect_format(["a.parquet", "b.parq"], "auto") == "parquet"
+    assert detect_format(["a.jsonl", "b.ndjson.gz"], "auto") == "json"
+    assert detect_format(["a.orc"], "auto") == "orc"
     assert detect_format(["export.dat"], "csv") == "csv"  # input.format / --format decides
     with pytest.raises(
         InputError,
-        match=r"cannot tell the input format: .*the input mixes both; set input\.format \(--format csv\|parquet\)",
+        match=r"cannot tell the input format: .*or the input mixes formats; set --format csv\|parquet\|json\|orc",
     ):
         detect_format(["a.csv", "b.parquet"], "auto")
-    with pytest.raises(InputError, match=r"notes\.json is neither \.csv nor \.parquet"):
-        detect_format(["a.csv", "notes.json"], "auto")
+    with pytest.raises(InputError, match=r"notes\.xlsx is not a csv, parquet, json, orc file by its name"):
+        detect_format(["a.csv", "notes.xlsx"], "auto")
 
 
 @pytest.mark.parametrize(
@@ -112,19 +124,18 @@ def test_a_missing_required_column_is_named_with_the_file(spark, tmp_path):
         tmp_path / "drop.csv", ["1,A,B,1,2011-01-01 10:00:00,1.0,UK"], header=support.HEADER.replace(",CustomerID", "")
     )
     with pytest.raises(InputError) as error:
-        _read(spark, path)
+        _mapped(_read(spark, path))
     assert str(error.value) == (
-        f"file:{path}: required column(s) CustomerID missing; found columns InvoiceNo, StockCode, Description, "
-        "Quantity, InvoiceDate, UnitPrice, Country; expected InvoiceNo, StockCode, Description, Quantity, "
-        "InvoiceDate, UnitPrice, CustomerID, Country"
+        f"{path}: column 'CustomerID' (mapped to customer_id) is not in the input; columns found: InvoiceNo, "
+        "StockCode, Description, Quantity, InvoiceDate, UnitPrice, Country"
     )
 
 
-def test_extra_columns_are_ignored_and_reported(spark, tmp_path):
+def test_extra_columns_are_ignored(spark, tmp_path):
     path = support.write_csv(tmp_path / "day1.csv", [GOOD[0] + ",web"], header=support.HEADER + ",Channel")
-    source = _read(spark, path)
-    assert source.extra_columns == ("Channel",)
-    assert [r.invoice_no for r in source.lines.collect()] == ["536360"]
+    lines = _mapped(_read(spark, path)).lines()
+    assert "Channel" not in lines.columns
+    assert [(r.invoice_id, r._corrupt_record) for r in lines.collect()] == [("536360", None)]
 
 
 def test_a_header_with_spaces_is_read_and_a_later_file_without_them_is_named(spark, tmp_path):
@@ -132,10 +143,10 @@ def test_a_header_with_spaces_is_read_and_a_later_file_without_them_is_named(spa
     folder = tmp_path / "drops"
     support.write_csv(folder / "day1.csv", GOOD, header=spaced)
     source = _read(spark, folder)
-    rows = source.lines.collect()
-    assert [(r.stock_code, r._corrupt_record) for r in rows] == [("85123A", None)] * 5
+    rows = _mapped(source).lines().collect()
+    assert [(r.product_id, r._corrupt_record) for r in rows] == [("85123A", None)] * 5
     support.write_csv(folder / "day2.csv", GOOD[:1])  # the same names without the spaces
-    message = _spark_message(_read(spark, folder).lines)
+    message = _spark_message(_read(spark, folder).frame)
     assert "day2.csv" in message and "expected column ' StockCode' but found 'StockCode'" in message
     assert "differ only in the spaces around the name" in message
 
@@ -144,7 +155,7 @@ def test_a_later_file_with_another_header_is_named(spark, tmp_path):
     folder = tmp_path / "drops"
     support.write_csv(folder / "2011-01-01.csv", GOOD)
     support.write_csv(folder / "2011-01-02.csv", GOOD[:1], header=support.HEADER.replace("CustomerID", "Customer ID"))
-    message = _spark_message(_read(spark, folder).lines)
+    message = _spark_message(_read(spark, folder).frame)
     assert "2011-01-02.csv" in message and "expected column 'CustomerID' but found 'Customer ID'" in message
     assert "Every CSV file of one input must have the same columns" in message
 
@@ -153,7 +164,7 @@ def test_a_file_that_is_not_a_csv_log_is_named(spark, tmp_path):
     folder = tmp_path / "drops"
     support.write_csv(folder / "2011-01-01.csv", GOOD)
     (folder / "2011-01-02.csv").write_bytes(bytes(range(256)) * 4)
-    message = _spark_message(_read(spark, folder).lines)
+    message = _spark_message(_read(spark, folder).frame)
     assert "2011-01-02.csv" in message and "not a transaction-log CSV" in message
 
 
@@ -161,7 +172,7 @@ def test_a_broken_parquet_file_is_named(spark, tmp_path):
     path = tmp_path / "log.parquet"
     path.write_bytes(b"PAR1 this is not really parquet")
     with pytest.raises(Exception) as error:
-        _read(spark, path).lines.count()
+        _read(spark, path).frame.count()
     message = explain(error.value)
     assert "log.parquet" in message and "not a readable parquet file" in message
 
@@ -174,7 +185,8 @@ def test_every_parquet_file_is_checked_for_the_columns_not_just_one(spark, tmp_p
     folder.mkdir()
     good.iloc[:1_000].to_parquet(folder / "day1.parquet", index=False)
     good.iloc[1_000:].drop(columns=["CustomerID"]).to_parquet(folder / "day2.parquet", index=False)
-    with pytest.raises(InputError, match=r"day2\.parquet: required column\(s\) CustomerID missing"):
+    must = r"day2\.parquet: column\(s\) CustomerID missing; every file of one input must have the columns of .*day1"
+    with pytest.raises(InputError, match=must):
         _read(spark, folder)
 
 
@@ -199,5 +211,5 @@ def test_the_synthetic_log_is_generated_when_no_path_is_given(spark):
     source = _read(spark, "", **{"synthetic.lines": 1_000, "synthetic.seed": 3})
     assert (source.format, source.files, source.description) == ("synthetic", (), "synthetic(lines=1000,seed=3)")
     expected = pd.Series(sorted(support.synthetic_frame(1_000, 3)["InvoiceNo"]))
-    got = pd.Series(sorted(r.invoice_no for r in source.lines.select("invoice_no").collect()))
+    got = pd.Series(sorted(r.InvoiceNo for r in source.frame.select("InvoiceNo").collect()))
     pd.testing.assert_series_equal(got, expected, check_names=False)

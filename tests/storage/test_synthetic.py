@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from insiders_spark.core.names import RAW_COLUMNS
-from insiders_spark.core.schemas import RAW_PARQUET_SCHEMA
 from insiders_spark.storage.synthetic import (
+    ONLINE_RETAIL_COLUMNS,
+    ONLINE_RETAIL_SCHEMA,
     RAW_ARROW_SCHEMA,
     SyntheticLogSpec,
     chunk_count,
@@ -74,7 +74,7 @@ def test_arrow_schema_is_the_raw_parquet_contract() -> None:
         ]
     )
     assert RAW_ARROW_SCHEMA.equals(expected)
-    assert tuple(RAW_ARROW_SCHEMA.names) == RAW_COLUMNS == tuple(RAW_PARQUET_SCHEMA.names)
+    assert tuple(RAW_ARROW_SCHEMA.names) == ONLINE_RETAIL_COLUMNS == tuple(ONLINE_RETAIL_SCHEMA.names)
 
 
 def test_every_chunk_has_exactly_the_contract_schema(chunks: list[pa.Table]) -> None:
@@ -272,7 +272,7 @@ def test_write_parquet_reads_back_equal(tmp_path: Path) -> None:
 def test_to_spark_equals_iter_chunks(spark) -> None:
     spec = SyntheticLogSpec(lines=16_000, seed=5)
     frame = to_spark(spark, spec, chunk_lines=8_000)
-    assert frame.schema == RAW_PARQUET_SCHEMA
+    assert frame.schema == ONLINE_RETAIL_SCHEMA
     assert frame.rdd.getNumPartitions() == 2  # one partition per chunk, generated in executors
     actual = frame.toArrow().cast(RAW_ARROW_SCHEMA)  # partitions come back in chunk order
     assert actual.equals(pa.concat_tables(iter_chunks(spec, 8_000)))
@@ -282,8 +282,8 @@ def test_spark_reads_the_written_parquet_with_the_contract_schema(spark, tmp_pat
     spec = SyntheticLogSpec(lines=10_000, seed=13)
     write_parquet(spec, tmp_path / "raw", chunk_lines=5_000)
     frame = spark.read.parquet(str(tmp_path / "raw"))
-    assert frame.schema == RAW_PARQUET_SCHEMA
-    every_column = [(name, "ascending") for name in RAW_COLUMNS]
+    assert frame.schema == ONLINE_RETAIL_SCHEMA
+    every_column = [(name, "ascending") for name in ONLINE_RETAIL_COLUMNS]
     actual = frame.toArrow().cast(RAW_ARROW_SCHEMA).sort_by(every_column)
     expected = pa.concat_tables(iter_chunks(spec, 5_000)).sort_by(every_column)
     assert actual.equals(expected)
