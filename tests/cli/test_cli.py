@@ -38,6 +38,7 @@ def test_help_lists_the_run_options():
         "--input", "--format", "--timestamp-format", "--encoding", "--output", "--as-of", "--run-date", "--mode",
         "--model-version", "--k", "--seed", "--stability", "--no-stability", "--backtest-horizon",
         "--backtest-cutoff", "--synthetic-lines", "--env", "--conf-dir", "--log-level", "--verbose",
+        "--table", "--columns", "--dataset", "--customer-ids", "--catalog-database", "--mlflow-uri", "--log-format",
     }  # fmt: skip
     assert "--launched-by-spark-submit" not in result.stdout  # internal
 
@@ -55,14 +56,21 @@ def test_every_run_flag_becomes_its_configuration_key():
         ["run", "--input", "drops/", "--format", "csv", "--timestamp-format", "M/d/yyyy H:mm",
          "--encoding", "ISO-8859-1", "--output", "out", "--k", "7", "--no-stability", "--backtest-horizon", "90",
          "--backtest-cutoff", "2011-09-09", "--seed", "3", "--log-level", "DEBUG", "--synthetic-lines", "1000",
-         "--as-of", "2011-12-09", "--run-date", "2011-12-10", "--mode", "score", "--model-version", "v1"]
+         "--as-of", "2011-12-09", "--run-date", "2011-12-10", "--mode", "score", "--model-version", "v1",
+         "--columns", "customer_id=client, invoice_date=ordered_at", "--dataset", "none", "--customer-ids", "text",
+         "--catalog-database", "shop", "--log-format", "json", "--mlflow-uri", "file:/tmp/mlruns"]
     )  # fmt: skip
     assert overrides_from(args) == {
         "input.path": "drops/",
+        "input.table": None,  # --table and --input exclude each other
         "input.format": "csv",
+        "input.columns": {"customer_id": "client", "invoice_date": "ordered_at"},
+        "input.dataset": "none",
+        "input.customer_ids": "text",
         "input.timestamp_format": "M/d/yyyy H:mm",
         "input.encoding": "ISO-8859-1",
         "output.path": "out",
+        "output.catalog_database": "shop",
         "clustering.k": 7,
         "clustering.select_k": False,
         "quality.stability": False,
@@ -70,8 +78,12 @@ def test_every_run_flag_becomes_its_configuration_key():
         "backtest.cutoff": "2011-09-09",
         "job.seed": 3,
         "job.log_level": "DEBUG",
+        "job.log_format": "json",
         "synthetic.lines": 1000,
+        "tracking.mlflow_uri": "file:/tmp/mlruns",
     }
+    table = overrides_from(build_parser().parse_args(["run", "--table", "shop.orders"]))
+    assert (table["input.table"], table["input.path"]) == ("shop.orders", None)
     # dates, the mode and the model version are the run's arguments, not settings
     assert (args.as_of.isoformat(), args.run_date.isoformat(), args.mode, args.model_version) == (
         "2011-12-09", "2011-12-10", "score", "v1",
@@ -88,7 +100,11 @@ def test_every_run_flag_becomes_its_configuration_key():
         (["run", "--as-of", "09/12/2011"], "expected a date as YYYY-MM-DD, got '09/12/2011'"),
         (["run", "--k", "nine"], "expected a number of clusters or 'auto', got 'nine'"),
         (["run", "--mode", "retrain"], "invalid choice: 'retrain'"),
-        (["run", "--format", "json"], "invalid choice: 'json'"),
+        (["run", "--format", "xlsx"], "invalid choice: 'xlsx'"),
+        (["run", "--input", "a.csv", "--table", "db.t"], "argument --table: not allowed with argument --input"),
+        (["run", "--columns", "customer_id"], "expected canonical=source pairs separated by commas"),
+        (["run", "--columns", "customer_id=a,customer_id=b"], "customer_id is mapped twice"),
+        (["run", "--customer-ids", "uuid"], "invalid choice: 'uuid'"),
         (["models", "undo"], "invalid choice: 'undo'"),
     ],
 )
@@ -113,7 +129,7 @@ def test_the_config_command_prints_the_merged_profile():
     assert done.status == 0
     merged = json.loads(done.stdout)
     assert merged["job"]["log_level"] == "WARNING"  # test.toml over base.toml's INFO
-    assert merged["cleaning"]["min_unit_price"] == 0.04  # base.toml, which test.toml leaves alone
+    assert merged["cleaning"]["min_unit_price"] == 0.0  # base.toml names no store's rules; test.toml none either
     assert merged["clustering"]["k"] == 7  # the environment over both
     assert merged["spark"]["spark.sql.shuffle.partitions"] == "2"
 
@@ -127,7 +143,7 @@ def test_models_use_needs_a_version():
     ("make", "message"),
     [
         ("missing", "input {path!r} does not exist (no file or folder matches it)"),
-        ("no column", "required column(s) CustomerID missing"),
+        ("no column", "{path}: no customer_id, no invoice_date, no unit_price or line_amount column; map the input's"),
         ("header only", "no customer has a kept purchase: 0 lines read"),
         ("broken parquet", "log.parquet: not a readable parquet file"),
     ],
@@ -150,4 +166,4 @@ def test_a_bad_input_stops_the_run_with_one_paragraph_and_no_output(spark, tmp_p
     (error,) = [line for line in done.stderr.splitlines() if line.startswith("insiders-spark: error: ")]
     assert message.format(path=str(path)) in error  # one line says it all
     assert "Traceback" not in done.stderr and "at org.apache" not in done.stderr
-    assert not (tmp_path / "out").exists()
+    support.assert_nothing_published(tmp_path / "out")

@@ -82,13 +82,16 @@ def _features(spark, n=600):
 
 
 @pytest.fixture(scope="module")
-def fitted(spark, test_config):
+def fitted(spark, test_config, tmp_path_factory):
     config = dataclasses.replace(
         test_config,
         embedding=dataclasses.replace(test_config.embedding, max_depth=3, min_leaf_share=0.02, max_bins=32),
     )
     features = _features(spark).cache()
     model, clustered = fit_segmentation(features, config=config, customers=600, k=3, seed=7)
+    # the internal nodes' values (the contributions need them) come back from a save, as in a run
+    embedding = model.embedding.with_node_values(str(tmp_path_factory.mktemp("explain") / "tree"))
+    model = dataclasses.replace(model, embedding=embedding)
     segmented = with_clusters(clustered, model.profiles, cluster_col=KMEANS_CLUSTER).cache()
     return model, segmented
 

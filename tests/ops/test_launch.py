@@ -237,6 +237,6 @@ def test_a_run_starts_its_jvm_from_the_archive_and_a_bad_archive_is_refused(arch
     (error,) = [line for line in used.stderr.splitlines() if line.startswith("insiders-spark: error: ")]
     assert "2011-01-02.csv" in error and "expected column 'Country' but found 'Land'" in error
     assert "Traceback" not in used.stderr and "at org.apache" not in used.stderr
-    assert not archives.out.exists()
+    support.assert_nothing_published(archives.out)
     assert refused.returncode == 1 and "2011-01-02.csv" not in refused.stderr  # it never read the input
     assert "shared archive" in refused.stdout + refused.stderr
