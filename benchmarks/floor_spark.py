@@ -23,9 +23,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from insiders_spark.core.config import load_config
-from insiders_spark.storage.synthetic import ONLINE_RETAIL_SCHEMA as RAW_PARQUET_SCHEMA
 from insiders_spark.spark.launch import plan_launch
 from insiders_spark.spark.session import build_spark_session
+from insiders_spark.storage.synthetic import ONLINE_RETAIL_SCHEMA as RAW_PARQUET_SCHEMA
 
 FLOOR_DIR = "floor.parquet"
 

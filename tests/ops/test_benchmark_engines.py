@@ -20,7 +20,7 @@ import pytest
 from insiders_spark.cleaning.parsing import MAX_CUSTOMER_ID
 from insiders_spark.cleaning.rules import MAX_LINE_AMOUNT, MAX_LINE_QUANTITY
 from insiders_spark.core.config import load_config
-from insiders_spark.core.names import RULE_ORDER, STUDY_RULE_REASONS
+from insiders_spark.core.names import BUSINESS_RULE_REASONS, RULE_ORDER
 from insiders_spark.core.schemas import CUSTOMER_FEATURES_SCHEMA
 from insiders_spark.features.table import prepare_customers
 from insiders_spark.storage.synthetic import SyntheticLogSpec, write_parquet
@@ -30,6 +30,25 @@ LINES = 30_000
 CHUNK_LINES = 10_000  # three files: invoices numbered per chunk, guests ordered across files
 FEATURES = [f.name for f in CUSTOMER_FEATURES_SCHEMA.fields]
 INTEGER_FEATURES = ("recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns")
+
+
+# Product bugs the canonical-columns change left in the speed harness (benchmarks/): the tests stay.
+STALE_RULES = pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason="product bug: benchmarks/reference_pandas.py and aggregate_duckdb.py read "
+    "CleaningConfig.non_product_stock_codes, renamed non_product_codes by the dataset profiles: AttributeError",
+)
+STALE_REASONS = pytest.mark.xfail(
+    strict=True,
+    reason="product bug: benchmarks/reference_pandas.py's PARSE_REASONS still name missing_stock_code and lack "
+    "missing_product and non_numeric_amount, so its rule order is not the job's (core.names.RULE_ORDER)",
+)
+
+
+def _study():
+    """What the engines run with: base.toml and the study's dataset profile (its columns and rules)."""
+    return load_config(env="base", environ={}, dataset="online_retail")
 
 
 def _import_benchmarks(*names: str) -> dict:
@@ -68,7 +87,7 @@ def spark_features(spark, small_log) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def pandas_features(bench, small_log) -> pd.DataFrame:
-    features, _ = bench["reference_pandas"].compute_features(small_log, load_config(env="base", environ={}))
+    features, _ = bench["reference_pandas"].compute_features(small_log, _study())
     return _sorted(features)
 
 
@@ -89,26 +108,30 @@ def assert_same_features(expected: pd.DataFrame, got: pd.DataFrame) -> None:
         assert pd.to_datetime(got[name]).tolist() == pd.to_datetime(expected[name]).tolist(), name
 
 
+@STALE_RULES
 def test_the_small_log_exercises_guests_returns_and_the_rules(spark_features, bench, small_log):
-    _, summary = bench["reference_pandas"].compute_features(small_log, load_config(env="base", environ={}))
+    _, summary = bench["reference_pandas"].compute_features(small_log, _study())
     assert spark_features["is_guest"].any() and (~spark_features["is_guest"]).any()
     assert (spark_features["qty_returns"] > 0).any()
     assert summary["customers"]["returns_only"] > 0
     assert {"price_below_minimum", "non_product_code", "excluded_country"} <= set(summary["rows"])
 
 
+@STALE_REASONS
 def test_pandas_reference_has_the_jobs_rule_order(bench):
     assert bench["reference_pandas"].RULE_ORDER == RULE_ORDER
-    assert bench["reference_pandas"].STUDY_RULE_REASONS == STUDY_RULE_REASONS
+    assert bench["reference_pandas"].STUDY_RULE_REASONS == BUSINESS_RULE_REASONS
     reference = bench["reference_pandas"]
     assert (reference.MAX_LINE_QUANTITY, reference.MAX_LINE_AMOUNT) == (MAX_LINE_QUANTITY, MAX_LINE_AMOUNT)
     assert reference.MAX_CUSTOMER_ID == MAX_CUSTOMER_ID
 
 
+@STALE_RULES
 def test_pandas_reference_features_equal_spark(spark_features, pandas_features):
     assert_same_features(spark_features, pandas_features)
 
 
+@STALE_RULES
 def test_duckdb_features_equal_spark(spark_features, small_log, tmp_path):
     pytest.importorskip("duckdb", reason="DuckDB is a benchmark dependency (pip install -e '.[bench]')")
     aggregate_duckdb = _import_benchmarks("aggregate_duckdb")["aggregate_duckdb"]
@@ -137,13 +160,9 @@ def test_spark_floor_counts_every_raw_line_once_per_customer_id(spark, small_log
     np.testing.assert_allclose(merged["revenue_spark"], merged["revenue"], rtol=1e-9, atol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="benchmarks/reference_pandas.py still reads config.clustering.n_init, which issue 26 removed "
-    "from ClusteringConfig (KMeans now always runs N_INIT starts): AttributeError",
-)
+@STALE_RULES
 def test_pandas_reference_whole_job_on_the_small_log(bench, small_log, pandas_features, tmp_path):
-    metrics = bench["reference_pandas"].run(str(small_log), str(tmp_path), load_config(env="base", environ={}))
+    metrics = bench["reference_pandas"].run(str(small_log), str(tmp_path), _study())
     segments = pd.read_parquet(tmp_path / "segments.parquet")
     assert_same_features(pandas_features, _sorted(segments))
     assert sorted(segments["cluster"].unique()) == list(range(1, 10))
@@ -186,13 +205,14 @@ def edge_log(tmp_path_factory) -> Path:
     return folder
 
 
+@STALE_RULES
 def test_engines_set_aside_prices_and_ids_that_are_not_numbers_alike(spark, bench, edge_log):
     config = load_config(env="test", overrides={"input.path": str(edge_log)}, environ={})
     table = prepare_customers(spark, config)
     spark_features = _sorted(table.features().toPandas())
     accounting = table.accounting
     table.unpersist()
-    features, summary = bench["reference_pandas"].compute_features(edge_log, load_config(env="base", environ={}))
+    features, summary = bench["reference_pandas"].compute_features(edge_log, _study())
 
     # independent expectation: the edge lines are quarantined for exactly these reasons
     clean = prepare_customers(
@@ -214,6 +234,7 @@ def test_engines_set_aside_prices_and_ids_that_are_not_numbers_alike(spark, benc
     assert_same_features(spark_features, _sorted(features))
 
 
+@STALE_RULES
 def test_duckdb_sets_aside_prices_and_ids_that_are_not_numbers_as_spark(spark, edge_log, tmp_path):
     pytest.importorskip("duckdb", reason="DuckDB is a benchmark dependency (pip install -e '.[bench]')")
     aggregate_duckdb = _import_benchmarks("aggregate_duckdb")["aggregate_duckdb"]
@@ -241,9 +262,10 @@ def test_leaf_paths_encode_the_root_to_leaf_decisions(bench):
 
 
 @pytest.mark.real_data
+@STALE_RULES
 def test_pandas_reference_reproduces_the_study_on_the_real_log(bench, real_log_parquet, reference_features):
     features, summary = bench["reference_pandas"].compute_features(
-        real_log_parquet, load_config(env="base", environ={})
+        real_log_parquet, _study()
     )
     assert summary["rows"]["kept"] == 536_139
     # guests: the job counts the same 1,430 guest invoices on its own (tests/test_real_data.py)
