@@ -1,6 +1,7 @@
 """Whole-job runs that many tests assert on, each run once per session (a run costs 15-60 s).
 
-* ``base_run``: the job on its embedded synthetic log, defaults of the ``test`` profile (``run``).
+* ``base_run``: the job on its embedded synthetic log, defaults of the ``test`` profile (``run``),
+  with the Spark jobs it started.
 * ``nightly``: a season of nightly runs on one output through the command line: train, retrain,
   score with the older model, a refused train; a dirty CSV export in another timestamp
   format and encoding, read with ``--format``, ``--timestamp-format`` and ``--encoding``.
@@ -32,6 +33,7 @@ class JobRun:
     output: Path
     config: object
     result: object  # RunResult
+    jobs: tuple = ()  # (job id, description, tags) of the Spark jobs the run started
 
     @property
     def run_date(self) -> str:
@@ -61,7 +63,9 @@ def base_run(spark, tmp_path_factory) -> JobRun:
 
     output = tmp_path_factory.mktemp("base")
     config = support.config({"output.path": str(output), "synthetic.lines": LINES})
-    return JobRun(output, config, run(spark, config))
+    before = max((job_id for job_id, _, _ in support.spark_jobs(spark)), default=-1)
+    result = run(spark, config)
+    return JobRun(output, config, result, tuple(support.spark_jobs(spark, after=before)))
 
 
 # --- a season of nightly runs through the command line --------------------------------------

@@ -266,6 +266,20 @@ def tree_digest(folder: Path) -> dict[str, str]:
     }
 
 
+def spark_jobs(spark, *, after: int = -1) -> list[tuple[int, str | None, str]]:
+    """(job id, description, tags) of every job the session ran after job ``after``, from Spark's
+    status store (filled by the listener bus, asynchronously: waited for here)."""
+    context = spark.sparkContext._jsc.sc()
+    context.listenerBus().waitUntilEmpty(30_000)
+    jobs = context.statusStore().jobsList(None)
+    found = []
+    for i in range(jobs.size()):
+        job = jobs.apply(i)
+        description = job.description().get() if job.description().isDefined() else None
+        found.append((job.jobId(), description, job.jobTags().mkString(",")))
+    return sorted(job for job in found if job[0] > after)
+
+
 def persistent_rdds(spark) -> int:
     """RDDs and DataFrames cached in the session's JVM right now."""
     return spark.sparkContext._jsc.getPersistentRDDs().size()
