@@ -140,6 +140,8 @@ class OnTheCluster:
     zip_run: subprocess.CompletedProcess
     zip_output: Path
     zip_app: str
+    failing: Run  # an input whose second file has another header: its task fails on every attempt
+    failing_app: str
 
 
 @background.job("cluster", wanted=background.in_module(__name__))
@@ -151,7 +153,9 @@ def _on_the_cluster(folder: Path) -> OnTheCluster:
         loss = _real_log_with_a_lost_worker(cluster, folder) if REAL_LOG_PARQUET.exists() else None
         zip_output = folder / "synthetic output"
         zip_run = _synthetic_log_from_the_zip(cluster, folder, zip_output)
-        return OnTheCluster(cluster, loss, zip_run, zip_output, cluster.latest_app())
+        zip_app = cluster.latest_app()
+        failing = _a_task_failing_on_every_attempt(cluster, folder)
+        return OnTheCluster(cluster, loss, zip_run, zip_output, zip_app, failing, cluster.latest_app())
     finally:
         stopped = cluster.script("stop")
         assert stopped.returncode == 0, stopped.stderr
@@ -318,6 +322,7 @@ def _synthetic_log_from_the_zip(cluster: Cluster, folder: Path, output: Path) ->
     project = folder / "a project with spaces"
     for part in ("insiders_spark", "conf", "jobs", "scripts"):
         shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", project / "pyproject.toml")  # the zip's BUILD.json takes its version
     bare_python = folder / "python without site"
     bare_python.write_text(
         "#!/bin/sh\n"
@@ -345,7 +350,7 @@ def _synthetic_log_from_the_zip(cluster: Cluster, folder: Path, output: Path) ->
          "--mode", "score", "--run-date", RUN_DATE],
         env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S,
     )  # fmt: skip
-    assert (project / "dist" / "insiders_spark.zip").is_file()
+    assert (project / "dist" / "insiders_spark.zip").is_file(), done.stdout[-2000:] + done.stderr[-2000:]
     return done
 
 
@@ -362,9 +367,51 @@ def test_executors_import_the_shipped_package_from_a_path_with_spaces(on_the_clu
     assert "ModuleNotFoundError" not in console
     (failed,) = (output / "failed_runs" / f"run_date={RUN_DATE}").iterdir()
     quarantine = pd.read_parquet(failed / "quarantine")
-    expected = support.expected_outcomes(support.synthetic_frame(SYNTHETIC_LINES, 42), support.config().cleaning)
+    expected = support.expected_outcomes(support.synthetic_frame(SYNTHETIC_LINES, 42), support.study_config().cleaning)
     assert quarantine["reason"].value_counts().to_dict() == expected.quarantined
     assert set(quarantine["source_file"]) == {f"synthetic(lines={SYNTHETIC_LINES},seed=42)"}
     work = on_the_cluster.cluster.directory / "work"
     ran = [p for p in work.glob(f"worker-*/{on_the_cluster.zip_app}/*/stderr") if TASK_ASSIGNED in p.read_text()]
     assert ran, f"no executor of {on_the_cluster.zip_app} ran a task"
+
+
+# --- a task that fails on every attempt -------------------------------------------------------
+
+MAX_FAILURES = 4  # conf/standalone.toml's spark.task.maxFailures
+ATTEMPT = re.compile(r"ERROR Executor: Exception in task (\d+)\.(\d+) in stage (\d+)\.\d+ \(TID \d+\)")
+
+
+def _a_task_failing_on_every_attempt(cluster: Cluster, folder: Path) -> Run:
+    """An input whose second file has another header than the first, which Spark only finds in the
+    task that reads it: that task fails on every attempt, on the executors, until
+    ``spark.task.maxFailures`` stops the job."""
+    drops = folder / "failing" / "drops"
+    support.write_csv(drops / "2011-03-01.csv", [support.csv_line("536365")])
+    support.write_csv(
+        drops / "2011-03-02.csv", [support.csv_line("536366")], header=support.HEADER.replace("Country", "Land")
+    )
+    process, log = _submit(cluster.env, folder / "failing" / "out", "--input", str(drops), master=cluster.master_url)
+    return _finish(process, log, folder / "failing" / "out")
+
+
+def test_a_failing_task_and_its_retries_are_logged_and_the_job_explains_it_once(on_the_cluster):
+    driver = on_the_cluster.failing.log
+    assert on_the_cluster.failing.returncode == 1, driver[-4000:]
+
+    # the driver: the first failure with the executor it ran on, and the abort after the last retry,
+    # one line each; then the job's own message, once
+    lost = [line for line in driver.splitlines() if "WARN TaskSetManager: Lost task" in line]
+    assert lost and re.search(r"\(127\.0\.0\.1 executor \d+\): .*FAILED_READ_FILE", lost[0]), lost
+    assert re.search(rf"ERROR TaskSetManager: Task \d+ in stage \S+ failed {MAX_FAILURES} times; aborting job", driver)
+    assert driver.count("insiders-spark: error:") == 1
+    assert "expected column 'Country' but found 'Land'" in driver and "2011-03-02.csv" in driver
+    assert "at org.apache" not in driver
+
+    # the executors (stderr under the cluster's work folder): every attempt's error, with its stack trace
+    work = on_the_cluster.cluster.directory / "work"
+    stderr = "\n".join(p.read_text() for p in sorted(work.glob(f"worker-*/{on_the_cluster.failing_app}/*/stderr")))
+    attempts = {(task, stage): set() for task, _, stage in ATTEMPT.findall(stderr)}
+    for task, attempt, stage in ATTEMPT.findall(stderr):
+        attempts[(task, stage)].add(int(attempt))
+    assert set(range(MAX_FAILURES)) in attempts.values(), attempts  # the first try and its three retries
+    assert "at org.apache.spark" in stderr and "2011-03-02.csv" in stderr
