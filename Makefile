@@ -25,7 +25,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench,dev,mlflow]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench,dev,mlflow,connect]'
 	$(WITH_JAVA) true
 	touch $(STAMP)
 

@@ -20,7 +20,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import psutil
 from pyspark.sql import DataFrame, SparkSession
@@ -28,15 +27,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from insiders_spark.cleaning.accounting import observe_outcomes
-from insiders_spark.cleaning.parsing import RAW_PREFIX, blank_to_null, parse_timestamp, to_parsed_lines
+from insiders_spark.cleaning.parsing import RAW_PREFIX, LineFormat, blank_to_null, parse_timestamp, to_parsed_lines
 from insiders_spark.cleaning.rules import with_reason
 from insiders_spark.core.config import load_config
-from insiders_spark.core.names import INVOICE_TS, QTY_INVOICES, QTY_PRODUCTS, REASON, RULE_ORDER
-from insiders_spark.features import customers
+from insiders_spark.core.names import INVOICE_TS, QTY_INVOICES, QTY_PRODUCTS, REASON, RULE_ORDER, TEXT_IDS
 from insiders_spark.features.customers import to_customer_activity, with_guest_customer_ids
-from insiders_spark.features.table import prepare_customers
+from insiders_spark.features.table import line_format_of, prepare_customers, read_mapped_input
 from insiders_spark.spark.session import build_spark_session
-from insiders_spark.storage.inputs import read_transactions
 
 
 def jvm_cpu_s(spark: SparkSession) -> float:
@@ -77,29 +74,24 @@ def observe_counts_only(lines: DataFrame) -> DataFrame:
     )
 
 
-def parse_fast_timestamps(raw: DataFrame, *, timestamp_format: str) -> DataFrame:
+def parse_fast_timestamps(raw: DataFrame, *, line_format: LineFormat) -> DataFrame:
     """``to_parsed_lines`` with ``CAST`` for 19-character ``yyyy-MM-dd HH:mm:ss`` text."""
     text = blank_to_null(F.col(f"{RAW_PREFIX}invoice_date"))
     fast = F.when(F.length(text) == 19, text.cast(T.TimestampType()))
-    parsed = raw.transform(to_parsed_lines, timestamp_format=timestamp_format)
-    return parsed.withColumn(INVOICE_TS, fast) if timestamp_format == "yyyy-MM-dd HH:mm:ss" else parsed
+    parsed = raw.transform(to_parsed_lines, line_format=line_format)
+    return parsed.withColumn(INVOICE_TS, fast) if line_format.timestamp_format == "yyyy-MM-dd HH:mm:ss" else parsed
 
 
-def activity_with_expand(lines: DataFrame) -> DataFrame:
+def activity_with_expand(lines: DataFrame, *, text_ids: bool) -> DataFrame:
     """``to_customer_activity`` with ``count_distinct`` in place of its set sizes: Spark
-    then ``Expand``s every line into three rows (one per distinct column, one for the rest).
-
-    The package has no parameter for it, so ``customers.distinct_count`` is swapped while the plan
-    is built (the plan keeps the expressions; nothing runs in the meantime), and put back after.
-    """
-    with mock.patch.object(customers, "distinct_count", F.count_distinct):
-        return to_customer_activity(lines)
+    then ``Expand``s every line into three rows (one per distinct column, one for the rest)."""
+    return to_customer_activity(lines, text_ids=text_ids, distinct=F.count_distinct)
 
 
-def activity_without_distinct_counts(lines: DataFrame) -> DataFrame:
+def activity_without_distinct_counts(lines: DataFrame, *, text_ids: bool) -> DataFrame:
     """The job's aggregation minus its two distinct counts (column pruning drops their sets from
     the aggregate): the floor any rewrite of them can reach."""
-    return to_customer_activity(lines).drop(QTY_INVOICES, QTY_PRODUCTS)
+    return to_customer_activity(lines, text_ids=text_ids).drop(QTY_INVOICES, QTY_PRODUCTS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     spark = build_spark_session("insiders-profile", spark_conf)
     results = [{"variant": "session start (JVM)", "wall_s": round(time.perf_counter() - started, 2)}]
-    rules = config.cleaning
-    fmt = config.input.timestamp_format
     try:
-        source = read_transactions(spark, config.input, config.synthetic)
-        raw = source.lines
-        lines = raw.transform(to_parsed_lines, timestamp_format=fmt).transform(with_reason, rules=rules, as_of=None)
-        observed, _ = observe_outcomes(lines, decoded_text=False)
-        activity = observed.transform(to_customer_activity)
+        config, source = read_mapped_input(spark, config, as_of=None)
+        rules, line_format = config.cleaning, line_format_of(source, config)
+        fmt, text_ids = line_format.timestamp_format, source.customer_ids == TEXT_IDS
+        raw = source.lines(with_source=True)
+        lines = raw.transform(to_parsed_lines, line_format=line_format).transform(
+            with_reason, rules=rules, as_of=None, line_format=line_format
+        )
+        observed, _ = observe_outcomes(lines, decoded_text=source.raw.decoded_text)
+        activity = observed.transform(to_customer_activity, text_ids=text_ids)
         plans = {"activity": activity._jdf.queryExecution().executedPlan().toString()}
 
         wanted = [w.strip() for w in args.only.split(",")] if args.only else []
@@ -145,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(timed(spark, name, action, args.repeat))
 
         run("warm-up (JIT): scan", noop(raw.drop("source_file", "_corrupt_record")))
-        run("scan: the 8 raw columns", noop(raw.drop("source_file", "_corrupt_record")))
-        run("scan + _metadata.file_path", noop(raw.drop("_corrupt_record")))
+        run("scan: the canonical columns", noop(raw.drop("source_file", "_corrupt_record")))
+        run("scan + the source file column", noop(raw.drop("_corrupt_record")))
         used = raw.select("invoice_date")
         run(
             "timestamp: try_to_timestamp(pattern)",
@@ -173,25 +167,25 @@ def main(argv: list[str] | None = None) -> int:
             spark.conf.set("spark.sql.shuffle.partitions", partitions)
             run(f"activity as written (set sizes), {partitions} shuffle partitions", noop(activity))
         spark.conf.set("spark.sql.shuffle.partitions", config.spark.get("spark.sql.shuffle.partitions", "200"))
-        expand = observed.transform(activity_with_expand)
+        expand = observed.transform(activity_with_expand, text_ids=text_ids)
         plans["activity_with_expand"] = expand._jdf.queryExecution().executedPlan().toString()
         run("activity with count_distinct (Expand)", noop(expand))
         run(
             "activity without the two distinct counts (floor)",
-            noop(observed.transform(activity_without_distinct_counts)),
+            noop(observed.transform(activity_without_distinct_counts, text_ids=text_ids)),
         )
         spark.conf.set("spark.sql.objectHashAggregate.sortBased.fallbackThreshold", "100000000")
         run("activity as written (set sizes), no sort fallback", noop(activity))
         spark.conf.unset("spark.sql.objectHashAggregate.sortBased.fallbackThreshold")
         no_file = raw.withColumn("source_file", F.lit(None).cast(T.StringType()))
         lean = (
-            no_file.transform(parse_fast_timestamps, timestamp_format=fmt)
-            .transform(with_reason, rules=rules, as_of=None)
+            no_file.transform(parse_fast_timestamps, line_format=line_format)
+            .transform(with_reason, rules=rules, as_of=None, line_format=line_format)
             .transform(observe_counts_only)
-            .transform(to_customer_activity)
+            .transform(to_customer_activity, text_ids=text_ids)
         )
         plans["activity_lean"] = lean._jdf.queryExecution().executedPlan().toString()
-        run("activity as written minus _metadata, U+FFFD scan, pattern parser", noop(lean))
+        run("activity as written minus the source file, U+FFFD scan, pattern parser", noop(lean))
 
         def prepare() -> None:
             table = prepare_customers(spark, config)

@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from insiders_spark.core.checks import CUSTOMER_ID_KINDS, INPUT_FORMATS
 from insiders_spark.core.config import default_conf_dir, load_config
 from insiders_spark.core.errors import ConfigError, ModelNotFoundError, OutputInUseError
 from insiders_spark.core.progress import DRIVER_TASK_LOG, JSON_LOGS, JVM_LOGGING, LOG_FORMATS, configure_logging
+from insiders_spark.spark.connect import REMOTE_VARIABLE, python_modules, remote_url
 from insiders_spark.spark.launch import ARCHIVE_SYNTHETIC_LINES, import_in_background, plan_launch, write_class_archive
 
 log = logging.getLogger("insiders_spark")
@@ -145,6 +147,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     settings = parser.add_argument_group("configuration")
     settings.add_argument("--env", default="local", help="configuration profile in conf/ (default: local)")
     settings.add_argument("--conf-dir", help="folder of configuration profiles (default: the packaged conf/)")
+    settings.add_argument(
+        "--remote",
+        metavar="sc://HOST:PORT",
+        help=f"run on this Spark Connect server (default: {REMOTE_VARIABLE}; unset: Spark in this process); "
+        "the profile's spark.sql.* settings apply to the session, the server keeps its own others",
+    )
     settings.add_argument("--log-level", help="driver log level (default: INFO)")
     settings.add_argument(
         "--log-format",
@@ -241,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "class-archive":
             return make_class_archive(args)
         config = load_config(args.conf_dir, args.env, overrides=overrides_from(args))
+        remote = remote_url(args.remote, os.environ)
+        if remote and args.launched_by_spark_submit:
+            raise ConfigError(f"--remote/{REMOTE_VARIABLE} {remote!r}: spark-submit runs the job in its own JVM")
     except ConfigError as error:
         print(f"insiders-spark: configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -252,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_version=args.model_version,
         verbose=args.verbose,
         launched_by_spark_submit=args.launched_by_spark_submit,
+        remote=remote,
     )
 
 
@@ -264,8 +276,11 @@ def run_job(
     model_version: str | None = None,
     verbose: bool = False,
     launched_by_spark_submit: bool = False,
+    remote: str | None = None,
 ) -> int:
-    importing = import_in_background()  # the run's modules load while the JVM starts
+    """The job on a session of its own (over Spark Connect with ``remote``, where none of the
+    driver JVM's start-up aids apply), or on the session this process already has (a notebook's)."""
+    importing = None if remote else import_in_background()  # the run's modules load while the JVM starts
     from pyspark.sql import SparkSession
 
     from insiders_spark.spark.messages import explain
@@ -273,10 +288,10 @@ def run_job(
 
     configure_logging(config.job.log_level, config.job.log_format)
     spark = None
-    already_running = SparkSession.getActiveSession() is not None  # e.g. a notebook's: not ours to stop
+    already_running = not remote and SparkSession.getActiveSession() is not None  # a notebook's: not ours to stop
     java_options: tuple[str, ...] = ()
     jvm_logging = JVM_LOGGING[config.job.log_format]
-    if not (already_running or launched_by_spark_submit):
+    if not (already_running or launched_by_spark_submit or remote):
         plan = plan_launch(config)
         log.info(plan.describe())
         java_options = (*plan.java_options, DRIVER_TASK_LOG)
@@ -287,8 +302,11 @@ def run_job(
             log4j_config=Path(str(default_conf_dir() / jvm_logging.file)),
             launched_by_spark_submit=launched_by_spark_submit,
             java_options=java_options,
+            remote=remote,
+            remote_modules=python_modules(config) if remote else (),
         )
-        importing.join()
+        if importing is not None:
+            importing.join()
         from insiders_spark.runs import run
 
         result = run(spark, config, run_date=run_date, as_of=as_of, mode=mode, model_version=model_version)

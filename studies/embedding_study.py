@@ -4,8 +4,8 @@ For every variant, on the same customers (the real log, as of its last invoice d
 
 * the silhouette at k = 9 (MLlib ``ClusteringEvaluator`` over every customer, squared Euclidean),
   the smallest cluster, the Insiders' share of customers and of revenue;
-* stability: ARI and Insiders Jaccard of 5 seed runs and of 5 bootstrap resamples against the
-  reference (``insiders_spark.evaluation.stability``);
+* stability: ARI and Insiders Jaccard of 5 seed runs and of the bootstrap refits (20, the job's)
+  against the reference, beside the revenue cut's (``insiders_spark.evaluation.stability``);
 * the k the ``--k auto`` rule picks for that variant (``insiders_spark.evaluation.kselection``);
 * whether it meets every quality target at once (``[quality]``).
 
@@ -20,7 +20,7 @@ to studies/output/embedding_study.md and .json; the findings are docs/studies/em
 
     python -m studies.embedding_study
 
-Options: --only NAME[,NAME] (a subset of variants), --seeds and --bootstraps (5 each), --update
+Options: --only NAME[,NAME] (a subset of variants), --seeds (5) and --bootstraps (20), --update
 (recompute the --only variants and replace them in the last run's JSON), --render-only, --input,
 --synthetic LINES (a quick run on a synthetic log), --out.
 """
@@ -50,7 +50,15 @@ from insiders_spark.core.names import CUSTOMER_ID, LABEL_COLUMN, MODEL_INPUT_COL
 from insiders_spark.evaluation import Contingency, Stability
 from insiders_spark.evaluation.kselection import DEFAULT_GRID
 from insiders_spark.evaluation.quality import segmentation_failures
-from insiders_spark.evaluation.stability import BOOTSTRAP, SEED, RunAgreement, bootstrap_resample
+from insiders_spark.evaluation.stability import (
+    BOOTSTRAP,
+    DEFAULT_BOOTSTRAPS,
+    DEFAULT_SEEDS,
+    SEED,
+    RunAgreement,
+    bootstrap_resample,
+    spread,
+)
 from insiders_spark.features import prepare_customers
 from insiders_spark.model import fit_segmentation
 from insiders_spark.model.clustering import with_kmeans_clusters
@@ -65,6 +73,7 @@ from studies.variants import (
     MLLIB_INIT_STEPS,
     MLLIB_MAX_ITER,
     MLLIB_TOL,
+    PATH,
     PATH_DEPTH,
     PATH_GAIN,
     RAW,
@@ -204,13 +213,13 @@ def forest_study(features: DataFrame, *, config: Config, customers: int, seeds: 
         )
         agreements.append(
             RunAgreement(
-                kind,
-                seed,
-                sample_seed,
-                trained_on,
-                table.adjusted_rand_index(),
-                table.jaccard(1, 1),
-                table.other_sizes().get(1, 0),
+                kind=kind,
+                seed=seed if sample_seed is None else sample_seed,  # a bootstrap run: its resample's seed
+                tree_index=None,
+                training_customers=trained_on,
+                ari=table.adjusted_rand_index(),
+                insiders_jaccard=table.jaccard(1, 1),
+                insiders=table.other_sizes().get(1, 0),
             )
         )
         log.info(
@@ -282,13 +291,13 @@ def revenue_ladder_study(features: DataFrame, *, config: Config, customers: int,
         resample.unpersist()
         agreements.append(
             RunAgreement(
-                BOOTSTRAP,
-                SEED_VALUE,
-                SEED_VALUE + b,
-                trained_on,
-                table.adjusted_rand_index(),
-                table.jaccard(1, 1),
-                table.other_sizes().get(1, 0),
+                kind=BOOTSTRAP,
+                seed=SEED_VALUE + b,  # the resample's
+                tree_index=None,
+                training_customers=trained_on,
+                ari=table.adjusted_rand_index(),
+                insiders_jaccard=table.jaccard(1, 1),
+                insiders=table.other_sizes().get(1, 0),
             )
         )
     referenced.unpersist()
@@ -335,7 +344,7 @@ def leaf_study(
     )
     at_k = score_variant_k(runs, variant=variant, config=config, k=STUDY_K, spark=spark)
     mllib_value = None
-    if at_k.error is None:
+    if at_k.error is None and variant.job_tree and variant.encoding == PATH:  # the job's embedding transforms
         reference = cluster_variant_run(runs.reference, variant=variant, config=config, k=STUDY_K, spark=spark)
         embedded = runs.reference.embedding.transform(inputs)
         mllib_value = silhouette(with_kmeans_clusters(embedded, reference.kmeans))
@@ -369,9 +378,7 @@ def leaf_study(
         seconds=time.perf_counter() - started,
         error=at_k.error,
     )
-    row["bootstrap_leaf_ari"] = (
-        {"min": round(min(leaf_aris), 4), "mean": round(sum(leaf_aris) / len(leaf_aris), 4)} if leaf_aris else None
-    )
+    row["bootstrap_leaf_ari"] = spread(leaf_aris) or None
     return row
 
 
@@ -405,8 +412,7 @@ def _row(
 
     def summary(kind: str, attribute: str) -> dict | None:
         runs = stability.of_kind(kind) if stability else ()
-        values = [getattr(r, attribute) for r in runs]
-        return {"min": round(min(values), 4), "mean": round(sum(values) / len(values), 4)} if values else None
+        return spread([getattr(r, attribute) for r in runs]) or None
 
     return {
         "name": name,
@@ -441,7 +447,12 @@ def _p(value, digits=1):
 
 
 def _mm(summary):
-    return "–" if not summary else f"{summary['min']:.3f} / {summary['mean']:.3f}"
+    """min / p10 / median (``stability.spread``); a row of an older JSON: min / mean."""
+    if not summary:
+        return "–"
+    if "p10" not in summary:
+        return f"{summary['min']:.3f} / {summary['mean']:.3f} (mean)"
+    return f"{summary['min']:.3f} / {summary['p10']:.3f} / {summary['median']:.3f}"
 
 
 def render(rows: list[dict], meta: dict) -> str:
@@ -468,14 +479,15 @@ def render(rows: list[dict], meta: dict) -> str:
         "table, `insiders_spark.model.leaf_silhouette`; the two agree to 1e-9 in every row where both exist).",
         "* **Smallest cluster** and **Insiders** (the top mean-revenue cluster): share of customers; "
         "Insiders also share of gross revenue.",
-        f"* **Stability**: {meta['seeds']} seed runs (tree and KMeans refitted with seeds "
-        f"{SEED_VALUE + 1}…{SEED_VALUE + meta['seeds']}) and {meta['bootstraps']} bootstrap runs (customers "
-        "resampled with replacement, refitted, then every customer assigned by the refitted model), each "
-        "compared with the reference over every customer: adjusted Rand index (ARI) of the clusters and "
-        "Jaccard of the Insiders. Shown as worst run / mean.",
-        "* **Targets** (issue 7, `[quality]`, all at once): silhouette ≥ 0.75, every cluster ≥ 1% of "
+        f"* **Stability**: {meta['seeds']} seed runs (KMeans seeds "
+        f"{SEED_VALUE + 1}…{SEED_VALUE + meta['seeds']}) and {meta['bootstraps']} bootstrap runs (the job's tree: "
+        "the trees of one MLlib random forest, each on a Poisson(1) resample; a variant's own tree: refitted on "
+        "hash-keyed resamples), every customer assigned by the refitted model, each compared with the "
+        "reference over every customer: adjusted Rand index (ARI) of the clusters and Jaccard of the Insiders "
+        "(cut to the programme's size, as the job's). Shown as min / p10 / median.",
+        "* **Targets** (`[quality]`, all at once): silhouette ≥ 0.75, every cluster ≥ 1% of "
         "customers, Insiders ≤ 10% of customers with ≥ 50% of revenue, ARI ≥ 0.9 and Insiders Jaccard ≥ 0.9 "
-        "on the worst run.",
+        "on every seed run and on the bootstrap runs' p10, which must also reach the revenue cut's p10.",
         "* **Bootstrap leaf ARI** (diagnostic): agreement of the bootstrap trees' *leaves* with the "
         "reference tree's leaves, before any clustering; KMeans only merges leaves, so clusters of leaves "
         "are stable only as far as the leaves are.",
@@ -556,8 +568,8 @@ def default_description(config: Config) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = study_parser("embedding_study", __doc__)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--bootstraps", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS)
+    parser.add_argument("--bootstraps", type=int, default=DEFAULT_BOOTSTRAPS)
     parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     parser.add_argument(
         "--update", action="store_true", help="recompute only the --only variants and replace them in OUT.json"

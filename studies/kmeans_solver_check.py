@@ -24,6 +24,7 @@ from sklearn.cluster import KMeans
 
 from insiders_spark.core.config import load_config
 from insiders_spark.evaluation import fit_stability_runs
+from insiders_spark.evaluation.stability import BOOTSTRAP
 from insiders_spark.features import prepare_customers
 from insiders_spark.model.clustering import weighted_kmeans
 from insiders_spark.spark import build_spark_session
@@ -51,10 +52,10 @@ def leaf_tables(input_path: str, bootstraps: int) -> dict[str, tuple[np.ndarray,
                 config=config,
                 customers=table.summary.with_purchases,
                 seed=config.job.seed,
-                seeds=0,
+                seeds=0 if bootstraps else 1,  # a seed run shares the reference's tree: not a table of its own
                 bootstraps=bootstraps,
             )
-            for run in (runs.reference, *runs.perturbed):
+            for run in (runs.reference, *(r for r in runs.perturbed if r.kind == BOOTSTRAP)):
                 points = run.points()
                 tables[f"grid {grid}, {run.describe()}"] = (points.vectors, points.customers)
             features.unpersist()

@@ -5,7 +5,7 @@ segmentation (k = 9), the silhouette (exact, from the leaf table) and its sample
 stability (seed and bootstrap runs, the reference tree reused) and the k grid; then writes the
 report's quality sections, the manifest's blocks (JSON) and the time each step took.
 
-    python -m studies.quality_real_log [--seeds 5] [--bootstraps 5]
+    python -m studies.quality_real_log [--seeds 5] [--bootstraps 20]
 
 About a minute on 2 cores; writes studies/output/quality_real_log.md and .json (the findings:
 docs/studies/quality_real_log.md). ``--grid`` measures a split grid of ``studies.variants``
@@ -26,6 +26,7 @@ from typing import TypeVar
 from insiders_spark.core.config import load_config
 from insiders_spark.evaluation import check_silhouette, fit_stability_runs, score_grid
 from insiders_spark.evaluation.kselection import DEFAULT_GRID
+from insiders_spark.evaluation.stability import DEFAULT_BOOTSTRAPS, DEFAULT_SEEDS
 from insiders_spark.features import prepare_customers
 from insiders_spark.model import fit_segmentation, silhouette_of
 from insiders_spark.report import render_quality
@@ -38,8 +39,8 @@ Result = TypeVar("Result")
 
 def main(argv: list[str] | None = None) -> int:
     parser = study_parser("quality_real_log", __doc__)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--bootstraps", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS)
+    parser.add_argument("--bootstraps", type=int, default=DEFAULT_BOOTSTRAPS)
     parser.add_argument(
         "--seed",
         type=int,

@@ -1,50 +1,62 @@
 """Stability runs and the k grid of a :class:`~studies.variants.Variant`, as the job measures its own.
 
-The job's ``fit_stability_runs`` fits its own tree in every run, and ``StabilityRuns.stability``,
-``score_k`` and ``score_grid`` cluster with its own solver. Here the same measurements take a
-variant: where the variant keeps the job's tree or solver, the job's function runs; otherwise the
-same steps are assembled from the public pieces of ``insiders_spark.evaluation.stability`` and
-``kselection`` (``with_reference_leaf``, ``bootstrap_resample``, ``LeafRun``, ``agreement``,
-``rank_leaf_clusters``, ``choose_k``, ...), with the variant's tree or solver in the job's place.
-An encoding alone needs no new tree: the job's runs are re-encoded.
+The job's ``fit_stability_runs`` fits its own tree (the bootstrap refits as one random forest),
+``StabilityRuns.stability`` clusters every run with its own solver, cuts the Insiders to the
+programme's size and sets the revenue cut beside them; ``score_k`` and ``score_grid`` build on it.
+Here the same measurements take a variant:
+
+* the job's tree: the job's runs; another encoding re-encodes their leaves (:class:`EncodedRun`);
+* another tree (label, born-again forest): every run fits it (:func:`fit_runs`): the seed runs on
+  every customer with their seed, the bootstrap runs on hash-keyed Poisson(1) resamples
+  (``bootstrap_resample``, seeds ``seed + 1 ... seed + B``), each tree reduced to the job's two leaf
+  tables (:class:`OwnTreeRuns`), the revenue cut as the job's;
+* another solver: ``StabilityRuns.stability(..., kmeans=...)`` and ``cluster_run(..., kmeans=...)``.
 
 Every function takes the feature table already through ``variant.inputs`` (its split grid).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 
+from pyspark.ml.linalg import Vector
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from threadpoolctl import threadpool_limits
 
 from insiders_spark.core.config import Config
 from insiders_spark.core.errors import ClusteringError
 from insiders_spark.core.names import LEAF
 from insiders_spark.evaluation import Stability, StabilityRuns, fit_stability_runs
-from insiders_spark.evaluation.kselection import KScore, KSelection, choose_k, score_grid, score_k
+from insiders_spark.evaluation.kselection import (
+    KScore,
+    KSelection,
+    choose_k,
+    revenue_cut_positions,
+    score_grid,
+    score_k,
+)
 from insiders_spark.evaluation.quality import profile_failures
 from insiders_spark.evaluation.stability import (
     BOOTSTRAP,
     REFERENCE,
     REFERENCE_LEAF,
     SEED,
+    KMeansFit,
     LeafRun,
+    LeafRuns,
+    RevenueCut,
     RunClusters,
-    agreement,
     bootstrap_resample,
     cluster_run,
-    rank_leaf_clusters,
     with_reference_leaf,
 )
-from insiders_spark.model import LeafEmbedding, leaf_silhouette
-from insiders_spark.model.leaves import CUSTOMERS, leaf_aggregates, leaf_sums
-from studies.variants import PATH, Variant
+from insiders_spark.model import LeafEmbedding, fit_kmeans_to_points, leaf_silhouette
+from insiders_spark.model.leaves import leaf_aggregates, leaf_sums
+from studies.variants import PATH, Variant, leaf_vectors
 
 log = logging.getLogger(__name__)
 
@@ -54,41 +66,91 @@ FitTree = Callable[[DataFrame, int, int], LeafEmbedding]  # (training customers,
 # --- the runs -------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class EncodedRun(LeafRun):
+    """A run whose leaves KMeans sees in another encoding (``studies.variants.leaf_vectors``)."""
+
+    encoding: str = PATH
+
+    def vectors(self) -> dict[int, Vector]:
+        return leaf_vectors(self.tree, self.encoding)
+
+
+def encoded(run: LeafRun, encoding: str) -> LeafRun:
+    """``run`` with its leaves encoded as ``encoding`` (the same tree, tables and embedding object)."""
+    if encoding == PATH:
+        return run
+    fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(LeafRun)}
+    return EncodedRun(**fields, encoding=encoding)
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnTreeRuns(LeafRuns):
+    """Runs that each fitted a tree of their own (no forest): a run's leaf for every customer comes
+    from its own embedding, as ``LeafRuns`` gives a seed run that fitted its own tree."""
+
+    def with_leaves(self, features: DataFrame) -> DataFrame:
+        frame = with_reference_leaf(features, self.reference.embedding)
+        for i, run in enumerate(self.perturbed):
+            if run.embedding is not self.reference.embedding:
+                leaf = F.col(LEAF).cast(T.IntegerType()).alias(run_leaf(i))
+                frame = run.embedding.model.transform(frame).select(*frame.columns, leaf)
+        return frame
+
+    def leaf_sql(self, index: int | None) -> str:
+        if index is None or self.perturbed[index].embedding is self.reference.embedding:
+            return f"`{REFERENCE_LEAF}`"
+        return f"`{run_leaf(index)}`"
+
+
+def run_leaf(index: int) -> str:
+    return f"run_leaf_{index}"
+
+
 def fit_variant_runs(
     inputs: DataFrame, *, variant: Variant, config: Config, customers: int, seed: int, seeds: int, bootstraps: int
 ) -> StabilityRuns:
     """The reference, ``seeds`` seed runs and ``bootstraps`` bootstrap runs of the variant's tree,
-    as ``fit_stability_runs`` fits the job's (the same seeds, resamples and tables)."""
+    as ``fit_stability_runs`` fits the job's (the same seeds and tables; a tree of the variant's
+    own is refitted on hash-keyed resamples rather than grown in the job's forest)."""
     if variant.job_tree:
         runs = fit_stability_runs(
             inputs, config=config, customers=customers, seed=seed, seeds=seeds, bootstraps=bootstraps
         )
         if variant.encoding == PATH:
             return runs
-
-        def encoded(run: LeafRun) -> LeafRun:
-            return replace(run, embedding=variant.encoded(run.embedding))
-
-        return StabilityRuns(
-            reference=encoded(runs.reference), perturbed=tuple(map(encoded, runs.perturbed)), customers=customers
+        leaf_runs = dataclasses.replace(
+            runs.leaf_runs,
+            reference=encoded(runs.reference, variant.encoding),
+            perturbed=tuple(encoded(run, variant.encoding) for run in runs.perturbed),
         )
+        return dataclasses.replace(runs, leaf_runs=leaf_runs)
 
     def fit(training: DataFrame, run_seed: int, rows: int) -> LeafEmbedding:
         return variant.fit_embedding(training, config=config.embedding, seed=run_seed, customers=rows)
 
-    return fit_runs(inputs, fit=fit, customers=customers, seed=seed, seeds=seeds, bootstraps=bootstraps)
+    runs = fit_runs(inputs, fit=fit, customers=customers, seed=seed, seeds=seeds, bootstraps=bootstraps)
+    leaf_runs = dataclasses.replace(
+        runs.leaf_runs,
+        reference=encoded(runs.reference, variant.encoding),
+        perturbed=tuple(encoded(run, variant.encoding) for run in runs.perturbed),
+    )
+    return dataclasses.replace(runs, leaf_runs=leaf_runs)
 
 
 def fit_runs(
     features: DataFrame, *, fit: FitTree, customers: int, seed: int, seeds: int, bootstraps: int
 ) -> StabilityRuns:
-    """``fit_stability_runs`` with another tree: ``fit`` in every run."""
+    """``fit_stability_runs`` with another tree: ``fit`` in every run. Seed run i fits with
+    ``seed + i`` on every customer; bootstrap run b with ``seed`` on the resample of ``seed + b``."""
+    if seeds < 0 or bootstraps < 0 or seeds + bootstraps == 0:
+        raise ValueError(f"seeds = {seeds}, bootstraps = {bootstraps}: at least one perturbed run is needed")
     started = time.perf_counter()
     reference = fit(features, seed, customers)
     referenced = with_reference_leaf(features, reference).cache()
     try:
         ref = fit_run(referenced, fit=fit, kind=REFERENCE, seed=seed, customers=customers, embedding=reference)
-        ref = replace(ref, seconds=round(time.perf_counter() - started, 3))  # with the reference tree
+        ref = dataclasses.replace(ref, seconds=round(time.perf_counter() - started, 3))  # with the reference tree
         perturbed = [
             fit_run(referenced, fit=fit, kind=SEED, seed=seed + i, customers=customers) for i in range(1, seeds + 1)
         ]
@@ -98,7 +160,11 @@ def fit_runs(
         ]
     finally:
         referenced.unpersist()
-    return StabilityRuns(reference=ref, perturbed=tuple(perturbed), customers=customers)
+    leaf_runs = OwnTreeRuns(
+        reference=ref, perturbed=tuple(perturbed), forest=None, seconds=round(time.perf_counter() - started, 3)
+    )
+    cut = RevenueCut(features, customers=customers, seeds=[seed + b for b in range(1, bootstraps + 1)])
+    return StabilityRuns(leaf_runs=leaf_runs, features=features, customers=customers, revenue_cut=cut)
 
 
 def fit_run(
@@ -111,7 +177,7 @@ def fit_run(
     sample_seed: int | None = None,
     embedding: LeafEmbedding | None = None,
 ) -> LeafRun:
-    """One run: its tree (on a bootstrap resample for ``BOOTSTRAP``) and its two leaf tables."""
+    """One run: its tree (on the resample of ``sample_seed`` for ``BOOTSTRAP``) and its two leaf tables."""
     started = time.perf_counter()
     if kind == BOOTSTRAP:
         training = bootstrap_resample(referenced, seed=sample_seed).cache()
@@ -125,15 +191,19 @@ def fit_run(
     finally:
         if training is not referenced:
             training.unpersist()
+    overlap: dict[tuple[int, int], int] = {}
+    for row in overall:
+        key = (int(row[REFERENCE_LEAF]), int(row[LEAF]))
+        overlap[key] = overlap.get(key, 0) + int(row["customers"])
     run = LeafRun(
         kind=kind,
         seed=seed,
-        sample_seed=sample_seed,
+        tree=embedding.tree,
         training_customers=training_customers,
-        embedding=embedding,
         leaf_sums=leaf_sums(trained),
-        overlap={(int(r[REFERENCE_LEAF]), int(r[LEAF])): int(r[CUSTOMERS]) for r in overall},
+        overlap=overlap,
         seconds=round(time.perf_counter() - started, 3),
+        embedding=embedding,
     )
     log.info("stability: %s, %d leaves, %.1f s", run.describe(), len(run.leaf_sums), run.seconds)
     return run
@@ -144,7 +214,7 @@ def leaf_table(embedding: LeafEmbedding, referenced: DataFrame) -> list:
     return (
         embedding.model.transform(referenced)
         .groupBy(REFERENCE_LEAF, F.col(LEAF).cast(T.IntegerType()).alias(LEAF))
-        .agg(*leaf_aggregates())
+        .agg(*leaf_aggregates(referenced.columns))
         .collect()
     )
 
@@ -152,14 +222,20 @@ def leaf_table(embedding: LeafEmbedding, referenced: DataFrame) -> list:
 # --- clustering at k ------------------------------------------------------------------------------
 
 
+def solver(variant: Variant, spark: SparkSession) -> KMeansFit:
+    """The variant's KMeans, as ``cluster_run`` takes it."""
+    if variant.job_clustering:
+        return fit_kmeans_to_points
+
+    def fit(points, *, k: int, seed: int):
+        return variant.fit_kmeans(points, k=k, seed=seed, spark=spark)
+
+    return fit
+
+
 def cluster_variant_run(run: LeafRun, *, variant: Variant, config: Config, k: int, spark: SparkSession) -> RunClusters:
     """``cluster_run`` with the variant's solver."""
-    if variant.job_clustering:
-        return cluster_run(run, config=config, k=k)
-    with threadpool_limits(limits=1):  # as cluster_run: threads only add overhead on a few points
-        fitted = variant.fit_kmeans(run.points(), k=k, seed=run.seed, spark=spark)
-    ranked, profiles = rank_leaf_clusters(run, fitted.leaf_clusters, config=config)
-    return RunClusters(leaf_clusters=ranked, profiles=profiles, kmeans=fitted)
+    return cluster_run(run, config=config, k=k, kmeans=solver(variant, spark))
 
 
 def variant_stability(
@@ -172,32 +248,23 @@ def variant_stability(
     reference: RunClusters | None = None,
 ) -> Stability:
     """``StabilityRuns.stability`` with the variant's solver."""
-    if variant.job_clustering:
-        return runs.stability(k, config=config, reference=reference)
-    ref = reference or cluster_variant_run(runs.reference, variant=variant, config=config, k=k, spark=spark)
-    agreements = []
-    for run in runs.perturbed:
-        try:
-            other = cluster_variant_run(run, variant=variant, config=config, k=k, spark=spark)
-        except ClusteringError as error:
-            raise ClusteringError(f"{run.describe()}: {error}") from error
-        agreements.append(agreement(run, ref.leaf_clusters, other.leaf_clusters))
-    return Stability(
-        k=k,
-        reference_seed=runs.reference.seed,
-        customers=runs.customers,
-        reference_insiders=ref.profiles[0].customers,
-        runs=tuple(agreements),
-        targets=config.quality,
-    )
+    return runs.stability(k, config=config, reference=reference, kmeans=solver(variant, spark))
 
 
-def score_variant_k(runs: StabilityRuns, *, variant: Variant, config: Config, k: int, spark: SparkSession) -> KScore:
-    """``score_k`` with the variant's solver."""
+def score_variant_k(
+    runs: StabilityRuns,
+    *,
+    variant: Variant,
+    config: Config,
+    k: int,
+    spark: SparkSession,
+    reference: RunClusters | None = None,
+) -> KScore:
+    """``score_k`` with the variant's solver (``reference``: the reference already clustered at ``k``)."""
     if variant.job_clustering:
-        return score_k(runs, k=k, config=config)
+        return score_k(runs, k=k, config=config, reference=reference)
     try:
-        reference = cluster_variant_run(runs.reference, variant=variant, config=config, k=k, spark=spark)
+        reference = reference or cluster_variant_run(runs.reference, variant=variant, config=config, k=k, spark=spark)
     except ClusteringError as error:
         return KScore(k=k, error=str(error), failures=(f"cannot fit: {error}",))
     try:
@@ -231,7 +298,18 @@ def score_variant_grid(
     if variant.job_clustering:
         return score_grid(runs, grid=grid, config=config, fallback_k=fallback_k)
     started = time.perf_counter()
-    scores = [score_variant_k(runs, variant=variant, config=config, k=k, spark=spark) for k in sorted(set(grid))]
+    references = {}
+    for k in sorted(set(grid)):
+        try:
+            references[k] = cluster_variant_run(runs.reference, variant=variant, config=config, k=k, spark=spark)
+        except ClusteringError:
+            continue  # score_variant_k says why
+    # every k's revenue-cut boundaries in one batch of Spark jobs, as score_grid
+    runs.revenue_cut.prepare(p for clusters in references.values() for p in revenue_cut_positions(clusters))
+    scores = [
+        score_variant_k(runs, variant=variant, config=config, k=k, spark=spark, reference=references.get(k))
+        for k in sorted(set(grid))
+    ]
     leaves = len(runs.reference.leaf_sums)
     chosen, fallback, reason = choose_k(scores, fallback_k=fallback_k or config.clustering.k, leaves=leaves)
     return KSelection(

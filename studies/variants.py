@@ -272,7 +272,7 @@ class Variant:
         model = Pipeline(stages=[assembler, regressor]).fit(labelled)
         return VariantEmbedding(
             model=model,
-            tree=read_tree(model.stages[-1]._java_obj),
+            tree=read_tree(model.stages[-1]),
             label=self.label,
             encoding=self.encoding,
             born_again=self.born_again,

@@ -9,8 +9,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
@@ -129,10 +127,16 @@ def observe_outcomes(lines: DataFrame, *, decoded_text: bool) -> tuple[DataFrame
 
 def accounting_from(observation: Observation, lines: DataFrame, *, decoded_text: bool) -> RowAccounting:
     """The observed counts; when Spark observed nothing (an input with no rows at all), count
-    ``lines`` directly (one pass over an empty or tiny input)."""
+    ``lines`` directly (one pass over an empty or tiny input).
+
+    Classic sessions raise when nothing was observed, Spark Connect answers ``{}``; either way the
+    direct count decides (and raises the input's own error, if reading it is what failed).
+    """
     try:
         counts = observation.get
-    except (Py4JJavaError, PySparkException):
+    except Exception:  # a classic session's Py4JJavaError as well as PySpark's own errors
+        counts = {}
+    if INPUT not in counts:
         counts = lines.agg(*_outcome_counters(decoded_text=decoded_text)).first().asDict()
     return RowAccounting(
         input=int(counts[INPUT]),

@@ -114,10 +114,16 @@ def validate(config: Config) -> None:
         "quality.insiders_max_share": quality.insiders_max_share,
         "quality.insiders_min_revenue_share": quality.insiders_min_revenue_share,
         "control.share": config.control.share,
+        "segments.programme_share": config.segments.programme_share,
     } | {f"backtest.head_count_shares[{i}]": s for i, s in enumerate(config.backtest.head_count_shares)}
     for name, share in shares.items():
         if not 0.0 <= share <= 1.0:
             raise ConfigError(f"{name} = {share}: expected a share between 0 and 1")
+    if config.segments.programme_share <= 0.0:
+        raise ConfigError(
+            f"segments.programme_share = {config.segments.programme_share}: the programme needs room for "
+            "some Insiders (a share above 0, at most 1)"
+        )
     if not config.control.salt:
         raise ConfigError("control.salt is empty: set one (a new salt draws a new control group)")
     if config.backtest.horizon_days < 0:

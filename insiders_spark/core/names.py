@@ -100,6 +100,9 @@ INSIDER_SINCE = "insider_since"  # first run date of the current Insider spell (
 RUNS_OUTSIDE_INSIDERS = "runs_outside_insiders"  # Insiders kept by hysteresis: runs outside cluster 1
 TOP_FEATURES = "top_features"  # the features that moved the tree's prediction most, largest first
 IS_CONTROL = "is_control"  # in the loyalty A/B test's control group (salted hash of the id)
+# share of the bootstrap refits whose Insiders hold the customer (null: no refits were made)
+INSIDER_CONFIDENCE = "insider_confidence"
+WAITING_LIST = "waiting list"  # cluster 1's customers beyond the programme's size: "Insiders (waiting list)"
 
 # --- line reasons ---------------------------------------------------------------------------
 # Why a line is not kept. Parse reasons: the line itself is broken.

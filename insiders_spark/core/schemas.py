@@ -16,6 +16,7 @@ from insiders_spark.core.names import (
     FIRST_PURCHASE_DATE,
     FREQUENCY,
     GROSS_REVENUE,
+    INSIDER_CONFIDENCE,
     INSIDER_SINCE,
     IS_CONTROL,
     IS_GUEST,
@@ -88,7 +89,7 @@ CONTRIBUTION_TYPE = T.StructType(
 )
 
 # The published segments table: the assignment, why (top features), the customer's Insider
-# history and the control flag.
+# history, the control flag, and the share of the bootstrap refits that call the customer an Insider.
 SEGMENTS_SCHEMA = T.StructType(
     list(ASSIGNMENT_SCHEMA.fields)
     + [
@@ -96,5 +97,6 @@ SEGMENTS_SCHEMA = T.StructType(
         T.StructField(INSIDER_SINCE, T.DateType(), True),
         T.StructField(RUNS_OUTSIDE_INSIDERS, T.IntegerType(), True),
         T.StructField(IS_CONTROL, T.BooleanType(), False),
+        T.StructField(INSIDER_CONFIDENCE, T.DoubleType(), True),  # null: no bootstrap refits this run
     ]
 )

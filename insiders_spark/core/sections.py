@@ -94,6 +94,7 @@ class ClusteringConfig:
 class SegmentsConfig:
     insiders_name: str = "Insiders"
     top_features: int = 3  # per customer, the features that moved the tree's prediction the most
+    programme_share: float = 0.10  # the Insiders never exceed this share of the customers (model.programme)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class QualityConfig:
     silhouette_sample_rows: int = 2_000  # scikit-learn cross-check on a bounded, seeded sample
     stability: bool = True  # refit with other seeds and bootstrap resamples (train modes)
     stability_seeds: int = 5
-    stability_bootstraps: int = 5
+    stability_bootstraps: int = 20  # bootstrap trees, fitted together as one forest
     min_silhouette: float = 0.75
     min_cluster_share: float = 0.01
     insiders_max_share: float = 0.10

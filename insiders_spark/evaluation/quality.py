@@ -66,14 +66,22 @@ def segmentation_failures(
     return failures
 
 
-def profile_failures(targets: QualityConfig, profiles: Sequence[ClusterProfile], *, silhouette: float) -> list[str]:
-    """``segmentation_failures`` of ranked profiles (the Insiders first)."""
+def profile_failures(
+    targets: QualityConfig,
+    profiles: Sequence[ClusterProfile],
+    *,
+    silhouette: float,
+    insiders: tuple[float, float] | None = None,
+) -> list[str]:
+    """``segmentation_failures`` of ranked profiles (the Insiders first); ``insiders``: the
+    programme's Insiders' (share of customers, share of revenue) when not the whole cluster 1."""
+    customer_share, revenue_share = insiders or (profiles[0].customer_share, profiles[0].revenue_share)
     return segmentation_failures(
         targets,
         silhouette=silhouette,
         smallest_cluster_share=min(p.customer_share for p in profiles),
-        insiders_share=profiles[0].customer_share,
-        insiders_revenue_share=profiles[0].revenue_share,
+        insiders_share=customer_share,
+        insiders_revenue_share=revenue_share,
     )
 
 
@@ -86,16 +94,34 @@ def stability_failures(targets: QualityConfig, *, ari_min: float, jaccard_min: f
     return failures
 
 
+def bootstrap_failures(targets: QualityConfig, *, job: dict, reference: dict) -> list[str]:
+    """The bootstrap refits' targets, on their 10th percentile (``stability.summary`` dicts): at the
+    ``[quality]`` thresholds, and at least the revenue cut's (what the data allows)."""
+    failures = []
+    for key, name, threshold in (
+        ("ari", "ARI", targets.min_ari),
+        ("insiders_jaccard", "Insiders Jaccard", targets.min_insiders_jaccard),
+    ):
+        p10 = job[key]["p10"]
+        if p10 < threshold:
+            failures.append(f"bootstrap {name} p10 {p10:.3f} < {threshold}")
+        if reference.get(key) and p10 < reference[key]["p10"]:
+            failures.append(f"bootstrap {name} p10 {p10:.3f} < the revenue cut's {reference[key]['p10']:.3f}")
+    return failures
+
+
 def quality_verdict(
     *,
     profiles: Sequence[ClusterProfile],
     silhouette: float,
     stability_failures: Sequence[str] | None,
     targets: QualityConfig,
+    insiders: tuple[float, float] | None = None,
 ) -> dict:
     """The manifest's verdict: every target, what missed it (``stability_failures``: from
-    ``Stability.failures()``; None when stability was not measured, which is then said)."""
-    failures = profile_failures(targets, profiles, silhouette=silhouette)
+    ``Stability.failures()``; None when stability was not measured, which is then said;
+    ``insiders``: as ``profile_failures``)."""
+    failures = profile_failures(targets, profiles, silhouette=silhouette, insiders=insiders)
     failures += ["stability not measured"] if stability_failures is None else list(stability_failures)
     return {"targets": targets_dict(targets), "meets_targets": not failures, "failures": failures}
 

@@ -11,6 +11,7 @@ deterministic index (a total sort, then ``zipWithIndex``): nothing is pulled to 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -155,7 +156,12 @@ def group_key(customer_id: Column, guest_invoice: Column, *, guest_key_bits: int
 
 
 def to_customer_activity(
-    lines: DataFrame, *, exact_keys: bool = False, guest_key_bits: int | None = None, text_ids: bool = False
+    lines: DataFrame,
+    *,
+    exact_keys: bool = False,
+    guest_key_bits: int | None = None,
+    text_ids: bool = False,
+    distinct: Callable[[Column], Column] = distinct_count,
 ) -> DataFrame:
     """One row per source customer or guest invoice, with every feature's raw ingredients.
 
@@ -170,6 +176,7 @@ def to_customer_activity(
     ``exact_keys``: group by (customer id, guest invoice) instead, slower and never shared.
     ``text_ids``: customer ids are hashes of text ids (``cleaning.parsing.customer_key``): each group
     keeps its text, and ``SHARED_CUSTOMER_KEY`` marks a group two texts hashed to.
+    ``distinct``: how the invoices and products are counted (``distinct_count`` by default).
     """
     inputs = lines.transform(to_aggregate_inputs, text_ids=text_ids)
     texts = (
@@ -193,9 +200,9 @@ def to_customer_activity(
         F.count_if(F.col(_KEPT)).alias(KEPT_LINES),
         invoice_day(F.max(_KEPT_TS)).alias(LAST_KEPT_DATE),
         revenue.alias(GROSS_REVENUE),
-        distinct_count(F.col(_PURCHASE_INVOICE)).alias(QTY_INVOICES),
+        distinct(F.col(_PURCHASE_INVOICE)).alias(QTY_INVOICES),
         F.sum(_PURCHASE_ITEMS).alias(QTY_ITEMS),
-        distinct_count(F.col(_PURCHASE_PRODUCT)).alias(QTY_PRODUCTS),
+        distinct(F.col(_PURCHASE_PRODUCT)).alias(QTY_PRODUCTS),
         invoice_day(F.min(_PURCHASE_TS)).alias(FIRST_PURCHASE_DATE),
         invoice_day(F.max(_PURCHASE_TS)).alias(LAST_PURCHASE_DATE),
         F.sum(_RETURNED_ITEMS).alias(QTY_RETURNS),

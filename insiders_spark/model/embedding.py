@@ -201,7 +201,7 @@ class LeafEmbedding:
         """This embedding with every node's value (Saabas' contributions need them), read back
         from its tree saved under ``folder`` (a run's model version does this on its own save)."""
         self.regressor.write().overwrite().save(folder)
-        saved = read_saved_tree(SparkSession.getActiveSession(), folder)
+        saved = read_saved_tree(SparkSession.active(), folder)
         return replace(self, tree=with_node_values(self.tree, saved))
 
     def describe(self) -> dict:

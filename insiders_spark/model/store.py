@@ -107,7 +107,7 @@ def save(model: SegmentationModel, folder: str, description: dict) -> Segmentati
     Returns the model with its tree read back from what was saved: every node's value (Saabas'
     contributions need the internal nodes'), which the fitted tree does not give.
     """
-    spark = SparkSession.getActiveSession()
+    spark = SparkSession.active()  # on a second driver thread too (classic: the default session)
     pipeline = model.pipeline
     pipeline.write().overwrite().save(f"{folder}/{PIPELINE}")
     filesystem.write_text(spark, f"{folder}/{DESCRIPTION}", json.dumps(description, indent=2) + "\n")

@@ -160,29 +160,42 @@ def read_tree(tree_model: Any) -> Tree:
 NODE_DATA = "data"  # where MLlib writes a saved tree's nodes, inside the model's folder
 
 
+NODE_COLUMNS = (
+    "id",
+    "prediction",
+    "impurity",
+    "impurityStats",
+    "gain",
+    "leftChild",
+    "rightChild",
+    "split.featureIndex",
+    "split.leftCategoriesOrThreshold",
+    "split.numCategories",
+)
+
+
 def read_saved_tree(spark: SparkSession, path: str) -> Tree:
     """Every node of the ``DecisionTreeRegressionModel`` saved at ``path``, values included.
 
     MLlib writes one row per node (``id`` in preorder, children by id, the split, the impurity
     statistics: count, sum, sum of squares for the variance); this walks them from the root.
     """
-    rows = {
-        row["id"]: row
-        for row in spark.read.parquet(f"{path.rstrip('/')}/{NODE_DATA}")
-        .select(
-            "id",
-            "prediction",
-            "impurity",
-            "impurityStats",
-            "gain",
-            "leftChild",
-            "rightChild",
-            "split.featureIndex",
-            "split.leftCategoriesOrThreshold",
-            "split.numCategories",
-        )
-        .collect()
-    }
+    rows = spark.read.parquet(f"{path.rstrip('/')}/{NODE_DATA}").select(*NODE_COLUMNS).collect()
+    return _walk_saved_nodes({row["id"]: row for row in rows}, path)
+
+
+def read_saved_forest(spark: SparkSession, path: str) -> tuple[Tree, ...]:
+    """Every tree of the ``RandomForestRegressionModel`` saved at ``path``, in order, values
+    included (each node's count is the Poisson-weighted rows of its tree's resample)."""
+    frame = spark.read.parquet(f"{path.rstrip('/')}/{NODE_DATA}")
+    columns = [f"nodeData.{name}" for name in NODE_COLUMNS]
+    by_tree: dict[int, dict[int, Any]] = {}
+    for row in frame.select("treeID", *columns).collect():
+        by_tree.setdefault(int(row["treeID"]), {})[row["id"]] = row
+    return tuple(_walk_saved_nodes(by_tree[t], f"{path} (tree {t})") for t in sorted(by_tree))
+
+
+def _walk_saved_nodes(rows: dict[int, Any], where: str) -> Tree:
     nodes: list[TreeNode | None] = []
     leaves = 0
 
@@ -203,7 +216,7 @@ def read_saved_tree(spark: SparkSession, path: str) -> Tree:
             leaves += 1
             return node_id
         if row["numCategories"] != -1:
-            raise ValueError(f"node {row_id} of the tree at {path} splits a categorical feature")
+            raise ValueError(f"node {row_id} of the tree at {where} splits a categorical feature")
         left = visit(row["leftChild"], depth + 1)
         right = visit(row["rightChild"], depth + 1)
         nodes[node_id] = TreeNode(
@@ -216,7 +229,7 @@ def read_saved_tree(spark: SparkSession, path: str) -> Tree:
         )
         return node_id
 
-    visit(0, 0)
+    visit(min(rows), 0)
     return Tree(nodes=tuple(nodes))  # type: ignore[arg-type]
 
 

@@ -142,9 +142,7 @@ def _figure(alt: str, source: str, images: Mapping[str, bytes]) -> str:
     if data is None:
         return f"<p>[{_inline(alt, markup=False)}: {_inline(source, markup=False)} not embedded]</p>"
     encoded = base64.b64encode(data).decode("ascii")
-    return (
-        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}"></figure>'
-    )
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}"></figure>'
 
 
 def _inline(text: str, *, markup: bool = True) -> str:

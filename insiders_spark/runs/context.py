@@ -13,6 +13,7 @@ from insiders_spark.evaluation.kselection import KSelection
 from insiders_spark.evaluation.stability import Stability
 from insiders_spark.features.table import CustomerTable
 from insiders_spark.model.profiles import ClusterProfile
+from insiders_spark.model.programme_size import ProgrammeSize
 from insiders_spark.model.segmentation import SegmentationModel
 from insiders_spark.storage.outputs import RunOutputs
 
@@ -48,6 +49,7 @@ class FittedRun:
 
     ``profiles`` are today's: a loaded model's clusters measured on today's customers.
     ``stability_failures``: the missed stability targets; None when stability was not measured.
+    ``stability.votes`` gives each customer's ``insider_confidence`` (train runs with stability).
     """
 
     model: SegmentationModel
@@ -56,3 +58,4 @@ class FittedRun:
     stability: Stability | None = None
     selection: KSelection | None = None
     stability_failures: list[str] | None = None
+    programme: ProgrammeSize | None = None  # the programme's Insiders on today's customers (runs.publish)

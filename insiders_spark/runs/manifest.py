@@ -15,6 +15,8 @@ from insiders_spark.core.config import Config
 from insiders_spark.features.table import CustomerTable
 from insiders_spark.model.profiles import ClusterProfile
 from insiders_spark.model.silhouette import SILHOUETTE_DISTANCE
+from insiders_spark.spark import classic
+from insiders_spark.spark.connect import endpoint_of, is_connect
 from insiders_spark.spark.messages import explain as explain_error
 
 log = logging.getLogger(__name__)
@@ -126,42 +128,37 @@ def versions(spark: SparkSession) -> dict[str, str]:
         "insiders_spark": version("insiders-spark"),
         "python": platform.python_version(),
         "spark": spark.version,
-        "java": spark.sparkContext._jvm.System.getProperty("java.version"),
+        "java": java_version(spark),
         **{name: version(name) for name in ("pyspark", "pandas", "numpy", "pyarrow", "scikit-learn")},
     }
+
+
+def java_version(spark: SparkSession) -> str | None:
+    """The driver JVM's Java version: the Connect server's over Spark Connect, through SQL's
+    ``java_method`` (one small job); None where a platform forbids reflection."""
+    if not is_connect(spark):
+        return classic.java_version(spark)  # no Spark job: every job of a classic run is a stage's
+    try:
+        return spark.sql("SELECT java_method('java.lang.System', 'getProperty', 'java.version') AS v").first()[0]
+    except Exception as error:
+        log.warning("could not read the Java version: %s", explain_error(error))
+        return None
 
 
 def spark_info(spark: SparkSession) -> dict:
     """Where the run ran: master, application id and the executors that did the work.
 
-    ``executors`` lists the live block managers (the driver included). ``executor_ids`` names every
-    executor that joined the run, the driver excluded (so it is empty in local mode), with the tasks
-    each completed; ``lost_executors`` those removed before the end (a lost worker) and why. They
-    come from Spark's status store, the data behind the UI, which remembers removed executors.
+    Classic sessions (``spark.classic.executor_summary``): ``executors`` lists the live block
+    managers (the driver included); ``executor_ids`` names every executor that joined the run, the
+    driver excluded (so it is empty in local mode), with the tasks each completed;
+    ``lost_executors`` those removed before the end (a lost worker) and why. Over Spark Connect the
+    client sees no status store: ``connect`` names the server and the executor fields are None.
     """
-    context = spark.sparkContext
-    executors = sorted(
-        {f"{info.host()}:{info.port()}" for info in context._jsc.sc().statusTracker().getExecutorInfos()}
-    )
-    summaries = context._jsc.sc().statusStore().executorList(False)
-    joined = [summaries.apply(index) for index in range(summaries.size())]
-    joined = sorted((s for s in joined if s.id() != "driver"), key=lambda s: (len(s.id()), s.id()))  # "2" < "10"
-    return {
-        "master": context.master,
-        "app_id": context.applicationId,
-        "executors": executors,
-        "executor_ids": [s.id() for s in joined],
-        "tasks_by_executor": {s.id(): s.completedTasks() for s in joined},
-        "lost_executors": [
-            {
-                "id": s.id(),
-                "host_port": s.hostPort(),
-                "reason": s.removeReason().get() if s.removeReason().isDefined() else None,
-            }
-            for s in joined
-            if not s.isActive()
-        ],
-    }
+    where = {"master": spark.conf.get("spark.master", None), "app_id": spark.conf.get("spark.app.id", None)}
+    if is_connect(spark):
+        unknown = dict.fromkeys(("executors", "executor_ids", "tasks_by_executor", "lost_executors"))
+        return {**where, "connect": endpoint_of(spark), **unknown}
+    return {**where, **classic.executor_summary(spark)}
 
 
 def failure_record(error: BaseException, table: CustomerTable) -> dict:

@@ -19,6 +19,7 @@ from insiders_spark.runs.score import score_for_run
 from insiders_spark.runs.steps import (
     check_run_date,
     measure_quality,
+    size_the_programme,
     stage_profiles_and_rules,
     stage_quarantine,
     stage_segments,
@@ -51,9 +52,10 @@ def publish(ctx: RunContext, *, model_version: str | None) -> RunResult:
     else:
         fitted = train_for_run(ctx, features, previous_version)
     ctx.run_info["previous_model_version"] = previous_version
+    fitted = size_the_programme(ctx, fitted)
     rules = stage_profiles_and_rules(ctx, fitted)
     silhouette, check, verdict = measure_quality(ctx, fitted)
-    stage_segments(ctx, fitted)
+    confidence = stage_segments(ctx, fitted)
     backtest, backtest_error = stage_backtest(ctx, k=fitted.model.k)
 
     model = fitted.model
@@ -72,13 +74,28 @@ def publish(ctx: RunContext, *, model_version: str | None) -> RunResult:
         "silhouette": check.to_dict(),
         "stability": fitted.stability.to_dict() if fitted.stability else None,
     }
+    metrics["programme"] = fitted.programme.describe()
+    metrics["insiders"].update(
+        cluster_customers=metrics["insiders"]["customers"],
+        **fitted.programme.insiders.describe(),
+        confidence=confidence.describe() if confidence is not None else None,
+    )
     if fitted.selection is not None:
         metrics["k_selection"] = fitted.selection.to_dict()
     if backtest is not None:
         metrics["backtest"] = {"measured": True, **backtest.describe()}
     elif backtest_error is not None:
         metrics["backtest"] = {"measured": False, "error": backtest_error}
-    stage_report(ctx, fitted, metrics, check=check, rules=rules, backtest=backtest, backtest_error=backtest_error)
+    stage_report(
+        ctx,
+        fitted,
+        metrics,
+        check=check,
+        rules=rules,
+        backtest=backtest,
+        backtest_error=backtest_error,
+        confidence=confidence,
+    )
     result = commit(ctx, fitted.profiles, metrics)
     if ctx.mode != SCORE:  # after the commit: tracking reports on published outputs, and never fails the run
         track_training(ctx.spark, ctx.config, model, result.metrics, result.outputs)

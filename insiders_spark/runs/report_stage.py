@@ -21,6 +21,7 @@ from insiders_spark.report.page import (
 from insiders_spark.report.quality import render_quality
 from insiders_spark.report.rules import rules_section
 from insiders_spark.runs.context import FittedRun, RunContext
+from insiders_spark.segments.confidence import InsiderConfidence
 
 
 def stage_report(
@@ -32,6 +33,7 @@ def stage_report(
     rules: list[RuleRow],
     backtest: BacktestResult | None,
     backtest_error: str | None,
+    confidence: InsiderConfidence | None = None,
 ) -> None:
     profiles, outputs = fitted.profiles, ctx.outputs
     with ctx.timer.stage("report"):
@@ -45,6 +47,8 @@ def stage_report(
                 stability=fitted.stability,
                 selection=fitted.selection,
                 targets=ctx.config.quality,
+                programme=fitted.programme,
+                confidence=confidence,
             ),
             rules_section(fitted.model.embedding, rules, top=ctx.config.segments.top_features),
         ]

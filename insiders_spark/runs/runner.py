@@ -24,7 +24,7 @@ from insiders_spark.runs.manifest import failure_record
 from insiders_spark.runs.publish import RunResult, publish
 from insiders_spark.spark.jobs import named_jobs
 from insiders_spark.spark.messages import explain as explain_error
-from insiders_spark.spark.session import activate_in_this_thread
+from insiders_spark.spark.session import thread_initializer
 from insiders_spark.storage import filesystem
 from insiders_spark.storage.layout import StagedOutputs
 from insiders_spark.storage.lock import output_lock
@@ -88,7 +88,7 @@ def _run_holding_the_output(
     try:
         # leaving the block waits for the background stages, so a failure moves nothing still being written
         with BackgroundStages(
-            timer, enabled=config.output.overlap_writes, prepare_thread=lambda: activate_in_this_thread(spark)
+            timer, enabled=config.output.overlap_writes, prepare_thread=thread_initializer(spark)
         ) as background:
             context = RunContext(
                 spark=spark,

@@ -7,6 +7,7 @@ Each step stages its outputs through ``ctx.outputs`` and records where they will
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from insiders_spark.cleaning.rules import to_quarantine
 from insiders_spark.core.errors import AccountingError, RunDateConflictError
@@ -14,11 +15,13 @@ from insiders_spark.core.names import PROFILES, QUARANTINE, RULES, SEGMENTS, TRA
 from insiders_spark.evaluation.quality import SilhouetteCheck, check_silhouette, quality_verdict
 from insiders_spark.model.explain import RuleRow, to_rule_rows, to_rules_frame
 from insiders_spark.model.profiles import to_profiles_frame
+from insiders_spark.model.programme_size import size_programme
 from insiders_spark.model.segmentation import silhouette_of
 from insiders_spark.model.silhouette import SILHOUETTE_DISTANCE
 from insiders_spark.runs.context import FittedRun, RunContext
 from insiders_spark.runs.lineage import previous_segments_info
 from insiders_spark.segments.assignment import to_published_segments
+from insiders_spark.segments.confidence import InsiderConfidence, summarise_confidence
 from insiders_spark.segments.continuity import churn_counts, previous_run_date
 from insiders_spark.storage import filesystem
 from insiders_spark.storage.outputs import partition_path, read_partition
@@ -101,6 +104,28 @@ def stage_profiles_and_rules(ctx: RunContext, fitted: FittedRun) -> list[RuleRow
     return rules
 
 
+def size_the_programme(ctx: RunContext, fitted: FittedRun) -> FittedRun:
+    """The programme's Insiders on the run's customers (``model.programme``): cluster 1, cut to its
+    most valuable ``segments.programme_share`` of the customers when it is larger; and what the
+    bound cost."""
+    share = ctx.config.segments.programme_share
+    programme = size_programme(
+        fitted.model, fitted.clustered, insiders_cluster=fitted.profiles[0].kmeans_cluster, share=share
+    )
+    if programme.binding:
+        log.warning(
+            "programme size: cluster 1 (%s customers, %.1f%%) is larger than %.0f%% of the customers: its %s most "
+            "valuable are the Insiders, with %.1f%% of the revenue (cluster 1: %.1f%%)",
+            f"{programme.cluster.customers:,}",
+            100 * programme.cluster.customer_share,
+            100 * share,
+            f"{programme.insiders.customers:,}",
+            100 * programme.insiders.revenue_share,
+            100 * programme.cluster.revenue_share,
+        )
+    return replace(fitted, programme=programme)
+
+
 def measure_quality(ctx: RunContext, fitted: FittedRun) -> tuple[float, SilhouetteCheck, dict]:
     """The silhouette over every customer, its sample cross-check, and the verdict on every target."""
     config, profiles = ctx.config, fitted.profiles
@@ -121,18 +146,25 @@ def measure_quality(ctx: RunContext, fitted: FittedRun) -> tuple[float, Silhouet
             check.sample_rows,
             "-" if check.sample is None else f"{check.sample:.3f}",
         )
+    insiders = fitted.programme.insiders if fitted.programme is not None else None
     verdict = quality_verdict(
-        profiles=profiles, silhouette=score, stability_failures=fitted.stability_failures, targets=config.quality
+        profiles=profiles,
+        silhouette=score,
+        stability_failures=fitted.stability_failures,
+        targets=config.quality,
+        insiders=(insiders.customer_share, insiders.revenue_share) if insiders is not None else None,
     )
     if verdict["failures"]:
         log.warning("quality targets missed: %s", "; ".join(verdict["failures"]))
     return score, check, verdict
 
 
-def stage_segments(ctx: RunContext, fitted: FittedRun) -> None:
+def stage_segments(ctx: RunContext, fitted: FittedRun) -> InsiderConfidence | None:
     """The segments partition (not for a train run) with each customer's Insider history against
-    the previous run date, and the Insiders' churn; the profiles and rules staged beside it."""
+    the previous run date and ``insider_confidence``, the Insiders' churn and how certain they are;
+    the profiles and rules staged beside it."""
     spark, output, run_date = ctx.spark, ctx.output, ctx.run_date
+    confidence = None
     with ctx.timer.stage("write"):
         if ctx.mode != TRAIN:
             previous_date = previous_run_date(spark, output, SEGMENTS, run_date)
@@ -142,13 +174,23 @@ def stage_segments(ctx: RunContext, fitted: FittedRun) -> None:
                     spark, output, previous_date, ctx.mode, ctx.run_info
                 )
             segments = to_published_segments(
-                fitted.clustered, fitted.model, fitted.profiles, previous, run_date=run_date, config=ctx.config
+                fitted.clustered,
+                fitted.model,
+                fitted.profiles,
+                previous,
+                run_date=run_date,
+                config=ctx.config,
+                insiders=fitted.programme.rule if fitted.programme is not None else None,
+                votes=fitted.stability.votes if fitted.stability is not None else None,
             )
             ctx.published[SEGMENTS] = ctx.outputs.write_table(segments, SEGMENTS)
-            churn = churn_counts(
-                spark.read.parquet(ctx.outputs.staged(ctx.outputs.partition(SEGMENTS))), previous, previous_date
-            )
+            staged = spark.read.parquet(ctx.outputs.staged(ctx.outputs.partition(SEGMENTS)))
+            churn = churn_counts(staged, previous, previous_date)
             ctx.run_info["churn"] = churn.to_dict()
             log.info("Insiders churn: %s", churn.to_dict())
+            confidence = summarise_confidence(staged)
+            if confidence is not None:
+                log.info("Insiders by confidence: %s", confidence.describe())
         ctx.published[PROFILES] = ctx.outputs.live(ctx.outputs.partition(PROFILES))
         ctx.published[RULES] = ctx.outputs.live(ctx.outputs.partition(RULES))
+    return confidence

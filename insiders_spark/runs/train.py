@@ -16,6 +16,9 @@ from insiders_spark.model.segmentation import SegmentationModel, fit_segmentatio
 from insiders_spark.model.store import CURRENT, MODELS, describe, new_version, save
 from insiders_spark.runs.context import FittedRun, RunContext
 from insiders_spark.runs.lineage import match_previous_model
+from insiders_spark.storage.filesystem import remove_empty_folder
+
+SCRATCH = "_scratch"  # under the run's staging folder: what a step saves only to read back
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ class Training:
         return None if self.stability is None else self.stability.failures()
 
 
-def train_segmentation(features: DataFrame, config: Config, *, customers: int) -> Training:
+def train_segmentation(features: DataFrame, config: Config, *, customers: int, scratch: str | None = None) -> Training:
     """Fit the segmentation; measure its stability and, with ``--k auto``, choose k first.
 
     The tree is fitted once. The stability runs use it as their reference and serve every k of
@@ -57,6 +60,7 @@ def train_segmentation(features: DataFrame, config: Config, *, customers: int) -
         seeds=quality.stability_seeds,
         bootstraps=quality.stability_bootstraps,
         reference=embedding,
+        scratch=scratch,
     )
     selection = None
     k = config.clustering.k
@@ -72,10 +76,10 @@ def train_segmentation(features: DataFrame, config: Config, *, customers: int) -
         log.warning("stability not measurable at k=%d: %s", model.k, error)
         return Training(model, clustered, selection=selection, stability_unmeasurable=str(error))
     log.info(
-        "stability over %d runs: ARI min %.3f, Insiders Jaccard min %.3f",
-        len(runs.perturbed),
-        stability.ari_min,
-        stability.jaccard_min,
+        "stability in %.1f s: bootstrap %s, revenue cut %s",
+        stability.seconds,
+        stability.bootstrap,
+        stability.reference_revenue_cut,
     )
     return Training(model, clustered, stability, selection)
 
@@ -85,7 +89,9 @@ def train_for_run(ctx: RunContext, features: DataFrame, previous_version: str | 
     names over (stage "match clusters"), and stage the model as a new version beside the run."""
     config, table = ctx.config, ctx.table
     with ctx.timer.stage("segmentation"):
-        training = train_segmentation(features, config, customers=table.summary.with_purchases)
+        scratch = ctx.outputs.staged(SCRATCH)  # seen by the whole cluster, never published
+        training = train_segmentation(features, config, customers=table.summary.with_purchases, scratch=scratch)
+        remove_empty_folder(ctx.spark, scratch)
         model, clustered = training.model, table.hold(training.clustered)
         log.info("embedding: %s; KMeans: %s", model.embedding.describe(), model.kmeans.describe())
     if previous_version:

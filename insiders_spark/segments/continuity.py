@@ -3,7 +3,7 @@
 Churn compares a run with the previous published run date: who entered the Insiders, who left, who
 stayed, and since when each Insider has been one. With ``hysteresis_runs = N`` an Insider leaves
 only after N consecutive runs outside cluster 1 (N = 1: leave at once, so ``is_insider`` is exactly
-``cluster == 1``).
+``cluster == 1`` within the programme's size: ``model.programme``).
 
 Cluster identity across retrains: the new model's clusters are matched to the previous model's by
 scoring the *same* current customers with both models and pairing clusters by the Jaccard index
@@ -38,6 +38,7 @@ from insiders_spark.spark.literals import literal_frame
 from insiders_spark.storage.outputs import latest_published_date
 
 PREVIOUS = "previous_"
+_ADMITTED = "_admitted"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ def with_insider_history(
     ``previous`` is the previous run's segments (customer_id, is_insider, insider_since,
     runs_outside_insiders), or None for a first run.
     """
-    base = segments.drop(IS_INSIDER, INSIDER_SINCE, RUNS_OUTSIDE_INSIDERS)
+    # admitted this run: the assignment's flag (cluster 1 within the programme's size), else cluster 1
+    admitted = F.col(IS_INSIDER) if IS_INSIDER in segments.columns else is_in_insiders_cluster(F.col(CLUSTER))
+    base = segments.withColumn(_ADMITTED, admitted).drop(IS_INSIDER, INSIDER_SINCE, RUNS_OUTSIDE_INSIDERS)
     if previous is None:
         history = T.StructType(
             [SEGMENTS_SCHEMA[name] for name in (CUSTOMER_ID, IS_INSIDER, INSIDER_SINCE, RUNS_OUTSIDE_INSIDERS)]
@@ -86,7 +89,7 @@ def with_insider_history(
     prior = previous.select(
         F.col(CUSTOMER_ID), earlier(IS_INSIDER), earlier(INSIDER_SINCE), earlier(RUNS_OUTSIDE_INSIDERS)
     )
-    in_cluster = is_in_insiders_cluster(F.col(CLUSTER))
+    in_cluster = F.col(_ADMITTED)
     was_insider = F.coalesce(F.col(f"{PREVIOUS}{IS_INSIDER}"), F.lit(False))
     outside = F.when(in_cluster, F.lit(0)).otherwise(
         F.coalesce(F.col(f"{PREVIOUS}{RUNS_OUTSIDE_INSIDERS}"), F.lit(0)) + 1
@@ -101,17 +104,23 @@ def with_insider_history(
         .withColumn(IS_INSIDER, is_insider)
         .withColumn(INSIDER_SINCE, since)
         .withColumn(RUNS_OUTSIDE_INSIDERS, F.when(is_insider, outside.cast(T.IntegerType())))
-        .drop(*[c for c in prior.columns if c != CUSTOMER_ID])
+        .drop(_ADMITTED, *[c for c in prior.columns if c != CUSTOMER_ID])
     )
 
 
 def churn_counts(current: DataFrame, previous: DataFrame | None, previous_date: dt.date | None) -> ChurnCounts:
     """Entered / left / stayed, over the union of both runs' customers (one small aggregation)."""
-    now = current.select(CUSTOMER_ID, F.col(IS_INSIDER).alias("now"), F.col(CLUSTER).alias("cluster_now"))
+    # in grace: an Insider by the hysteresis only (outside cluster 1, or on its waiting list, this run)
+    grace = (
+        F.coalesce(F.col(RUNS_OUTSIDE_INSIDERS), F.lit(0)) > 0
+        if RUNS_OUTSIDE_INSIDERS in current.columns
+        else F.col(CLUSTER) != 1
+    )
+    now = current.select(CUSTOMER_ID, F.col(IS_INSIDER).alias("now"), grace.alias("grace_now"))
     if previous is None:
         row = now.agg(
             F.count_if(F.col("now")).alias("insiders"),
-            F.count_if(F.col("now") & (F.col("cluster_now") != 1)).alias("in_grace"),
+            F.count_if(F.col("now") & F.col("grace_now")).alias("in_grace"),
         ).first()
         return ChurnCounts(None, row.insiders, row.insiders, 0, 0, row.in_grace)
     before = previous.select(CUSTOMER_ID, F.col(IS_INSIDER).alias("before"))
@@ -124,7 +133,7 @@ def churn_counts(current: DataFrame, previous: DataFrame | None, previous_date: 
             F.count_if(now_flag & ~before_flag).alias("entered"),
             F.count_if(before_flag & ~now_flag).alias("left"),
             F.count_if(before_flag & now_flag).alias("stayed"),
-            F.count_if(now_flag & (F.col("cluster_now") != 1)).alias("in_grace"),
+            F.count_if(now_flag & F.col("grace_now")).alias("in_grace"),
         )
         .first()
     )

@@ -4,7 +4,7 @@ history server: which part of the run a slow or failed job belongs to.
 Two names, set for the calling thread only (a background stage names its own jobs):
 
 * a job **tag**, which also lets a stage's jobs be cancelled together: in classic mode on the
-  SparkContext (``addJobTag``), so that every job carries it, the RDD-based ones of MLlib
+  SparkContext (``addJobTag``, ``spark.classic.label_jobs``), so that every job carries it, the RDD-based ones of MLlib
   included (a session's tags reach only its SQL executions); over Spark Connect on the session
   (``SparkSession.addTag``: every operation there is the session's);
 * the job **description**, which the UI shows as the job's name, in classic mode only (Spark
@@ -17,11 +17,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
+from insiders_spark.spark import classic
+from insiders_spark.spark.connect import is_connect
+
 JOB_TAG_PREFIX = "insiders-spark"
-DESCRIPTION = "spark.job.description"  # SparkContext.setJobDescription's local property
 
 
 def job_tag(stage: str) -> str:
@@ -38,26 +39,12 @@ def named_jobs(spark: SparkSession, stage: str) -> Iterator[None]:
     """The Spark jobs this thread starts inside the block carry ``stage``'s tag and description;
     the thread's previous description (an enclosing stage's) comes back afterwards."""
     tag = job_tag(stage)
-    context = _classic_context(spark)
-    if context is None:
-        spark.addTag(tag)
-        try:
+    if not is_connect(spark):
+        with classic.label_jobs(spark, tag, job_description(stage)):
             yield
-        finally:
-            spark.removeTag(tag)
         return
-    previous = context.getLocalProperty(DESCRIPTION)
-    context.addJobTag(tag)
-    context.setJobDescription(job_description(stage))
+    spark.addTag(tag)
     try:
         yield
     finally:
-        context.setLocalProperty(DESCRIPTION, previous)  # None removes it
-        context.removeJobTag(tag)
-
-
-def _classic_context(spark: SparkSession) -> SparkContext | None:
-    """The session's SparkContext in classic mode; None over Spark Connect, which has none."""
-    if type(spark).__module__.startswith("pyspark.sql.connect"):
-        return None
-    return spark.sparkContext
+        spark.removeTag(tag)

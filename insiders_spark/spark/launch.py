@@ -149,11 +149,10 @@ def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSe
 
     Call it in a process that has not started a JVM yet (the CLI command does).
     """
-    from pyspark import SparkContext
-
+    from insiders_spark.spark import classic
     from insiders_spark.spark.session import build_spark_session
 
-    if SparkContext._gateway is not None:
+    if classic.jvm_is_running():
         raise RuntimeError("a JVM is already running in this process: the archive needs a fresh one")
     target = Path(archive).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -167,29 +166,12 @@ def write_class_archive(config, archive: str | Path, workload: Callable[[SparkSe
     try:
         workload(spark)
     except BaseException:
-        _stop_jvm(spark, write_archive=False)  # the classes of a failed run are no archive to keep
+        classic.stop_jvm(spark, write_archive=False)  # the classes of a failed run are no archive to keep
         partial.unlink(missing_ok=True)
         raise
-    _stop_jvm(spark, write_archive=True)
+    classic.stop_jvm(spark, write_archive=True)
     if not partial.is_file() or partial.stat().st_size == 0:
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"the JVM wrote no class archive to {partial}")
     os.replace(partial, target)
     return ArchiveResult(path=target, bytes=target.stat().st_size, seconds=time.monotonic() - started)
-
-
-def _stop_jvm(spark, *, write_archive: bool) -> None:
-    """Stop the session and wait until its JVM has exited: normally, so that it writes the archive
-    on its way out, or killed, so that it writes nothing (a kill skips the exit hooks)."""
-    from pyspark import SparkContext
-
-    spark.stop()
-    gateway = SparkContext._gateway
-    if gateway is not None and getattr(gateway, "proc", None) is not None:
-        if write_archive:
-            gateway.proc.stdin.close()  # the JVM exits when its stdin closes
-        else:
-            gateway.proc.kill()
-        gateway.proc.wait(timeout=600)
-    SparkContext._gateway = None
-    SparkContext._jvm = None

@@ -8,22 +8,11 @@ from __future__ import annotations
 
 import re
 
-from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 
+from insiders_spark.spark.classic import java_causes
+
 FILE = r"(?:CSV file|file): ?(?P<file>\S+?)\.?(?:\s|$)"
-
-
-def _causes(java_exception) -> list[str]:
-    messages, seen, cause = [], set(), java_exception
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        messages.append(f"{cause.getClass().getName()}: {cause.getMessage()}")
-        nxt = cause.getCause()
-        if nxt is None or nxt.equals(cause):
-            break
-        cause = nxt
-    return messages
 
 
 def _first_lines(text: str, count: int = 2) -> str:
@@ -74,8 +63,8 @@ def _translate(text: str) -> str | None:
 
 def explain(error: BaseException) -> str:
     """A one-paragraph message for ``error``: ours verbatim, Spark's reduced to what matters."""
-    if isinstance(error, Py4JJavaError):
-        causes = _causes(error.java_exception)
+    causes = java_causes(error)  # classic sessions: a Java exception PySpark did not convert
+    if causes:
         text = "\n".join(causes)
         return _translate(text) or f"Spark failed: {_first_lines(causes[-1], 3)}"
     if isinstance(error, PySparkException):

@@ -1,4 +1,5 @@
-"""The SparkSession, built from configuration only.
+"""The SparkSession, built from configuration only: classic (a JVM in this process) or, with a
+``remote`` URL, a Spark Connect client's (``spark.connect``).
 
 No master is chosen here: local profiles set ``spark.master`` in their TOML, and under
 ``spark-submit`` the master comes from the command line (profiles for clusters leave it unset).
@@ -6,15 +7,19 @@ No master is chosen here: local profiles set ``spark.master`` in their TOML, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from pyspark import inheritable_thread_target
 from pyspark.sql import SparkSession
 
 from insiders_spark.core.config import default_conf_dir
+from insiders_spark.spark import classic
+from insiders_spark.spark.connect import connect_session
 
 LOG4J_FILE = "log4j2.properties"
 JVM_LOG_LEVEL = "WARN"
+LOG_LEVEL_SETTING = "spark.log.level"  # SparkContext.setLogLevel at start-up
 
 
 def build_spark_session(
@@ -24,8 +29,14 @@ def build_spark_session(
     *,
     launched_by_spark_submit: bool = False,
     java_options: Sequence[str] = (),
+    remote: str | None = None,
+    remote_modules: Sequence[str] = (),
 ) -> SparkSession:
     """Create (or reuse) the session with every setting from ``spark_conf``.
+
+    ``remote`` (``sc://HOST:PORT``): a session on that Spark Connect server instead, checked before
+    it is returned (``spark.connect.connect_session``; ``remote_modules``: the Python the run
+    imports on the server); the JVM's options and log4j file are then the server's business.
 
     ``log4j_config`` quiets the JVM from its first line when Python starts the JVM itself. Under
     ``spark-submit`` (``launched_by_spark_submit``) the JVM is already running with the profile's
@@ -35,10 +46,12 @@ def build_spark_session(
     ``java_options`` (``insiders_spark.launch``) are added to the driver's JVM options when Python
     starts the JVM; a JVM that is already running (spark-submit's, a notebook's) cannot take them.
     """
+    if remote:
+        return connect_session(remote, spark_conf, modules=remote_modules)
     builder = SparkSession.builder.appName(app_name)
-    settings = dict(spark_conf)
+    settings = {LOG_LEVEL_SETTING: JVM_LOG_LEVEL, **spark_conf}
     if launched_by_spark_submit:
-        settings = {key: value for key, value in settings.items() if key not in _launcher_settings()}
+        settings = {key: value for key, value in settings.items() if key not in classic.launcher_settings()}
     else:
         options = [settings.get("spark.driver.extraJavaOptions", ""), *java_options]
         log4j = Path(log4j_config) if log4j_config else default_conf_dir() / LOG4J_FILE
@@ -49,23 +62,12 @@ def build_spark_session(
             settings["spark.driver.extraJavaOptions"] = joined
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(JVM_LOG_LEVEL)
-    return spark
+    return builder.getOrCreate()
 
 
-def _launcher_settings() -> set[str]:
-    """The keys spark-submit already set (its --conf, --master, defaults), read from its JVM."""
-    from pyspark import SparkConf, SparkContext
-
-    SparkContext._ensure_initialized()  # under spark-submit: connects to the running JVM
-    return {key for key, _ in SparkConf().getAll()}
-
-
-def activate_in_this_thread(spark: SparkSession) -> None:
-    """Make ``spark`` the active session of the calling thread, in the JVM.
-
-    PySpark runs each Python thread's calls on a JVM thread of its own, where the active session
-    is thread-local: a new thread has none, and MLlib's writers (a model's ``save``) look it up.
-    """
-    spark.sparkContext._jvm.org.apache.spark.sql.classic.SparkSession.setActiveSession(spark._jsparkSession)
+def thread_initializer(spark: SparkSession) -> Callable[[], None]:
+    """What a second driver thread runs first so that its Spark calls are ``spark``'s, as the
+    calling thread's are: over Spark Connect, the active session (MLlib's writers look it up) and
+    the session's tags; in classic mode, the job's local properties. Call it on the parent thread
+    (``pyspark.inheritable_thread_target`` captures them there)."""
+    return inheritable_thread_target(spark)(lambda: None)

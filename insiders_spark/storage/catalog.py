@@ -52,7 +52,8 @@ def register_partitions(
         if spark.conf.get("spark.sql.catalogImplementation", "in-memory") == "in-memory" and "." not in database:
             log.warning(
                 "the session's catalog is in memory: the tables of %s last only as long as this session "
-                "(docs/publishing.md#catalog-tables)", database
+                "(docs/publishing.md#catalog-tables)",
+                database,
             )
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {_quoted(database)}")
         for table, location in partitions.items():
@@ -72,7 +73,10 @@ def register_partitions(
             f"catalog (docs/publishing.md#catalog-tables) and run the date again to register it"
         ) from error
     log.info(
-        "catalog %s, run date %s: registered %s%s", database, run_date, ", ".join(registered) or "nothing",
+        "catalog %s, run date %s: registered %s%s",
+        database,
+        run_date,
+        ", ".join(registered) or "nothing",
         f"; dropped {', '.join(dropped)} (no rows)" if dropped else "",
     )
     return registered

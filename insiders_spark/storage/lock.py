@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from insiders_spark.core.errors import OutputInUseError
-from insiders_spark.spark.hadoop import create_exclusive
+from insiders_spark.spark.classic import create_exclusive
 from insiders_spark.storage import filesystem
 from insiders_spark.storage.uris import parent
 
@@ -117,8 +117,11 @@ def output_lock(spark: Any, output: str, purpose: str) -> Iterator[dict]:
         if holder is None or holder.get("token") != mine["token"]:  # lost a race where creating is not atomic
             raise OutputInUseError(_in_use_message(path, holder))
         if how == CHECK_THEN_CREATE:
-            log.warning("%s was taken by a check then a create, which is not atomic on this file system: "
-                        "run one job per output at a time (docs/publishing.md)", path)
+            log.warning(
+                "%s was taken by a check then a create, which is not atomic on this file system: "
+                "run one job per output at a time (docs/publishing.md)",
+                path,
+            )
         mine["exclusive"] = how
         break
     else:

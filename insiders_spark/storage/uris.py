@@ -130,8 +130,9 @@ def _object_store(scheme: str, netloc: str) -> tuple[pafs.FileSystem, str]:
 def _s3(bucket: str) -> pafs.FileSystem:
     """S3 with the AWS SDK's own configuration (credentials chain, ``AWS_REGION``, ``AWS_ENDPOINT_URL_S3``
     for an S3-compatible store); the bucket's region is looked up when none is configured."""
-    configured = any(os.environ.get(name) for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
-                                                       "AWS_ENDPOINT_URL_S3"))
+    configured = any(
+        os.environ.get(name) for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+    )
     if configured:
         return pafs.S3FileSystem()
     return pafs.S3FileSystem(region=pafs.resolve_s3_region(bucket))

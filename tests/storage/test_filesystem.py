@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import os
 import re
 import time
 from pathlib import Path
@@ -183,30 +182,3 @@ def test_hadoop_glob_pieces():
     assert component_matcher("day1.csv") is None
     matcher = component_matcher("day[!1-2]?.c*")
     assert matcher.match("day3x.csv") and not matcher.match("day1x.csv") and not matcher.match("day3x.txt")
-
-
-def test_the_storage_layer_never_reaches_for_the_jvm():
-    """Spark Connect clients have no JVM: storage works through pyarrow alone (the lock's optional
-    Hadoop create lives in spark/hadoop.py and answers None without a JVM)."""
-    found = [
-        f"{path.name}:{number}"
-        for path in sorted((PACKAGE / "storage").rglob("*.py"))
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if re.search(r"_jvm|_jsc|sparkContext|_java_obj", line)
-    ]
-    assert found == []
-    assert os.path.exists(PACKAGE / "spark" / "hadoop.py")
-
-
-def test_copy_to_local_puts_a_folder_s_files_in_the_target_and_a_file_under_its_name(tmp_path):
-    """What MLflow's artefacts are copied with (``runs.tracking``)."""
-    report = tmp_path / "out" / "report" / "run_date=1"
-    (report / "charts").mkdir(parents=True)
-    (report / "report.md").write_text("# report")
-    (report / "charts" / "a.png").write_bytes(b"png")
-    filesystem.copy_to_local(None, str(report), str(tmp_path / "copy" / "report"))
-    assert sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*") if p.is_file()) == [
-        "report/charts/a.png", "report/report.md"
-    ]
-    filesystem.copy_to_local(None, f"file://{report}/report.md", str(tmp_path / "one"))
-    assert (tmp_path / "one" / "report.md").read_text() == "# report"

@@ -1,5 +1,5 @@
 """The output's lock is created only if absent, as atomically as the file system allows
-(``storage.lock``, ``spark.hadoop``)."""
+(``storage.lock``, ``spark.classic``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from insiders_spark.core.errors import OutputInUseError
-from insiders_spark.spark.hadoop import create_exclusive
+from insiders_spark.spark.classic import create_exclusive
 from insiders_spark.storage import lock as lock_module
 from insiders_spark.storage.lock import CHECK_THEN_CREATE, LOCK, create_if_absent, output_lock
 
