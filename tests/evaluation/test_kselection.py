@@ -24,7 +24,11 @@ def test_select_k_picks_the_obvious_k(spark, test_config):
     is 38.5%), the rule takes 3."""
     features = support.grouped_features(spark, THREE_TIERS, noise=True)
     config = support.small_tree_config(test_config)
-    config = dataclasses.replace(config, quality=dataclasses.replace(config.quality, insiders_max_share=0.4))
+    config = dataclasses.replace(
+        config,
+        quality=dataclasses.replace(config.quality, insiders_max_share=0.4),
+        segments=dataclasses.replace(config.segments, programme_share=0.4),  # the programme takes the whole tier
+    )
     selection = select_k(features, config=config, customers=260, seed=3, grid=[2, 3, 4], seeds=0, bootstraps=2)
     assert selection.chosen == 3 and not selection.fallback
     assert selection.leaves == 4 and (selection.seeds, selection.bootstraps) == (0, 2)
