@@ -7,7 +7,7 @@
   format and encoding, read with ``--format``, ``--timestamp-format`` and ``--encoding``.
 * ``trust_run``: ``--k auto`` with stability, the control group over everyone, a backtest and a
   custom name for the Insiders, on an as-of date two days after the log's last sale.
-* ``real_log_run``: the real Online Retail log (skips without ../shared).
+* ``real_log_run``: the real Online Retail log with a backtest (skips without ../shared).
 
 Tests must not change these outputs: a test that needs to write copies the folder first.
 """
@@ -193,10 +193,29 @@ def trust_run(spark, tmp_path_factory, synthetic_outcomes) -> TrustRun:
 # --- the real log ---------------------------------------------------------------------------
 
 
+HORIZON_DAYS = 90  # the real-log run's backtest: the CLV reference's pandas_udf, the capture curve
+CONNECT_LINES = 20_000  # the Connect comparison without ../shared: k = 9 clusters on ~260 customers
+
+
 @pytest.fixture(scope="session")
 def real_log_run(spark, real_log_parquet, tmp_path_factory) -> JobRun:
+    """With a backtest: tests/ops/test_connect.py compares a run over Spark Connect with it."""
     from insiders_spark.runs import run
 
     output = tmp_path_factory.mktemp("real")
-    config = support.config({"input.path": str(real_log_parquet), "output.path": str(output)})
+    config = support.config(
+        {"input.path": str(real_log_parquet), "output.path": str(output), "backtest.horizon_days": HORIZON_DAYS}
+    )
+    return JobRun(output, config, run(spark, config))
+
+
+@pytest.fixture(scope="session")
+def connect_twin_run(spark, tmp_path_factory) -> JobRun:
+    """Without ../shared: the synthetic log of the Connect comparison, with the same backtest."""
+    from insiders_spark.runs import run
+
+    output = tmp_path_factory.mktemp("connect-twin")
+    config = support.config(
+        {"synthetic.lines": CONNECT_LINES, "output.path": str(output), "backtest.horizon_days": HORIZON_DAYS}
+    )
     return JobRun(output, config, run(spark, config))
