@@ -60,7 +60,7 @@ def activity_sql(files: list[str], rules: CleaningConfig, *, timestamp_format: s
         SELECT *,
             CASE
                 WHEN invoice_no IS NULL THEN 'missing_invoice'
-                WHEN stock_code IS NULL THEN 'missing_stock_code'
+                WHEN stock_code IS NULL THEN 'missing_product'
                 WHEN invoice_ts IS NULL THEN 'unparsable_timestamp'
                 WHEN quantity IS NULL THEN 'non_numeric_quantity'
                 WHEN unit_price IS NULL THEN 'non_numeric_price'
@@ -69,7 +69,7 @@ def activity_sql(files: list[str], rules: CleaningConfig, *, timestamp_format: s
                     OR abs(CAST(quantity AS DOUBLE)) * abs(unit_price) > {MAX_LINE_AMOUNT!r} THEN 'amount_out_of_range'
                 WHEN {after} THEN 'after_as_of'
                 WHEN unit_price < {rules.min_unit_price!r} THEN 'price_below_minimum'
-                WHEN stock_code IN {_sql_list(rules.non_product_stock_codes)} THEN 'non_product_code'
+                WHEN stock_code IN {_sql_list(rules.non_product_codes)} THEN 'non_product_code'
                 WHEN country IN {_sql_list(rules.excluded_countries)} THEN 'excluded_country'
                 WHEN customer_id IN {_sql_list(rules.excluded_customers)} THEN 'excluded_customer'
             END AS reason
@@ -157,7 +157,7 @@ def aggregate(
     timestamp_format: str = DEFAULT_TIMESTAMP_FORMAT,
 ) -> dict:
     """Write ``<output>/features.parquet``; return stage durations and counts."""
-    config = load_config(env="base")
+    config = load_config(env="base", dataset="online_retail")  # the study's rules, as the job detects them
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     durations: dict[str, float] = {}

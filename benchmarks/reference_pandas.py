@@ -49,16 +49,18 @@ PARSE_REASONS = (
     "malformed_line",
     "repeated_header",
     "missing_invoice",
-    "missing_stock_code",
+    "missing_product",
     "unparsable_timestamp",
     "non_numeric_quantity",
     "non_numeric_price",
+    "non_numeric_amount",
     "invalid_customer_id",
     "amount_out_of_range",
 )
 MAX_LINE_QUANTITY, MAX_LINE_AMOUNT = 1e9, 1e10  # insiders_spark.cleaning.rules' (the tests compare)
 MAX_CUSTOMER_ID = 2.0**53  # ids are whole numbers below it (insiders_spark.cleaning.parsing's)
 AFTER_AS_OF = "after_as_of"
+DATASET = "online_retail"  # the study's rules, as the job detects them from the UCI header
 STUDY_RULE_REASONS = ("price_below_minimum", "non_product_code", "excluded_country", "excluded_customer")
 RULE_ORDER = PARSE_REASONS + (AFTER_AS_OF,) + STUDY_RULE_REASONS
 KEPT = 0  # reason code of a kept line; reason i + 1 is RULE_ORDER[i]
@@ -102,6 +104,11 @@ class Stages:
 
 
 # --- read ------------------------------------------------------------------------------------
+
+
+def _numeric_ids(ids: tuple[str, ...]) -> list[int]:
+    """The configured customer ids (text, as the log writes them) that are whole numbers."""
+    return [int(float(text)) for text in ids if text.replace(".", "", 1).isdigit() and float(text).is_integer()]
 
 
 def input_files(path: str | os.PathLike[str]) -> list[str]:
@@ -208,10 +215,11 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
         "malformed_line": pd.Series(False, index=lines.index),  # parquet has no broken CSV lines
         "repeated_header": pd.Series(False, index=lines.index),  # nor a header line (its numbers are typed)
         "missing_invoice": lines["invoice_no"].isna(),
-        "missing_stock_code": lines["stock_code"].isna(),
+        "missing_product": lines["stock_code"].isna(),
         "unparsable_timestamp": lines["invoice_ts"].isna(),
         "non_numeric_quantity": lines["quantity_missing"],
         "non_numeric_price": lines["price_missing"] | ~np.isfinite(lines["unit_price"]),  # null, NaN, ±inf
+        "non_numeric_amount": pd.Series(False, index=lines.index),  # the study's log has no line amount
         "invalid_customer_id": ~lines["customer_missing"] & ~is_id,  # a stored NaN is not a guest
         "amount_out_of_range": pd.Series(
             (quantity_size > MAX_LINE_QUANTITY)
@@ -221,9 +229,11 @@ def with_reasons(lines: pd.DataFrame, config: Config, *, as_of: dt.date | None) 
         ),
         AFTER_AS_OF: after,
         "price_below_minimum": lines["unit_price"] < rules.min_unit_price,
-        "non_product_code": lines["stock_code"].isin(rules.non_product_stock_codes),
+        "non_product_code": lines["stock_code"].isin(rules.non_product_codes),
         "excluded_country": lines["country"].isin(rules.excluded_countries),
-        "excluded_customer": pd.Series(customer_id, index=lines.index).isin(rules.excluded_customers).fillna(False),
+        "excluded_customer": pd.Series(customer_id, index=lines.index)
+        .isin(_numeric_ids(rules.excluded_customers))
+        .fillna(False),
     }
     conditions = [checks[name].to_numpy(dtype=bool) for name in RULE_ORDER]
     reason = np.select(conditions, [np.int8(i + 1) for i in range(len(RULE_ORDER))], default=np.int8(KEPT))
@@ -568,9 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", type=dt.date.fromisoformat, help="default: the last kept invoice date")
     parser.add_argument("--timestamp-format", default=DEFAULT_TIMESTAMP_FORMAT, help="strptime pattern")
     args = parser.parse_args(argv)
-    metrics = run(
-        args.input, args.output, load_config(env="base"), as_of=args.as_of, timestamp_format=args.timestamp_format
-    )
+    config = load_config(env="base", dataset=DATASET)
+    metrics = run(args.input, args.output, config, as_of=args.as_of, timestamp_format=args.timestamp_format)
     print(json.dumps({k: metrics[k] for k in ("durations_s", "total_s", "customers", "silhouette")}))
     return 0
 
