@@ -28,22 +28,8 @@ from insiders_spark.storage.synthetic import SyntheticLogSpec, write_parquet
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 LINES = 30_000
 CHUNK_LINES = 10_000  # three files: invoices numbered per chunk, guests ordered across files
-FEATURES = [f.name for f in CUSTOMER_FEATURES_SCHEMA.fields]
+FEATURES = [f.name for f in CUSTOMER_FEATURES_SCHEMA.fields if f.name != "source_customer_id"]  # the job's own id text
 INTEGER_FEATURES = ("recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns")
-
-
-# Product bugs the canonical-columns change left in the speed harness (benchmarks/): the tests stay.
-STALE_RULES = pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="product bug: benchmarks/reference_pandas.py and aggregate_duckdb.py read "
-    "CleaningConfig.non_product_stock_codes, renamed non_product_codes by the dataset profiles: AttributeError",
-)
-STALE_REASONS = pytest.mark.xfail(
-    strict=True,
-    reason="product bug: benchmarks/reference_pandas.py's PARSE_REASONS still name missing_stock_code and lack "
-    "missing_product and non_numeric_amount, so its rule order is not the job's (core.names.RULE_ORDER)",
-)
 
 
 def _study():
@@ -108,7 +94,6 @@ def assert_same_features(expected: pd.DataFrame, got: pd.DataFrame) -> None:
         assert pd.to_datetime(got[name]).tolist() == pd.to_datetime(expected[name]).tolist(), name
 
 
-@STALE_RULES
 def test_the_small_log_exercises_guests_returns_and_the_rules(spark_features, bench, small_log):
     _, summary = bench["reference_pandas"].compute_features(small_log, _study())
     assert spark_features["is_guest"].any() and (~spark_features["is_guest"]).any()
@@ -117,7 +102,6 @@ def test_the_small_log_exercises_guests_returns_and_the_rules(spark_features, be
     assert {"price_below_minimum", "non_product_code", "excluded_country"} <= set(summary["rows"])
 
 
-@STALE_REASONS
 def test_pandas_reference_has_the_jobs_rule_order(bench):
     assert bench["reference_pandas"].RULE_ORDER == RULE_ORDER
     assert bench["reference_pandas"].STUDY_RULE_REASONS == BUSINESS_RULE_REASONS
@@ -126,12 +110,10 @@ def test_pandas_reference_has_the_jobs_rule_order(bench):
     assert reference.MAX_CUSTOMER_ID == MAX_CUSTOMER_ID
 
 
-@STALE_RULES
 def test_pandas_reference_features_equal_spark(spark_features, pandas_features):
     assert_same_features(spark_features, pandas_features)
 
 
-@STALE_RULES
 def test_duckdb_features_equal_spark(spark_features, small_log, tmp_path):
     pytest.importorskip("duckdb", reason="DuckDB is a benchmark dependency (pip install -e '.[bench]')")
     aggregate_duckdb = _import_benchmarks("aggregate_duckdb")["aggregate_duckdb"]
@@ -160,7 +142,6 @@ def test_spark_floor_counts_every_raw_line_once_per_customer_id(spark, small_log
     np.testing.assert_allclose(merged["revenue_spark"], merged["revenue"], rtol=1e-9, atol=1e-6)
 
 
-@STALE_RULES
 def test_pandas_reference_whole_job_on_the_small_log(bench, small_log, pandas_features, tmp_path):
     metrics = bench["reference_pandas"].run(str(small_log), str(tmp_path), _study())
     segments = pd.read_parquet(tmp_path / "segments.parquet")
@@ -205,7 +186,6 @@ def edge_log(tmp_path_factory) -> Path:
     return folder
 
 
-@STALE_RULES
 def test_engines_set_aside_prices_and_ids_that_are_not_numbers_alike(spark, bench, edge_log):
     config = load_config(env="test", overrides={"input.path": str(edge_log)}, environ={})
     table = prepare_customers(spark, config)
@@ -234,7 +214,6 @@ def test_engines_set_aside_prices_and_ids_that_are_not_numbers_alike(spark, benc
     assert_same_features(spark_features, _sorted(features))
 
 
-@STALE_RULES
 def test_duckdb_sets_aside_prices_and_ids_that_are_not_numbers_as_spark(spark, edge_log, tmp_path):
     pytest.importorskip("duckdb", reason="DuckDB is a benchmark dependency (pip install -e '.[bench]')")
     aggregate_duckdb = _import_benchmarks("aggregate_duckdb")["aggregate_duckdb"]
@@ -262,7 +241,6 @@ def test_leaf_paths_encode_the_root_to_leaf_decisions(bench):
 
 
 @pytest.mark.real_data
-@STALE_RULES
 def test_pandas_reference_reproduces_the_study_on_the_real_log(bench, real_log_parquet, reference_features):
     features, summary = bench["reference_pandas"].compute_features(
         real_log_parquet, _study()
