@@ -4,6 +4,7 @@ built-in stages, a KMeansModel with the solver's centres, and the saved model a 
 import dataclasses
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from insiders_spark.model.segmentation import fit_segmentation
 from insiders_spark.model.tree import Tree, TreeNode, read_saved_tree, read_tree
 from insiders_spark.runs.runner import run
 from insiders_spark.storage import filesystem
+from tests.jobs import LINES
 
 pytestmark = pytest.mark.spark
 
@@ -160,17 +162,10 @@ def test_the_kmeans_model_numbers_its_clusters_as_the_solver_does(spark, k, seed
     assert predict_leaves(spark, model, points) == {i: i for i in range(k)}
 
 
-def _config(output, **overrides):
-    values = {"output.path": str(output), "synthetic.lines": 30_000, **overrides}
-    return load_config(env="test", overrides=values, environ={})
-
-
 @pytest.fixture(scope="module")
-def trained(spark, tmp_path_factory):
-    output = tmp_path_factory.mktemp("job")
-    result = run(spark, _config(output))
-    version = result.metrics["model_version"]
-    return output, version, result
+def trained(base_run):
+    """The suite's base run (tests/jobs.py): its output (not to be written to), model version, result."""
+    return base_run.output, base_run.manifest()["model_version"], base_run.result
 
 
 def _published_segments(spark, output, run_date):
@@ -196,8 +191,10 @@ def test_any_spark_user_gets_the_runs_clusters_from_the_saved_pipeline(spark, tr
 
 
 def test_a_score_run_with_the_saved_model_gives_the_same_segments(spark, trained, tmp_path):
-    output, version, result = trained
-    again = run(spark, _config(output), mode=SCORE, run_date=result.run_date.replace(year=result.run_date.year + 1))
+    published, version, result = trained
+    output = shutil.copytree(published, tmp_path / "out")  # the shared run's output stays as it is
+    config = load_config(env="test", overrides={"output.path": str(output), "synthetic.lines": LINES}, environ={})
+    again = run(spark, config, mode=SCORE, run_date=result.run_date.replace(year=result.run_date.year + 1))
     assert again.metrics["model_version"] == version
     columns = [CUSTOMER_ID, LEAF, CLUSTER, "segment", "top_features"]
     trained_rows = _published_segments(spark, output, result.run_date.isoformat()).select(*columns).collect()

@@ -2,16 +2,18 @@
 
 A Spark Connect server (the pyspark wheel's jar, local[2] and the test profile's settings) is started
 for this module, bound to 127.0.0.1 on a free port, and stopped by its pid. The job runs against it
-once through the command line (``SPARK_REMOTE``), and once in this process's classic session, on
-the real log (the synthetic one without ../shared) with a backtest: every customer's cluster and
-Insider flag, the segments, profiles, rules and quarantine, and the manifest's figures must be
-equal. Both runs on the real log took 96 s on a loaded two-core machine.
+through the command line (``SPARK_REMOTE``), on the real log (the synthetic one without ../shared)
+with a backtest, and must give what the suite's classic run of the same log gives (``real_log_run``
+or ``connect_twin_run``, tests/jobs.py): every customer's cluster and Insider flag, the segments,
+profiles, rules and quarantine, and the manifest's figures. The server and its runs are a
+background job (tests/background.py): they run in processes of their own beside the other tests.
 
 The error checks need no server: an endpoint nothing listens on, and a bad URL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,15 +21,17 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests import background
 from tests.conftest import PROJECT_ROOT, REAL_LOG_PARQUET
+from tests.jobs import CONNECT_LINES as LINES
+from tests.jobs import HORIZON_DAYS
 
-LINES = 20_000  # without ../shared: enough for every step (k = 9 clusters on ~260 customers)
-HORIZON_DAYS = 90  # the backtest: the CLV reference's pandas_udf and the capture curve's zipWithIndex
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_SECONDS = 180  # a loaded two-core machine takes a minute to start a JVM with Connect's service
 # the manifest's figures: what the run measured, not where or when it ran
@@ -71,9 +75,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def connect_server(tmp_path_factory, test_config):
-    """``sc://127.0.0.1:PORT`` of a Connect server that lives as long as this module's tests."""
+@contextlib.contextmanager
+def connect_server(folder: Path, settings: dict):
+    """``sc://127.0.0.1:PORT`` of a Connect server with the test profile's ``settings``, stopped by its
+    pid at the end."""
     import pyspark
 
     missing = _connect_client_missing()
@@ -82,10 +87,9 @@ def connect_server(tmp_path_factory, test_config):
     home = Path(pyspark.__file__).parent
     if not list((home / "jars").glob("spark-connect_*.jar")):
         pytest.skip(f"no Spark Connect jar in {home / 'jars'}")
-    folder = tmp_path_factory.mktemp("connect-server")
     port = _free_port()
     settings = {
-        **test_config.spark,
+        **settings,
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(port),
         "spark.sql.warehouse.dir": str(folder / "warehouse"),
@@ -122,13 +126,6 @@ def run_cli(args: list[str], **environ: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **environ}
     command = [sys.executable, "-m", "insiders_spark.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800, cwd=PROJECT_ROOT)
-
-
-def run_in_this_process(spark, output: Path, overrides: dict) -> None:
-    from insiders_spark.core.config import load_config
-    from insiders_spark.runs import run
-
-    run(spark, load_config(env="test", overrides={"output.path": str(output), **overrides}))
 
 
 def published(output: Path) -> dict:
@@ -172,22 +169,57 @@ def skip_while_storage_needs_the_jvm() -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def both_runs(spark, connect_server, tmp_path_factory) -> tuple[dict, dict]:
-    """The same run, with a backtest, in this process and over Connect (``SPARK_REMOTE``): on the
-    real log where ../shared has it, else on the synthetic log (generated on the server's Python)."""
+@dataclass(frozen=True)
+class OverConnect:
+    server: str  # the server's URL, dead by the time the tests read this
+    remote: dict  # the run's published tables and manifest
+    missing_module: str  # what connect_session said of a module the server cannot import
+
+
+MISSING_MODULE_CHECK = """
+import sys
+from insiders_spark.spark.connect import SparkConnectError, connect_session
+try:
+    connect_session(sys.argv[1], {{}}, modules={modules!r})
+except SparkConnectError as error:
+    print(error)
+"""
+
+
+def _wants_the_server(item) -> bool:
+    return background.in_module(__name__)(item) and bool({"over_connect"} & set(getattr(item, "fixturenames", ())))
+
+
+@background.job("connect", wanted=_wants_the_server)
+def _over_connect(folder: Path) -> OverConnect:
+    """Start a server, run the job against it (the real log where ../shared has it, else the synthetic
+    one, generated on the server's Python), ask it for a module it does not have, stop it."""
     skip_while_storage_needs_the_jvm()
-    if REAL_LOG_PARQUET.exists():
-        overrides, args = {"input.path": str(REAL_LOG_PARQUET)}, ["--input", str(REAL_LOG_PARQUET)]
-    else:
-        overrides, args = {"synthetic.lines": LINES}, ["--synthetic-lines", str(LINES)]
-    overrides["backtest.horizon_days"] = HORIZON_DAYS
-    args += ["--backtest-horizon", str(HORIZON_DAYS)]
-    folder = tmp_path_factory.mktemp("both-runs")
-    run_in_this_process(spark, folder / "local", overrides)
-    done = run_cli(["run", "--env", "test", "--output", str(folder / "connect"), *args], SPARK_REMOTE=connect_server)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return published(folder / "local"), published(folder / "connect")
+    from insiders_spark.core.config import load_config
+
+    args = ["--input", str(REAL_LOG_PARQUET)] if REAL_LOG_PARQUET.exists() else ["--synthetic-lines", str(LINES)]
+    with connect_server(folder, load_config(env="test", environ={}).spark) as server:
+        args += ["--backtest-horizon", str(HORIZON_DAYS)]
+        done = run_cli(["run", "--env", "test", "--output", str(folder / "connect"), *args], SPARK_REMOTE=server)
+        assert done.returncode == 0, done.stderr[-3000:]
+        modules = ("insiders_spark.storage.synthetic", "no_such_module")
+        check = subprocess.run(
+            [sys.executable, "-c", MISSING_MODULE_CHECK.format(modules=modules), server], capture_output=True,
+            text=True, timeout=600, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        )  # fmt: skip
+    return OverConnect(server, published(folder / "connect"), check.stdout)
+
+
+@pytest.fixture(scope="module")
+def over_connect() -> OverConnect:
+    return background.result("connect")
+
+
+@pytest.fixture(scope="module")
+def both_runs(request, over_connect) -> tuple[dict, dict]:
+    """The suite's classic run of the same log with the same backtest, and the run over Connect."""
+    twin = request.getfixturevalue("real_log_run" if REAL_LOG_PARQUET.exists() else "connect_twin_run")
+    return published(twin.output), over_connect.remote
 
 
 @pytest.mark.spark
@@ -200,30 +232,18 @@ def test_a_run_over_spark_connect_publishes_what_a_local_run_does(both_runs):
 
 
 @pytest.mark.spark
-def test_the_manifest_says_where_a_connect_run_ran(both_runs, connect_server):
+def test_the_manifest_says_where_a_connect_run_ran(both_runs, over_connect):
     local, remote = both_runs
     where = remote["manifest"]["spark"]
-    assert where["connect"] == connect_server and where["master"] == "local[2]" and where["executors"] is None
+    assert where["connect"] == over_connect.server and where["master"] == "local[2]" and where["executors"] is None
     assert local["manifest"]["spark"]["executors"]  # classic: from the status store
     assert remote["manifest"]["versions"]["java"] == local["manifest"]["versions"]["java"]
 
 
-@pytest.mark.spark
-def test_a_server_without_what_the_run_imports_is_named_in_one_line(connect_server):
-    modules = ("insiders_spark.storage.synthetic", "no_such_module")
-    code = (
-        "from insiders_spark.spark.connect import SparkConnectError, connect_session\n"
-        "try:\n"
-        f"    connect_session({connect_server!r}, {{}}, modules={modules!r})\n"
-        "except SparkConnectError as error:\n"
-        "    print(error)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-    )  # fmt: skip
-    [message] = done.stdout.strip().splitlines()
-    assert message.startswith(f"Spark Connect server {connect_server}: its Python cannot import what the run needs: ")
+def test_a_server_without_what_the_run_imports_is_named_in_one_line(over_connect):
+    [message] = over_connect.missing_module.strip().splitlines()
+    server = over_connect.server
+    assert message.startswith(f"Spark Connect server {server}: its Python cannot import what the run needs: ")
     assert "no_such_module (ModuleNotFoundError" in message and "insiders_spark.storage.synthetic" not in message
 
 

@@ -4,7 +4,7 @@ metastore on embedded Derby, read back by a fresh process; and ``--table`` readi
 Derby lets one JVM at a time open the metastore, and the suite's own session has an in-memory
 catalog, so the runs happen in child processes, one after the other: a publisher (its runs each
 build and stop their own session, as ``insiders-spark run`` does), then a reader in a new process
-and a new JVM.
+and a new JVM. Both are a background job (tests/background.py): they run beside the other tests.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 
 from insiders_spark.storage.outputs import partition_path
 from insiders_spark.storage.pointers import read_pointer
+from tests import background
 
 pytestmark = pytest.mark.spark
 PROJECT = Path(__file__).resolve().parents[2]
@@ -122,13 +123,17 @@ def _published_rows(output: Path, table: str) -> int:
     return pq.read_table(partition_path(str(output), table, DATE)).num_rows
 
 
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    root = tmp_path_factory.mktemp("catalog")
+@background.job("catalog", wanted=background.in_module(__name__))
+def _publish_and_read(root: Path):
     metastore = root / "metastore"
     published = _child(PUBLISHER, str(root), metastore=metastore)
     seen = _child(READER, str(root), COLUMNS, metastore=metastore)
     return root, metastore, published, seen
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return background.result("catalog")
 
 
 def test_a_fresh_process_reads_the_published_partitions_from_the_metastore(catalog):

@@ -138,7 +138,7 @@ def test_a_catalog_table_read_up_to_the_as_of_date(spark, orders, tmp_path):
         ("customer_id=client,invoice_date=ordered_at", 1, "no unit_price or line_amount column"),
     ],
 )
-def test_a_mapping_that_cannot_work_stops_with_one_line(orders, tmp_path, capsys, columns, status, message):
+def test_a_mapping_that_cannot_work_stops_with_one_line(spark, orders, tmp_path, capsys, columns, status, message):
     args = ["run", "--env", "test", "--input", str(orders), "--columns", columns, "--output", str(tmp_path / "out")]
     assert main(args) == status
     error = capsys.readouterr().err
