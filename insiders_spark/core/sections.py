@@ -14,6 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from insiders_spark.core.names import (
+    EXCLUDED_COUNTRY,
+    EXCLUDED_CUSTOMER,
+    NON_PRODUCT_CODE,
+    PARSE_REASONS,
+    PRICE_BELOW_MINIMUM,
+)
+
 
 @dataclass(frozen=True)
 class JobConfig:
@@ -65,12 +73,22 @@ class CleaningConfig:
     guest_customer_id_start: int = 0  # guest invoices are numbered from here; 0: past the largest id
 
 
+# reason -> the largest share of the judged lines it may set aside: parse problems should be rare
+MAX_SHARE_BY_REASON: Mapping[str, float] = {
+    **dict.fromkeys(PARSE_REASONS, 0.01),
+    PRICE_BELOW_MINIMUM: 0.03,
+    NON_PRODUCT_CODE: 0.03,
+    EXCLUDED_COUNTRY: 0.02,
+    EXCLUDED_CUSTOMER: 0.01,
+}
+
+
 @dataclass(frozen=True)
 class QuarantineConfig:
     """How much of the input may be set aside before the run refuses to publish segments."""
 
     max_share: float = 0.05  # all reasons together, as a share of the input lines
-    max_share_by_reason: Mapping[str, float] = field(default_factory=dict)  # reason -> share
+    max_share_by_reason: Mapping[str, float] = field(default_factory=lambda: dict(MAX_SHARE_BY_REASON))
 
 
 @dataclass(frozen=True)
@@ -145,7 +163,7 @@ class LaunchConfig:
     """The driver JVM's start when Python starts it (local runs): ``insiders_spark.launch``."""
 
     class_archive: str = ""  # a class-data sharing archive (insiders-spark class-archive); "" = none
-    quick_jit_max_bytes: int = 0  # inputs up to this size run with the quick JIT only; 0 = never
+    quick_jit_max_bytes: int = 64 * 1024 * 1024  # inputs up to this size run with the quick JIT only; 0 = never
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,6 @@ def tracked(spark, tmp_path_factory):
     return client, config, first, second, versions_after_first, alias_after_first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: runs/tracking.py reads quality.stability.ari/insiders_jaccard, which the stability "
-    "package moved under seed/ and bootstrap/: no stability metric reaches MLflow",
-)
 def test_a_training_run_logs_its_params_metrics_artifacts_and_model(tracked):
     client, config, first, _, versions, alias = tracked
     experiment = client.get_experiment_by_name(EXPERIMENT)

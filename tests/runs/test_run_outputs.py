@@ -46,11 +46,6 @@ def test_a_published_run_leaves_no_staging_folder_and_writes_the_html_report(pub
 
 
 @pytest.mark.spark
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the 40,000-line base run starts a Spark broadcast-exchange job that carries neither "
-    "its stage's description nor its tag",
-)
 def test_every_spark_job_of_the_run_is_named_after_its_stage(published):
     _, result, jobs = published
     assert jobs
