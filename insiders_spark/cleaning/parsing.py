@@ -200,7 +200,7 @@ REVENUE_SCALE = 10_000  # revenue is summed exactly, in 1/10,000 of the currency
 
 
 def round_half_up(value: Column) -> Column:
-    """A double rounded to a whole number, halves away from zero: ``ROUND(x, 0)``.
+    """A double rounded to a whole number (a double), halves away from zero: ``ROUND(x, 0)``.
 
     ``F.round`` of a double goes through ``BigDecimal.valueOf``, i.e. prints the double as text, per
     line. Here: the whole part, plus one when the fraction (``x - floor(x)``, exact in floating
@@ -209,8 +209,11 @@ def round_half_up(value: Column) -> Column:
     """
 
     def away_from_zero(positive: Column) -> Column:
-        whole = F.floor(positive)
-        return F.when(positive - whole >= F.lit(0.5), whole + F.lit(1)).otherwise(whole)
+        # x - fmod(x, 1) is floor(x), exactly, as a double: F.floor gives a long, which overflows
+        # (an error under ANSI) past 2^63 where the caller's try_cast gives null instead
+        fraction = F.pmod(positive, F.lit(1.0))
+        whole = positive - fraction
+        return F.when(fraction >= F.lit(0.5), whole + F.lit(1.0)).otherwise(whole)
 
     return F.when(value >= 0, away_from_zero(value)).otherwise(-away_from_zero(-value))
 

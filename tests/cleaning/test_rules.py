@@ -3,7 +3,6 @@ with a null row, then every reason a line can get, first rule first."""
 
 import datetime as dt
 
-import pytest
 from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
 
@@ -284,11 +283,6 @@ def test_amounts_past_the_exact_revenue_range_are_quarantined_not_crashing(spark
     assert units.units == 10**14 == at_limit.first().revenue_units
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: revenue_units of a price past 1e15 overflows in round_half_up's floor (ANSI) "
-    "instead of being null; the whole run then stops with ARITHMETIC_OVERFLOW",
-)
 def test_the_revenue_of_a_price_past_the_range_is_null_not_an_overflow(spark):
     ok = ("2010-12-01 08:26:00",)
     rows = [("03", "85123A", "d", "1", *ok, "1e15", "17850", "United Kingdom", None, "f.csv")]
