@@ -371,9 +371,12 @@ def make_class_archive(args: argparse.Namespace) -> int:
 
 def manage_models(config, action: str, version: str | None) -> int:
     """``models list`` / ``models use VERSION`` on the configured output."""
+    from pyspark.sql import SparkSession
+
     from insiders_spark.model.store import current_version, list_versions, use_version
     from insiders_spark.spark.session import build_spark_session
 
+    already_running = SparkSession.getActiveSession() is not None  # a notebook's: not ours to stop
     spark = build_spark_session(config.job.app_name, config.spark)
     try:
         if action == "use":
@@ -397,7 +400,8 @@ def manage_models(config, action: str, version: str | None) -> int:
         print(f"insiders-spark: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        spark.stop()
+        if not already_running:
+            spark.stop()
 
 
 if __name__ == "__main__":

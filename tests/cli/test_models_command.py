@@ -109,11 +109,6 @@ def test_a_switch_waits_for_the_run_holding_the_output(commands):
     assert "Traceback" not in busy["stderr"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.manage_models stops the session it was given by getOrCreate even when it did not start it "
-    "(run_job leaves an already running session alone): `models list` from a notebook stops the notebook's session",
-)
 def test_the_models_command_leaves_a_running_session_running(commands):
     results, _, _ = commands
     assert results[-1] == {"notebook_session": True}
