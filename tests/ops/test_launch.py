@@ -64,12 +64,6 @@ def test_a_class_archive_is_passed_only_when_it_exists(tmp_path, caplog):
     assert str(archive.resolve()) in present.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importing insiders_spark.spark.launch runs insiders_spark/spark/__init__.py, which imports "
-    "spark.literals (pyspark.ml: numpy, pandas, pyarrow) before the JVM starts; the flat launch module "
-    "of 0448d21 imported none of them (about 1 s more before every local run's JVM starts)",
-)
 def test_planning_the_start_imports_nothing_the_background_thread_imports(tmp_path):
     """The command line plans the JVM's start before starting it: what it imports first holds the
     start back (pandas, through pyarrow and the synthetic log, cost 0.7 s there). A fresh
