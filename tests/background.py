@@ -8,7 +8,8 @@ that a selected test wants at its first test, or, for a job that works on anothe
 :func:`result`, waiting for it if it is not done, and run last (tests/conftest.py orders them), so
 the jobs have the whole session to run in. A job that raises (a failed assertion, ``pytest.skip``)
 raises the same in every test that takes its result. On a two-core machine the session's own tests
-leave a core mostly idle between their small Spark jobs: the JVMs of these jobs use it.
+leave a core mostly idle between their small Spark jobs: the JVMs of these jobs use it, one job
+at a time (``SLOTS``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import Any
 import pytest
 
 TIMEOUT_S = 1_800
+# One job at a time beside the session's own tests: each starts JVMs, and on two cores several at
+# once only make every one of them (and the session) slower.
+SLOTS = threading.Semaphore(1)
 
 
 @dataclass
@@ -39,13 +43,14 @@ class Job:
 
     def start(self, folder: Path, *given: Any) -> None:
         def run() -> None:
-            self.started = time.monotonic()
-            try:
-                self.value = self.work(folder, *given)
-            except BaseException as error:  # re-raised in the tests that take the result
-                self.error = error
-            finally:
-                self.seconds = time.monotonic() - self.started
+            with SLOTS:
+                self.started = time.monotonic()
+                try:
+                    self.value = self.work(folder, *given)
+                except BaseException as error:  # re-raised in the tests that take the result
+                    self.error = error
+                finally:
+                    self.seconds = time.monotonic() - self.started
 
         self.thread = threading.Thread(target=run, name=f"background-{self.name}", daemon=True)
         self.thread.start()
