@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from insiders_spark.core.checks import CUSTOMER_ID_KINDS, INPUT_FORMATS
@@ -231,11 +231,15 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
+    """``insiders-spark ARGV``; ``environ``: the environment variables the configuration and
+    ``SPARK_REMOTE`` are read from (default: the process's), for a caller that runs several
+    commands in one process with different settings."""
     args = build_parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
     try:
         if args.command == "config":
-            config = load_config(args.conf_dir, args.env)
+            config = load_config(args.conf_dir, args.env, environ=environ)
             print(json.dumps(config.to_dict(), indent=2))
             return EXIT_OK
         if args.command == "models":
@@ -243,13 +247,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("insiders-spark: 'models use' needs a VERSION (see 'models list')", file=sys.stderr)
                 return EXIT_USAGE
             config = load_config(
-                args.conf_dir, args.env, overrides={"output.path": args.output, "tracking.mlflow_uri": args.mlflow_uri}
+                args.conf_dir,
+                args.env,
+                overrides={"output.path": args.output, "tracking.mlflow_uri": args.mlflow_uri},
+                environ=environ,
             )
             return manage_models(config, args.action, args.version)
         if args.command == "class-archive":
             return make_class_archive(args)
-        config = load_config(args.conf_dir, args.env, overrides=overrides_from(args))
-        remote = remote_url(args.remote, os.environ)
+        config = load_config(args.conf_dir, args.env, overrides=overrides_from(args), environ=environ)
+        remote = remote_url(args.remote, environ)
         if remote and args.launched_by_spark_submit:
             raise ConfigError(f"--remote/{REMOTE_VARIABLE} {remote!r}: spark-submit runs the job in its own JVM")
     except ConfigError as error:

@@ -309,22 +309,15 @@ def _kept_logging() -> Iterator[None]:
 
 def run_cli(args: Sequence[str], *, environ: Mapping[str, str] | None = None) -> CliRun:
     """``insiders-spark ARGS`` through ``insiders_spark.cli.main`` in this process (the suite's
-    session is reused and left running), with extra environment variables; stdout and stderr kept."""
+    session is reused and left running), with extra environment variables; stdout and stderr kept.
+    The variables reach only this command (``main``'s ``environ``): the process's environment,
+    which the background jobs' subprocesses inherit, is left as it is."""
     from insiders_spark.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    saved = {name: os.environ.get(name) for name in environ or {}}
-    os.environ.update(environ or {})
-    try:
-        with _kept_logging(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                status = main(list(args))
-            except SystemExit as exit_:  # argparse refuses the command line: usage error
-                status = exit_.code
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with _kept_logging(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(list(args), environ={**os.environ, **(environ or {})})
+        except SystemExit as exit_:  # argparse refuses the command line: usage error
+            status = exit_.code
     return CliRun(status, out.getvalue(), err.getvalue())
