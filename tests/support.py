@@ -12,12 +12,16 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from insiders_spark.core.config import CleaningConfig, Config, dataset_columns, load_config, with_dataset
 from insiders_spark.storage.synthetic import ONLINE_RETAIL_COLUMNS, SyntheticLogSpec, generate_chunk
@@ -321,3 +325,17 @@ def run_cli(args: Sequence[str], *, environ: Mapping[str, str] | None = None) ->
         except SystemExit as exit_:  # argparse refuses the command line: usage error
             status = exit_.code
     return CliRun(status, out.getvalue(), err.getvalue())
+
+
+def kill_once_writing(process: subprocess.Popen, writing: Callable[[], bool], *, deadline: float) -> None:
+    """Wait (until the monotonic ``deadline``) for ``writing()`` to say the run has begun to write
+    its outputs, then kill the run's whole process group and wait for it."""
+    while time.monotonic() < deadline:
+        if writing():
+            break
+        assert process.poll() is None, "the run finished before it could be killed"
+        time.sleep(0.2)
+    else:
+        pytest.fail("the run never started writing")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)

@@ -114,15 +114,11 @@ def test_a_run_killed_while_it_writes_leaves_the_published_outputs(spark, base_r
         assert holder["pid"] == process.pid and holder["purpose"] == "insiders-spark run (train-and-score)"
         with pytest.raises(OutputInUseError, match=rf"pid {process.pid}\).*delete {re.escape(str(lock))}"):
             run(spark, support.config({"output.path": str(output), "synthetic.lines": LINES}))
-        while time.monotonic() < deadline:  # wait until the run has staged some output
-            if staging.exists() and any(p.name == "quarantine" for run_ in staging.iterdir() for p in run_.iterdir()):
-                break
-            assert process.poll() is None, "the run finished before it could be killed"
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run never started writing")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
+        support.kill_once_writing(  # once the run has staged some output
+            process,
+            lambda: staging.exists() and any(p.name == "quarantine" for r in staging.iterdir() for p in r.iterdir()),
+            deadline=deadline,
+        )
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

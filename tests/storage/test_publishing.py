@@ -35,6 +35,7 @@ from insiders_spark.storage.outputs import (
     recover_interrupted_commits,
 )
 from insiders_spark.storage.pointers import STATE, read_pointer
+from tests import support
 
 DATE = "2011-12-09"
 TABLES = ("segments", "profiles")
@@ -269,15 +270,11 @@ def test_a_pointer_run_killed_mid_write_leaves_the_previous_outputs_and_no_debri
     runs = output / RUN_FOLDERS / f"run_date={DATE}"
     deadline = time.monotonic() + 240
     try:
-        while time.monotonic() < deadline:  # wait until the new run has written some of its outputs
-            if any((folder / "quarantine").exists() for folder in runs.iterdir() if folder.name != live):
-                break
-            assert process.poll() is None, "the run finished before it could be killed"
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run never started writing")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
+        support.kill_once_writing(  # once the new run has written some of its outputs
+            process,
+            lambda: any((folder / "quarantine").exists() for folder in runs.iterdir() if folder.name != live),
+            deadline=deadline,
+        )
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
