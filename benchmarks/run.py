@@ -35,6 +35,8 @@ from pathlib import Path
 import generate  # benchmarks/generate.py: this script's folder is first on sys.path
 import psutil
 
+from insiders_spark.core.names import FEATURE_COLUMNS  # stdlib only: no Spark to import
+
 BENCHMARKS = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCHMARKS.parent
 
@@ -53,16 +55,6 @@ P2_LINES, P2_MAX_RATIO = 100_000_000, 1.0  # spark whole job / pandas + scikit-l
 P3_LINES, P3_MAX_GIB = 200_000_000, 6.0  # spark's peak memory, all processes
 P4_MAX_S = 15.0  # the real log, end to end, JVM start included
 
-FEATURE_COLUMNS = (
-    "gross_revenue",
-    "recency_days",
-    "qty_invoices",
-    "qty_items",
-    "qty_products",
-    "frequency",
-    "qty_returns",
-    "avg_ticket",
-)
 INTEGER_FEATURES = ("recency_days", "qty_invoices", "qty_items", "qty_products", "qty_returns")
 
 
